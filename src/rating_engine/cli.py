@@ -1,0 +1,201 @@
+"""`rating-engine` command line: rate, simulate, worker, report.
+
+Exit codes: 0 done (bad input lines are reported, not fatal), 2 the deck or
+the command line is invalid or a file can't be opened, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator, Sequence
+
+from .deck import Deck, DeckError, load_deck
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+
+
+class CliError(Exception):
+    """A fatal, user-facing error: printed as one line, exit 2."""
+
+
+def _deck(path: str) -> Deck:
+    try:
+        return load_deck(path)
+    except DeckError as exc:
+        raise CliError(f"invalid deck: {exc}") from None
+
+
+@contextmanager
+def _open_in(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot open: {exc.strerror}") from None
+    with f:
+        yield f
+
+
+@contextmanager
+def _open_out(path: str | None) -> Iterator[BinaryIO]:
+    if path is None or path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        f = open(path, "wb")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write: {exc.strerror}") from None
+    with f:
+        yield f
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most twice a second."""
+
+    def __init__(self, total_bytes: int, label: str) -> None:
+        self.total, self.label = total_bytes, label
+        self.started = self.last = time.monotonic()
+        self.lines = 0
+
+    def update(self, done_bytes: int, lines: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        frac = done_bytes / self.total if self.total else 1.0
+        width = 30
+        bar = "#" * int(frac * width)
+        rate = lines / max(now - self.started, 1e-9)
+        sys.stderr.write(f"\r{self.label} [{bar:<{width}}] {frac:6.1%} {lines:,} lines {rate:,.0f}/s")
+        sys.stderr.flush()
+
+    def close(self, lines: int) -> None:
+        elapsed = time.monotonic() - self.started
+        sys.stderr.write(f"\r{self.label}: {lines:,} lines in {elapsed:.1f}s{' ' * 30}\n")
+
+
+def _progress_for(path: str, label: str) -> Progress | None:
+    if path == "-" or sys.stdout.isatty():
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    return Progress(size, label) if size >= PROGRESS_MIN_BYTES else None
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    from .cdr import rate_line
+
+    deck = _deck(args.rates)
+    progress = _progress_for(args.cdrs, "rate")
+    name = "<stdin>" if args.cdrs == "-" else args.cdrs
+    with _open_in(args.cdrs) as src, _open_out(args.output) as dst:
+        import orjson
+
+        done = 0
+        lines = 0
+        write = dst.write
+        for lines, raw in enumerate(src, start=1):
+            done += len(raw)
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            record, reason = rate_line(deck, raw)
+            if reason is not None and record["status"] == "invalid":
+                sys.stderr.write(f"{name}:{lines}: invalid: {reason}\n")
+            write(orjson.dumps(record))
+            write(b"\n")
+            if progress is not None and lines % 4096 == 0:
+                progress.update(done, lines)
+        if progress is not None:
+            progress.close(lines)
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .engine import simulate_lines, with_topic
+
+    deck = _deck(args.rates)
+    with _open_in(args.events) as src, _open_out(args.output) as dst:
+        for topic, payload in simulate_lines(deck, src):
+            dst.write(with_topic(topic, payload))
+            dst.write(b"\n")
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run_worker
+
+    return run_worker(args)
+
+
+def cmd_report(argv: list[str]) -> int:
+    from .report import main as report_main
+
+    return report_main(argv)
+
+
+def _env(flag: str, default: str | None) -> str | None:
+    return os.environ.get("RATING_ENGINE_" + flag.upper().replace("-", "_"), default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rating-engine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rate = sub.add_parser("rate", help="price a CDR file offline (contracts.md section 3)")
+    rate.add_argument("--rates", required=True, metavar="DECK.csv")
+    rate.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    rate.add_argument("cdrs", metavar="CDRS.jsonl", help="CDR file, or - for stdin")
+    rate.set_defaults(func=cmd_rate)
+
+    sim = sub.add_parser("simulate", help="run the decision core on a virtual clock")
+    sim.add_argument("--rates", required=True, metavar="DECK.csv")
+    sim.add_argument("--output", "-o", metavar="FILE")
+    sim.add_argument("events", metavar="EVENTS.jsonl", help="events file, or - for stdin")
+    sim.set_defaults(func=cmd_simulate)
+
+    work = sub.add_parser("worker", help="the streaming worker (Faust on Kafka)")
+    work.add_argument("--rates", default=_env("rates", None), metavar="DECK.csv")
+    work.add_argument("--broker", default=_env("broker", "kafka://127.0.0.1:9092"))
+    work.add_argument("--topic-prefix", default=_env("topic_prefix", ""))
+    work.add_argument("--partitions", type=int, default=int(_env("partitions", "4") or 4))
+    work.add_argument("--metrics-port", type=int, default=int(_env("metrics_port", "9108") or 9108))
+    work.add_argument("--state-dir", default=_env("state_dir", os.path.join(os.getcwd(), "var", "worker")))
+    work.add_argument("--app-id", default=_env("app_id", "rating-engine"))
+    work.set_defaults(func=cmd_worker)
+
+    sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        return cmd_report(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "worker" and not args.rates:
+        parser.error("worker needs --rates (or RATING_ENGINE_RATES)")
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"rating-engine: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

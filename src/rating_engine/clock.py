@@ -1,0 +1,143 @@
+"""Instants and durations as exact numbers of microseconds since the Unix epoch.
+
+An instant is an `int` of microseconds, or a `Fraction` when a pool shared by
+n calls empties at a non-whole microsecond (R/n). Python mixes both exactly,
+so every comparison and sum stays exact; only printing floors or rounds.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from functools import lru_cache
+from typing import Union
+
+import orjson
+
+Instant = Union[int, Fraction]
+
+US_PER_S = 1_000_000
+US_PER_DAY = 86_400 * US_PER_S
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_TS_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,12}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
+)
+
+
+class TimestampError(ValueError):
+    """A timestamp that is not ISO 8601 with a zone."""
+
+
+@lru_cache(maxsize=4096)
+def _day_us(year: int, month: int, day: int) -> int:
+    return (datetime(year, month, day, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+
+
+def parse_instant(text: object) -> Instant:
+    """Parse ISO 8601 with a zone (`Z` or `±HH:MM`) into exact epoch microseconds."""
+    if not isinstance(text, str):
+        raise TimestampError("timestamp is not a string")
+    m = _TS_RE.match(text)
+    if m is None:
+        raise TimestampError(f"{text!r} is not ISO 8601 with a zone")
+    y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
+    hour, minute, second = int(h), int(mi), int(s)
+    if hour > 23 or minute > 59 or second > 59 or int(oh or 0) > 23 or int(om or 0) > 59:
+        raise TimestampError(f"{text!r} has a field out of range")
+    try:
+        day_us = _day_us(int(y), int(mo), int(d))
+    except ValueError as exc:
+        raise TimestampError(f"{text!r}: {exc}") from None
+    us: Instant = day_us + ((hour * 60 + minute) * 60 + second) * US_PER_S
+    if frac:
+        if len(frac) <= 6:
+            us += int(frac.ljust(6, "0"))
+        else:
+            us += Fraction(int(frac), 10 ** (len(frac) - 6))
+    if not z:
+        offset = (int(oh) * 60 + int(om)) * 60 * US_PER_S
+        us = us - offset if sign == "+" else us + offset
+    return us
+
+
+def format_instant(us: Instant) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ`, floored to the millisecond."""
+    ms = us // 1000
+    dt = _EPOCH + timedelta(milliseconds=int(ms))
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+
+
+def seconds_text(us: Instant) -> str:
+    """A count of seconds as JSON number text: exact when the decimal ends, else 3 places half-up."""
+    s = Fraction(us) / US_PER_S
+    den = s.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den == 1:
+        places = max(twos, fives)
+        scaled = s.numerator * (10**places // s.denominator)
+    else:
+        places = 3
+        num = s.numerator * 1000
+        q, r = divmod(abs(num), s.denominator)
+        if 2 * r >= s.denominator:
+            q += 1
+        scaled = q if num >= 0 else -q
+    sign = "-" if scaled < 0 else ""
+    digits = str(abs(scaled))
+    if places == 0:
+        return sign + digits
+    digits = digits.rjust(places + 1, "0")
+    whole, part = digits[:-places], digits[-places:].rstrip("0")
+    return f"{sign}{whole}.{part}" if part else f"{sign}{whole}"
+
+
+def seconds_json(us: Instant) -> orjson.Fragment:
+    """Seconds as an exact JSON number (an orjson fragment, so no float is involved)."""
+    return orjson.Fragment(seconds_text(us))
+
+
+def to_datetime(us: Instant) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(us // 1))
+
+
+def from_datetime(dt: datetime) -> int:
+    return (dt - _EPOCH) // timedelta(microseconds=1)
+
+
+def day_start_us(iso_date: str) -> int:
+    """Midnight UTC of an ISO date `YYYY-MM-DD`."""
+    parts = iso_date.split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[0]) != 4:
+        raise ValueError(f"{iso_date!r} is not an ISO date")
+    return _day_us(int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def next_month_start(us: Instant) -> int:
+    """00:00 UTC on the 1st of the month after the one holding `us`."""
+    dt = to_datetime(us)
+    y, m = (dt.year + 1, 1) if dt.month == 12 else (dt.year, dt.month + 1)
+    return _day_us(y, m, 1)
+
+
+def month_label(us: Instant) -> str:
+    dt = to_datetime(us)
+    return f"{dt.year:04d}-{dt.month:02d}"
+
+
+def add_twelve_months(us: Instant) -> Instant:
+    """Same UTC time of day, same day of month, a year later (the month's last day if missing)."""
+    dt = to_datetime(us)
+    try:
+        target = dt.replace(year=dt.year + 1)
+    except ValueError:  # 29 February
+        target = dt.replace(year=dt.year + 1, day=28)
+    return from_datetime(target) + (us - from_datetime(dt))
