@@ -103,7 +103,7 @@ fetch_jars() {
     local tmp="$KAFKA_HOME_DIR/libs.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$KAFKA_HOME_DIR"
-    if ! mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+    if ! mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
             -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
         rm -rf "$tmp"
         die "Maven could not fetch the Kafka jars (network? proxy settings in ~/.m2/settings.xml?)"
@@ -251,7 +251,7 @@ cmd_start() {
             -Dkafka.logs.dir="$DATA_DIR" \
             -Dlog4j.configuration="file:$DATA_DIR/log4j.properties" \
             -cp "$LIBS/*" kafka.Kafka "$DATA_DIR/server.properties" \
-            >"$OUT_FILE" 2>&1 </dev/null &
+            >"$OUT_FILE" 2>&1 </dev/null 9>&- &   # 9>&-: the broker must not inherit the lock
         pid=$!
         echo "$pid" >"$PID_FILE"
     fi

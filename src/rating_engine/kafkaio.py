@@ -1,0 +1,108 @@
+"""Small aiokafka tools around the worker: replay an events file, collect the output topics.
+
+Used by the demo (`rating-engine replay`, `rating-engine collect`), the
+integration tests and the load test; they are edges, not part of the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Iterable
+
+import orjson
+
+from .clock import US_PER_S, format_instant, parse_instant
+from .records import OUTPUT_TOPICS
+
+ACCOUNT_TYPES = frozenset({"add_funds", "set_auto_recharge", "payment_result", "assign_licence",
+                           "remove_licence", "set_pool"})
+TS_FIELDS = ("ts",)
+
+
+def bootstrap(broker: str) -> str:
+    return broker.removeprefix("kafka://")
+
+
+def route(raw: bytes) -> tuple[str, bytes | None]:
+    """Which input topic a line goes to, and its key (the tenant), as a switch would send it."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "calls", None
+    if not isinstance(obj, dict):
+        return "calls", None
+    tenant = obj.get("tenant_id")
+    key = tenant.encode() if isinstance(tenant, str) else None
+    return ("accounts" if obj.get("type") in ACCOUNT_TYPES else "calls"), key
+
+
+def shift_times(lines: Iterable[bytes], new_start_us: int) -> list[bytes]:
+    """Move every `ts` so the first event is at `new_start_us`, keeping the gaps exact."""
+    out: list[bytes] = []
+    first: int | None = None
+    for raw in lines:
+        try:
+            obj = orjson.loads(raw)
+            ts = parse_instant(obj["ts"])
+        except Exception:
+            out.append(raw)
+            continue
+        if first is None:
+            first = int(ts)
+        obj["ts"] = format_instant(ts - first + new_start_us)
+        out.append(orjson.dumps(obj))
+    return out
+
+
+async def produce_lines(broker: str, prefix: str, lines: list[bytes], paced: bool = False) -> int:
+    """Send each line to `calls` or `accounts`; paced: at the wall time of its `ts`."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker), linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        for raw in lines:
+            if paced:
+                try:
+                    due = parse_instant(orjson.loads(raw)["ts"]) / US_PER_S
+                    delay = float(due) - time.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                except Exception:
+                    pass
+            topic, key = route(raw)
+            await producer.send(prefix + topic, raw, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(lines)
+
+
+async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 120.0,
+                  until: int | None = None) -> list[tuple[str, dict, float]]:
+    """Read every output topic from the start until quiet; returns (topic, record, receive time)."""
+    from aiokafka import AIOKafkaConsumer
+
+    topics = [prefix + t for t in OUTPUT_TOPICS]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap(broker), auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    got: list[tuple[str, dict, float]] = []
+    started = last = time.monotonic()
+    try:
+        while time.monotonic() - started < max_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    got.append((tp.topic[len(prefix):], orjson.loads(m.value), now))
+            if batch:
+                last = time.monotonic()
+            if until is not None and len(got) >= until:
+                break
+            if time.monotonic() - last > idle_s:
+                break
+    finally:
+        await consumer.stop()
+    return got

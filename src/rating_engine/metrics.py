@@ -1,0 +1,23 @@
+"""Prometheus metrics of the worker; the dashboard and alert rules use exactly these names."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("rating_events_in_total", "Input records consumed", ["topic", "type"])
+RECORDS_OUT = Counter("rating_records_out_total", "Output records published", ["topic"])
+DEAD_LETTERS = Counter("rating_dead_letters_total", "Rejected inputs sent to dead-letters", ["reason"])
+DISCONNECT_LATENESS = Histogram(
+    "rating_disconnect_lateness_seconds",
+    "Publish wall time minus the disconnect's due instant",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+PROCESSING = Histogram(
+    "rating_event_processing_seconds",
+    "Time to decide one input (or timer tick) and hand its outputs to the producer",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+)
+LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's tenants")
+TENANTS = Gauge("rating_tenants", "Tenants held by this worker")
+TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer scheduled")
+TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")

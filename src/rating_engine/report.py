@@ -1,0 +1,1080 @@
+"""PSTN usage report and funding advice: ``rating-engine report``.
+
+    rating-engine report CHARGES.jsonl [MORE.jsonl | -] --out DIR
+        [--tenant ID]... [--top N] [--lead-days N] [--cover-days N]
+        [--percentile P] [--chart-tenants N] [--max-bad-lines N]
+
+Input: the charges records of contracts.md section 4, one JSON object a line,
+as written by the worker's ``charges`` topic, by ``simulate`` (records carry
+``"topic"``; records of any other topic are ignored and counted) or by
+``rate`` (no pool fields; ``tenant_id``/``user_id`` only when the CDR had
+them: such records are reported under the tenant ``(none)``).
+
+Output in DIR: ``usage.xlsx`` (one sheet per table), one CSV per table
+(``summary.csv``, ``by_user.csv``, ``by_destination.csv``, ``by_kind.csv``,
+``by_day.csv``, ``by_payer.csv``, ``disconnects.csv``, ``by_status.csv``,
+``top_destinations.csv``, ``funding.csv``, ``bad_lines.csv``, ``notes.csv``)
+and a self-contained ``report.html`` (tables and PNG charts embedded as
+``data:`` URIs, no external resource).
+
+Exactness
+---------
+Money never goes through a binary float while it is summed: every money
+string (``"0.0234"``) is parsed as an exact integer count of 0.0001 (the
+4-decimal string with its dot removed, cast to Int64), sums are integer
+sums, and the CSV/HTML print them back as 4-decimal strings. Second counts
+(``duration_seconds``, ``pool_seconds``: JSON numbers with at most 3
+decimals) are held as integer milliseconds, ``billed_seconds`` as an
+integer; minutes are derived from those integers, rounded half-up to 2
+decimals. The only place a float appears is the XLSX: money cells are Excel
+numbers (value = units / 10000, number format ``0.0000``), seconds cells
+``0.000`` and minutes ``0.00``, because Excel has no decimal type; the value
+shown is exact, the double behind it is the nearest one.
+
+Meaning of the columns
+----------------------
+``calls`` records; ``talk_seconds`` the sum of ``duration_seconds`` (a
+missing or null one counts 0); ``pool_seconds`` the seconds the minute pools
+paid; ``credit_seconds`` the sum of ``billed_seconds``, the seconds the
+Communications Credits paid (whole increments); ``*_minutes`` the same / 60;
+``charge`` the credits spent. A call is put on the UTC day of its ``start``
+(a call over midnight counts on the day it began); records without a
+``start`` are on the day "(no date)".
+
+Funding advice (per tenant and currency)
+----------------------------------------
+From the tenant's daily credit spend ``s_1..s_n`` over its period (its
+first to its last day with a record, days without spend count 0):
+
+* ``pNN_daily`` = the PP-th percentile of the daily spend (nearest rank: the
+  ``ceil(PP/100 * n)``-th smallest day), default P95;
+* ``trigger_amount`` = max(pNN_daily x ``lead_days``, the largest spend seen
+  over any ``lead_days`` consecutive days), rounded up to a whole currency
+  unit. ``lead_days`` (default 2) is how long a recharge may take to land:
+  a failed payment waits 24 h before the next request (accounts.md rule 8),
+  so 2 days cover one failure and its retry;
+* ``recharge_amount`` = max(mean_daily x ``cover_days`` (default 30: about
+  one card charge a month), ``trigger_amount``), rounded up to a whole unit;
+* ``add_funds`` = ``trigger_amount`` + ``recharge_amount`` (an opening
+  balance one full recharge above the trigger).
+
+The advice is then replayed on the actual daily series (balance starts at
+``add_funds``; each day's spend is taken off; when the balance is below the
+trigger and no recharge is pending, one is requested and lands at the start
+of the day ``lead_days`` later). If the balance would have reached zero,
+the trigger is raised by the shortfall (rounded up to a whole unit) and the
+replay runs again, so the figures printed are ones that would have kept the
+tenant above zero over the period. ``replay_min_balance`` and
+``replay_recharges`` show the outcome.
+
+Bad lines
+---------
+A line that is not JSON, not an object, or whose ``charge`` (a 4-decimal
+string), ``status``, ``billed_seconds`` (an integer), ``duration_seconds``,
+``pool_seconds`` (numbers) or ``start`` (ISO 8601 with a zone) is missing
+or can't be read is left out of every total, counted, and listed with its
+file and 1-based line number (blank lines count, as everywhere in the
+contracts) in ``bad_lines`` and in the notes; the report still comes out.
+
+Streaming
+---------
+The tables are computed by polars lazy scans (``scan_ndjson`` with an
+explicit all-string schema) collected together with ``collect_all`` on the
+streaming engine: each file is read once, in batches, and only the
+aggregates (one row per tenant x day x kind x pool x status..., per tenant x
+user, per tenant x destination) are held in memory. When a file holds a
+line polars can't parse, it is first rewritten to a temporary file where
+each such line is replaced by a marker object (blocks that parse are copied
+as they are; only a failing block is checked line by line with orjson).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+PROG = "rating-engine report"
+
+# Fields of a charges record the report reads (everything as text: a value of
+# the wrong JSON type then never stops the scan; it is checked below).
+FIELDS = (
+    "topic",
+    "tenant_id",
+    "user_id",
+    "kind",
+    "status",
+    "reason",
+    "start",
+    "duration_seconds",
+    "billed_seconds",
+    "destination",
+    "country",
+    "number_type",
+    "charge",
+    "currency",
+    "pool",
+    "pool_seconds",
+    "disconnected",
+)
+BAD_MARK = "__rating_engine_report_bad__"
+SCHEMA = {name: pl.String for name in (*FIELDS, BAD_MARK)}
+
+STATUSES = ("rated", "free", "unrated", "invalid")
+DISCONNECT_REASONS = ("no_rate", "not_licensed", "no_funds", "funds_exhausted", "bad_number")
+NONE_LABEL = "(none)"
+NO_DATE_LABEL = "(no date)"
+MONEY_UNIT = 10_000  # units of 0.0001 in one currency unit
+
+# Column kinds (how a renderer formats an integer column).
+TEXT, INT, MONEY, SECONDS, MINUTES, DATE, NUMBER = (
+    "text",
+    "int",
+    "money",
+    "seconds",
+    "minutes",
+    "date",
+    "number",
+)
+
+MEASURES: dict[str, str] = {
+    "calls": INT,
+    "talk_seconds": SECONDS,
+    "pool_seconds": SECONDS,
+    "credit_seconds": SECONDS,
+    "talk_minutes": MINUTES,
+    "pool_minutes": MINUTES,
+    "credit_minutes": MINUTES,
+    "charge": MONEY,
+}
+
+
+@dataclasses.dataclass
+class Table:
+    """One output table: ``df`` holds integers (money in 0.0001 units, seconds
+    and minutes in milliseconds) and ``kinds`` says how to print each column."""
+
+    name: str
+    title: str
+    df: pl.DataFrame
+    kinds: dict[str, str]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.df = self.df.select(list(self.kinds))
+
+
+@dataclasses.dataclass
+class Report:
+    tables: dict[str, Table]
+    notes: list[str]
+    records: int  # charges records read (good ones)
+    bad_count: int
+    ignored_count: int
+    files: list[str]
+    params: dict[str, object]
+
+
+class ReportError(Exception):
+    """A usage error or an unreadable input (exit 2)."""
+
+
+# ---------------------------------------------------------------------------
+# scanning
+
+
+def scan_file(path: str | os.PathLike[str], file_no: int = 0) -> pl.LazyFrame:
+    """Lazy scan of one charges file, normalised (see :func:`normalise`)."""
+    lf = pl.scan_ndjson(path, schema=SCHEMA, row_index_name="rec")
+    return normalise(lf, file_no)
+
+
+def _ms(col: str) -> pl.Expr:
+    """A seconds count given as JSON number text -> integer milliseconds."""
+    return (pl.col(col).cast(pl.Float64, strict=False) * 1000).round(0).cast(pl.Int64)
+
+
+def normalise(lf: pl.LazyFrame, file_no: int = 0) -> pl.LazyFrame:
+    """Typed, checked columns of raw charges records (all fields as strings).
+
+    Adds ``row`` ("ok", "bad" or "ignored"), ``bad`` (the reason), and the
+    integer measures ``talk_ms``, ``pool_ms``, ``billed_ms``, ``charge_u``.
+    """
+    c = pl.col
+    charge_u = (
+        pl.when(c("charge").str.slice(-5, 1) == ".")
+        .then(c("charge").str.replace(".", "", literal=True).cast(pl.Int64, strict=False))
+        .otherwise(None)
+    )
+    billed = c("billed_seconds").cast(pl.Int64, strict=False)
+    start = c("start")
+    day = (
+        pl.when(start.str.ends_with("Z") & (start.str.slice(10, 1) == "T"))
+        .then(start.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
+        .otherwise(
+            start.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC").dt.date()
+        )
+    )
+    lf = lf.with_columns(
+        charge_u=charge_u,
+        billed_s=billed,
+        talk_ms=_ms("duration_seconds"),
+        pool_ms=_ms("pool_seconds"),
+        day=day,
+    )
+    bad = (
+        pl.when(c(BAD_MARK).is_not_null())
+        .then(c(BAD_MARK))
+        .when(c("charge").is_null())
+        .then(pl.lit("missing_field:charge"))
+        .when(c("charge_u").is_null())
+        .then(pl.lit("bad_field:charge"))
+        .when(c("status").is_null())
+        .then(pl.lit("missing_field:status"))
+        .when(~c("status").is_in(STATUSES))
+        .then(pl.lit("bad_field:status"))
+        .when(c("billed_seconds").is_null())
+        .then(pl.lit("missing_field:billed_seconds"))
+        .when(c("billed_s").is_null())
+        .then(pl.lit("bad_field:billed_seconds"))
+        .when(c("duration_seconds").is_not_null() & c("talk_ms").is_null())
+        .then(pl.lit("bad_field:duration_seconds"))
+        .when(c("pool_seconds").is_not_null() & c("pool_ms").is_null())
+        .then(pl.lit("bad_field:pool_seconds"))
+        .when(start.is_not_null() & c("day").is_null())
+        .then(pl.lit("bad_field:start"))
+        .otherwise(None)
+    )
+    ignored = c(BAD_MARK).is_null() & c("topic").is_not_null() & (c("topic") != "charges")
+    return lf.with_columns(bad=pl.when(ignored).then(None).otherwise(bad)).with_columns(
+        row=pl.when(ignored)
+        .then(pl.lit("ignored"))
+        .when(c("bad").is_not_null())
+        .then(pl.lit("bad"))
+        .otherwise(pl.lit("ok")),
+        file_no=pl.lit(file_no, dtype=pl.Int32),
+        talk_ms=c("talk_ms").fill_null(0),
+        pool_ms=c("pool_ms").fill_null(0),
+        billed_ms=c("billed_s") * 1000,
+        tenant_id=c("tenant_id").fill_null(NONE_LABEL),
+        currency=c("currency").fill_null(NONE_LABEL),
+    )
+
+
+def _measure_aggs() -> list[pl.Expr]:
+    c = pl.col
+    return [
+        pl.len().alias("calls"),
+        c("talk_ms").sum().alias("talk_ms"),
+        c("pool_ms").sum().alias("pool_ms"),
+        c("billed_ms").sum().alias("billed_ms"),
+        c("charge_u").sum().alias("charge_u"),
+    ]
+
+
+CUBE_KEYS = ("tenant_id", "currency", "day", "kind", "pool", "status", "reason", "disconnected")
+USER_KEYS = ("tenant_id", "currency", "user_id")
+DEST_KEYS = ("tenant_id", "currency", "country", "number_type", "destination")
+
+
+def aggregate(
+    lf: pl.LazyFrame, *, max_bad_lines: int = 1000, tenants: Sequence[str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """One streaming pass: the three aggregate cubes, the row counts and the
+    first ``max_bad_lines`` bad records (``file_no``, ``rec``, ``bad``)."""
+    c = pl.col
+    ok = lf.filter(c("row") == "ok")
+    if tenants:
+        ok = ok.filter(c("tenant_id").is_in(list(tenants)))
+    cube = ok.group_by(CUBE_KEYS).agg(
+        *_measure_aggs(),
+        c("pool").is_not_null().sum().alias("pool_calls"),
+        (c("billed_ms") > 0).sum().alias("credit_calls"),
+    )
+    users = ok.group_by(USER_KEYS).agg(
+        *_measure_aggs(), c("disconnected").is_not_null().sum().alias("disconnects")
+    )
+    dests = ok.group_by(DEST_KEYS).agg(*_measure_aggs())
+    counts = lf.group_by("row", "bad").agg(pl.len().alias("n"))
+    bad = lf.filter(c("row") == "bad").select("file_no", "rec", "bad").head(max_bad_lines)
+    names = ["cube", "users", "dests", "counts", "bad"]
+    frames = pl.collect_all([cube, users, dests, counts, bad], engine="streaming")
+    return dict(zip(names, frames, strict=True))
+
+
+# ---------------------------------------------------------------------------
+# unparseable lines
+
+
+_BLOCK = 8 << 20
+
+
+def _marker(reason: str) -> bytes:
+    return orjson.dumps({BAD_MARK: reason}) + b"\n"
+
+
+def _check_block(block: bytes) -> bool:
+    try:
+        pl.read_ndjson(io.BytesIO(block), schema=SCHEMA)
+    except Exception:  # noqa: BLE001 - any parse failure: check line by line
+        return False
+    return True
+
+
+def sanitise(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy ``src`` to ``dst`` replacing each line polars can't parse (not
+    JSON, not an object, not UTF-8) by a marker object naming the problem;
+    same number of lines, so line numbers are kept."""
+    invalid, not_object = _marker("invalid_json"), _marker("not_an_object")
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while True:
+            block = fin.read(_BLOCK)
+            if not block:
+                break
+            if not block.endswith(b"\n"):
+                block += fin.readline()
+            if _check_block(block):
+                fout.write(block)
+                if not block.endswith(b"\n"):
+                    fout.write(b"\n")
+                continue
+            lines = block.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            for raw in lines:
+                if not raw.strip():
+                    fout.write(b"\n")
+                    continue
+                try:
+                    obj = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    fout.write(invalid)
+                    continue
+                if not isinstance(obj, dict):
+                    fout.write(not_object)
+                elif _check_block(raw):
+                    fout.write(raw.rstrip(b"\r") + b"\n")
+                else:  # valid JSON polars' parser refuses: normalise it
+                    try:
+                        fout.write(orjson.dumps(obj) + b"\n")
+                    except TypeError:
+                        fout.write(invalid)
+
+
+def _line_numbers(path: str | os.PathLike[str], recs: Sequence[int]) -> dict[int, int]:
+    """Record index (non-blank lines, as scan_ndjson counts) -> 1-based line."""
+    if not recs:
+        return {}
+    df = (
+        pl.scan_lines(path, name="text")
+        .with_row_index("line", offset=1)
+        .filter(pl.col("text").str.strip_chars() != "")
+        .with_row_index("rec")
+        .filter(pl.col("rec").is_in(list(recs)))
+        .select("rec", "line")
+        .collect()
+    )
+    return dict(zip(df["rec"].to_list(), df["line"].to_list(), strict=True))
+
+
+# ---------------------------------------------------------------------------
+# tables
+
+
+def _measures(df: pl.DataFrame) -> pl.DataFrame:
+    """Output measure columns from ``*_ms``/``charge_u`` sums."""
+    c = pl.col
+    return df.with_columns(
+        talk_seconds=c("talk_ms"),
+        pool_seconds=c("pool_ms"),
+        credit_seconds=c("billed_ms"),
+        talk_minutes=c("talk_ms"),
+        pool_minutes=c("pool_ms"),
+        credit_minutes=c("billed_ms"),
+        charge=c("charge_u"),
+    )
+
+
+def _sum_by(df: pl.DataFrame, keys: Sequence[str], extra: Sequence[pl.Expr] = ()) -> pl.DataFrame:
+    c = pl.col
+    return df.group_by(list(keys)).agg(
+        c("calls").sum(),
+        c("talk_ms").sum(),
+        c("pool_ms").sum(),
+        c("billed_ms").sum(),
+        c("charge_u").sum(),
+        *extra,
+    )
+
+
+def _kinds(keys: dict[str, str], measures: bool = True, extra: dict[str, str] | None = None) -> dict:
+    out = dict(keys)
+    if measures:
+        out.update(MEASURES)
+    if extra:
+        out.update(extra)
+    return out
+
+
+TENANT_KEYS = {"tenant_id": TEXT, "currency": TEXT}
+
+
+def _fill(df: pl.DataFrame, cols: Sequence[str], label: str = NONE_LABEL) -> pl.DataFrame:
+    return df.with_columns(pl.col(c).fill_null(label) for c in cols)
+
+
+def percentile_nearest_rank(values: Sequence[int], pct: float) -> int:
+    """The ``pct``-th percentile of integers, nearest-rank method."""
+    if not values:
+        return 0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _ceil_unit(units: int) -> int:
+    return -(-units // MONEY_UNIT) * MONEY_UNIT
+
+
+def replay(spend: Sequence[int], add_funds: int, trigger: int, recharge: int, lead_days: int) -> tuple[int, int]:
+    """Daily replay of a balance with auto-recharge: (min balance, recharges).
+
+    Each day's spend is taken off; when the balance is below ``trigger`` and
+    no recharge is pending, one is requested and lands at the start of the
+    day ``lead_days`` later (``lead_days`` 0: at once)."""
+    balance, pending, recharges = add_funds, None, 0
+    low = balance
+    for i, s in enumerate(spend):
+        if pending is not None and pending <= i:
+            balance += recharge
+            recharges += 1
+            pending = None
+        balance -= s
+        if balance < trigger and pending is None:
+            if lead_days <= 0:
+                balance += recharge
+                recharges += 1
+            else:
+                pending = i + lead_days
+        low = min(low, balance)
+    return low, recharges
+
+
+def funding_advice(
+    spend: Sequence[int], *, lead_days: int, cover_days: int, pct: float
+) -> dict[str, int]:
+    """Funding figures (money in 0.0001 units) from a daily spend series."""
+    n = len(spend)
+    total = sum(spend)
+    mean = (2 * total + n) // (2 * n) if n else 0  # half-up
+    p = percentile_nearest_rank(spend, pct)
+    window = max(1, lead_days)
+    sums = [sum(spend[i : i + window]) for i in range(max(1, n - window + 1))]
+    worst = max(sums) if sums else 0
+    out = {
+        "days": n,
+        "total_spend": total,
+        "mean_daily": mean,
+        "pct_daily": p,
+        "max_daily": max(spend) if spend else 0,
+        "worst_window": worst,
+    }
+    if total <= 0:
+        out.update(trigger=0, recharge=0, add_funds=0, min_balance=0, recharges=0)
+        return out
+    trigger = _ceil_unit(max(p * lead_days, worst))
+    recharge = _ceil_unit(max(mean * cover_days, trigger, 1))
+    for _ in range(100):
+        add = trigger + recharge
+        low, recharges = replay(spend, add, trigger, recharge, lead_days)
+        if low > 0:
+            break
+        trigger = _ceil_unit(trigger + (1 - low))
+        recharge = max(recharge, trigger)
+    else:  # pragma: no cover - cannot happen: a trigger above the total spend never runs dry
+        trigger = recharge = _ceil_unit(total + 1)
+        add = trigger + recharge
+        low, recharges = replay(spend, add, trigger, recharge, lead_days)
+    out.update(trigger=trigger, recharge=recharge, add_funds=add, min_balance=low, recharges=recharges)
+    return out
+
+
+def build_tables(
+    agg: dict[str, pl.DataFrame],
+    *,
+    top: int = 10,
+    lead_days: int = 2,
+    cover_days: int = 30,
+    percentile: float = 95.0,
+) -> dict[str, Table]:
+    """The report's tables from the aggregates of :func:`aggregate`."""
+    c = pl.col
+    cube = agg["cube"]
+    users = agg["users"]
+    dests = agg["dests"]
+    tk = ["tenant_id", "currency"]
+
+    by_kind = _measures(_fill(_sum_by(cube, [*tk, "kind"]), ["kind"])).sort([*tk, "kind"])
+    by_day = _measures(_sum_by(cube, [*tk, "day"])).sort([*tk, "day"], nulls_last=True)
+    by_status = _measures(
+        _fill(_sum_by(cube, [*tk, "status", "reason"]), ["reason"], "")
+    ).sort([*tk, "status", "reason"])
+    disconnects = (
+        cube.filter(c("disconnected").is_not_null())
+        .group_by([*tk, "disconnected"])
+        .agg(c("calls").sum(), c("talk_ms").sum(), c("billed_ms").sum(), c("charge_u").sum())
+        .rename({"disconnected": "reason"})
+        .with_columns(talk_minutes=c("talk_ms"), credit_minutes=c("billed_ms"), charge=c("charge_u"))
+        .sort([*tk, "reason"])
+    )
+    pools = (
+        cube.filter(c("pool").is_not_null())
+        .group_by([*tk, "pool"])
+        .agg(c("pool_calls").sum().alias("calls"), c("pool_ms").sum().alias("ms"))
+        .with_columns(charge=pl.lit(0, dtype=pl.Int64))
+        .rename({"pool": "paid_by"})
+    )
+    credits = (
+        cube.group_by(tk)
+        .agg(
+            c("credit_calls").sum().alias("calls"),
+            c("billed_ms").sum().alias("ms"),
+            c("charge_u").sum().alias("charge"),
+        )
+        .with_columns(paid_by=pl.lit("credits"))
+    )
+    by_payer = (
+        pl.concat([pools, credits.select(pools.columns)])
+        .with_columns(
+            calls=c("calls").cast(pl.Int64),
+            seconds=c("ms"),
+            minutes=c("ms"),
+            share_of_paid_minutes=pl.when(c("ms").sum().over(tk) > 0)
+            .then(c("ms") / c("ms").sum().over(tk) * 100)
+            .otherwise(0.0),
+            _o=(c("paid_by") == "credits").cast(pl.Int8),
+        )
+        .sort([*tk, "_o", "paid_by"])
+    )
+
+    by_user = _measures(_fill(users, ["user_id"])).sort(
+        [*tk, "charge_u", "user_id"], descending=[False, False, True, False]
+    )
+    dests_f = _fill(dests, ["country", "number_type", "destination"])
+    by_destination = _measures(_sum_by(dests_f, [*tk, "country", "number_type"])).sort(
+        [*tk, "country", "number_type"]
+    )
+    top_dest = (
+        _measures(_sum_by(dests_f, [*tk, "destination", "country", "number_type"]))
+        .sort(
+            [*tk, "charge_u", "talk_ms", "destination"],
+            descending=[False, False, True, True, False],
+        )
+        .with_columns(rank=pl.int_range(1, pl.len() + 1).over(tk).cast(pl.Int64))
+        .filter(c("rank") <= top)
+    )
+
+    # summary: measures per tenant + counts
+    totals = _sum_by(cube, tk)
+    status_counts = (
+        cube.group_by(tk)
+        .agg(
+            *[c("calls").filter(c("status") == s).sum().alias(s) for s in STATUSES],
+            c("calls").filter(c("disconnected").is_not_null()).sum().alias("disconnected"),
+            c("day").min().alias("first_day"),
+            c("day").max().alias("last_day"),
+        )
+    )
+    user_counts = users.filter(c("user_id").is_not_null()).group_by(tk).agg(pl.len().alias("users"))
+    summary = (
+        totals.join(status_counts, on=tk, how="left")
+        .join(user_counts, on=tk, how="left")
+        .with_columns(c("users").fill_null(0).cast(pl.Int64))
+        .pipe(_measures)
+        .sort(tk)
+    )
+
+    funding = _funding_table(by_day, summary, lead_days, cover_days, percentile)
+
+    pct_label = f"p{percentile:g}_daily"
+    tables = {
+        "summary": Table(
+            "summary",
+            "Totals per tenant",
+            summary,
+            _kinds(
+                TENANT_KEYS,
+                extra={
+                    "users": INT,
+                    "first_day": DATE,
+                    "last_day": DATE,
+                    **{s: INT for s in STATUSES},
+                    "disconnected": INT,
+                },
+            ),
+            "calls, minutes, credits spent and call status counts per tenant and currency",
+        ),
+        "by_user": Table(
+            "by_user",
+            "By user",
+            by_user,
+            _kinds({**TENANT_KEYS, "user_id": TEXT}, extra={"disconnects": INT}),
+            "per user (for conference dial-outs: the organizer), by credits spent",
+        ),
+        "by_destination": Table(
+            "by_destination",
+            "By destination country and number type",
+            by_destination,
+            _kinds({**TENANT_KEYS, "country": TEXT, "number_type": TEXT}),
+        ),
+        "by_kind": Table(
+            "by_kind", "By call kind", by_kind, _kinds({**TENANT_KEYS, "kind": TEXT})
+        ),
+        "by_day": Table(
+            "by_day",
+            "By day (UTC, day the call started)",
+            by_day,
+            _kinds({**TENANT_KEYS, "day": DATE}),
+        ),
+        "by_payer": Table(
+            "by_payer",
+            "Minutes paid by each pool vs. by credits",
+            by_payer,
+            {
+                **TENANT_KEYS,
+                "paid_by": TEXT,
+                "calls": INT,
+                "seconds": SECONDS,
+                "minutes": MINUTES,
+                "share_of_paid_minutes": NUMBER,
+                "charge": MONEY,
+            },
+            "pool rows: seconds of talk the pool paid (calls = calls that started on it); "
+            "credits row: billed seconds and the charge the credits paid",
+        ),
+        "disconnects": Table(
+            "disconnects",
+            "Disconnects and refusals by reason",
+            disconnects,
+            {
+                **TENANT_KEYS,
+                "reason": TEXT,
+                "calls": INT,
+                "talk_minutes": MINUTES,
+                "credit_minutes": MINUTES,
+                "charge": MONEY,
+            },
+            "calls the engine refused or dropped (the record's `disconnected` field)",
+        ),
+        "by_status": Table(
+            "by_status",
+            "By rating status and reason",
+            by_status,
+            _kinds({**TENANT_KEYS, "status": TEXT, "reason": TEXT}),
+        ),
+        "top_destinations": Table(
+            "top_destinations",
+            f"Top {top} destinations by spend",
+            top_dest,
+            _kinds(
+                {
+                    **TENANT_KEYS,
+                    "rank": INT,
+                    "destination": TEXT,
+                    "country": TEXT,
+                    "number_type": TEXT,
+                }
+            ),
+        ),
+        "funding": Table(
+            "funding",
+            "Funding advice",
+            funding,
+            {
+                **TENANT_KEYS,
+                "period_start": DATE,
+                "period_end": DATE,
+                "days": INT,
+                "total_credit_spend": MONEY,
+                "mean_daily": MONEY,
+                pct_label: MONEY,
+                "max_daily": MONEY,
+                "max_window_spend": MONEY,
+                "lead_days": INT,
+                "cover_days": INT,
+                "trigger_amount": MONEY,
+                "recharge_amount": MONEY,
+                "add_funds": MONEY,
+                "replay_min_balance": MONEY,
+                "replay_recharges": INT,
+                "advice": TEXT,
+            },
+            FUNDING_METHOD.format(pct=f"{percentile:g}", lead=lead_days, cover=cover_days),
+        ),
+    }
+    return tables
+
+
+FUNDING_METHOD = (
+    "From each tenant's daily credit spend over its period (first to last day with a record, "
+    "days without spend count 0): trigger_amount = max(P{pct} of daily spend x {lead} lead days, "
+    "the largest spend over any {lead} consecutive days) — enough to keep calling while a "
+    "recharge lands (a failed payment waits 24 h before the next try); recharge_amount = "
+    "max(mean daily spend x {cover} days, trigger_amount); add_funds = trigger_amount + "
+    "recharge_amount; all rounded up to a whole currency unit. The advice is replayed on the "
+    "actual days (recharge requested when the balance is below the trigger, landing {lead} days "
+    "later) and the trigger raised until the balance never reaches zero; replay_min_balance is "
+    "the lowest balance that replay saw."
+)
+
+
+def _funding_table(
+    by_day: pl.DataFrame, summary: pl.DataFrame, lead_days: int, cover_days: int, pct: float
+) -> pl.DataFrame:
+    pct_label = f"p{pct:g}_daily"
+    rows = []
+    spend_by = {}
+    for (tenant, cur), grp in by_day.filter(pl.col("day").is_not_null()).group_by(
+        ["tenant_id", "currency"], maintain_order=True
+    ):
+        spend_by[(tenant, cur)] = dict(zip(grp["day"].to_list(), grp["charge_u"].to_list(), strict=True))
+    for row in summary.select("tenant_id", "currency", "first_day", "last_day").iter_rows(named=True):
+        key = (row["tenant_id"], row["currency"])
+        first, last = row["first_day"], row["last_day"]
+        if first is None or last is None:
+            series: list[int] = []
+        else:
+            daily = spend_by.get(key, {})
+            n = (last - first).days + 1
+            series = [daily.get(first + timedelta(days=i), 0) for i in range(n)]
+        fig = funding_advice(series, lead_days=lead_days, cover_days=cover_days, pct=pct)
+        if not series:
+            advice = "no dated records: no advice"
+        elif fig["total_spend"] <= 0:
+            advice = "no credit spend in the period: no funding needed"
+        else:
+            advice = (
+                f"add_funds {_fmt_units(fig['add_funds'])}, auto-recharge trigger "
+                f"{_fmt_units(fig['trigger'])}, recharge {_fmt_units(fig['recharge'])} {key[1]}"
+            )
+        rows.append(
+            {
+                "tenant_id": key[0],
+                "currency": key[1],
+                "period_start": first,
+                "period_end": last,
+                "days": fig["days"],
+                "total_credit_spend": fig["total_spend"],
+                "mean_daily": fig["mean_daily"],
+                pct_label: fig["pct_daily"],
+                "max_daily": fig["max_daily"],
+                "max_window_spend": fig["worst_window"],
+                "lead_days": lead_days,
+                "cover_days": cover_days,
+                "trigger_amount": fig["trigger"],
+                "recharge_amount": fig["recharge"],
+                "add_funds": fig["add_funds"],
+                "replay_min_balance": fig["min_balance"],
+                "replay_recharges": fig["recharges"],
+                "advice": advice,
+            }
+        )
+    schema = {
+        "tenant_id": pl.String,
+        "currency": pl.String,
+        "period_start": pl.Date,
+        "period_end": pl.Date,
+        **{
+            k: pl.Int64
+            for k in (
+                "days",
+                "total_credit_spend",
+                "mean_daily",
+                pct_label,
+                "max_daily",
+                "max_window_spend",
+                "lead_days",
+                "cover_days",
+                "trigger_amount",
+                "recharge_amount",
+                "add_funds",
+                "replay_min_balance",
+                "replay_recharges",
+            )
+        },
+        "advice": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _fmt_units(units: int) -> str:
+    sign = "-" if units < 0 else ""
+    q, r = divmod(abs(units), MONEY_UNIT)
+    return f"{sign}{q}.{r:04d}"
+
+
+# ---------------------------------------------------------------------------
+# the whole report
+
+
+def _is_parse_error(exc: Exception) -> bool:
+    return isinstance(exc, pl.exceptions.ComputeError)
+
+
+def build_report(
+    paths: Sequence[str],
+    *,
+    top: int = 10,
+    lead_days: int = 2,
+    cover_days: int = 30,
+    percentile: float = 95.0,
+    max_bad_lines: int = 1000,
+    tenants: Sequence[str] | None = None,
+    tmpdir: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> Report:
+    """Read the charges files at ``paths`` and build every table."""
+    labels = list(labels) if labels else list(paths)
+    scan_paths = list(paths)
+
+    def run() -> dict[str, pl.DataFrame]:
+        lf = pl.concat([scan_file(p, i) for i, p in enumerate(scan_paths)], how="vertical")
+        return aggregate(lf, max_bad_lines=max_bad_lines, tenants=tenants)
+
+    try:
+        agg = run()
+    except pl.exceptions.PolarsError as exc:
+        if not _is_parse_error(exc):
+            raise
+        # some line polars can't parse: rewrite the files with markers
+        work = tempfile.mkdtemp(prefix="report-", dir=tmpdir)
+        try:
+            scan_paths = []
+            for i, p in enumerate(paths):
+                dst = os.path.join(work, f"{i}.jsonl")
+                sanitise(p, dst)
+                scan_paths.append(dst)
+            agg = run()
+            return _finish(agg, scan_paths, labels, top, lead_days, cover_days, percentile, max_bad_lines)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return _finish(agg, scan_paths, labels, top, lead_days, cover_days, percentile, max_bad_lines)
+
+
+def _finish(
+    agg: dict[str, pl.DataFrame],
+    scan_paths: Sequence[str],
+    labels: Sequence[str],
+    top: int,
+    lead_days: int,
+    cover_days: int,
+    percentile: float,
+    max_bad_lines: int,
+) -> Report:
+    counts = agg["counts"]
+    n_ok = int(counts.filter(pl.col("row") == "ok")["n"].sum())
+    n_bad = int(counts.filter(pl.col("row") == "bad")["n"].sum())
+    n_ignored = int(counts.filter(pl.col("row") == "ignored")["n"].sum())
+
+    bad = agg["bad"]
+    bad_rows = []
+    for file_no in sorted(set(bad["file_no"].to_list())):
+        part = bad.filter(pl.col("file_no") == file_no)
+        recs = part["rec"].to_list()
+        lines = _line_numbers(scan_paths[file_no], recs)
+        for rec, reason in zip(recs, part["bad"].to_list(), strict=True):
+            bad_rows.append({"file": labels[file_no], "line": lines.get(rec), "reason": reason})
+    bad_df = pl.DataFrame(
+        bad_rows, schema={"file": pl.String, "line": pl.Int64, "reason": pl.String}, orient="row"
+    )
+    order = {lab: i for i, lab in enumerate(labels)}
+    bad_df = bad_df.with_columns(
+        _f=pl.col("file").replace_strict(order, return_dtype=pl.Int64, default=0)
+    ).sort("_f", "line").drop("_f")
+
+    tables = build_tables(
+        agg, top=top, lead_days=lead_days, cover_days=cover_days, percentile=percentile
+    )
+    tables["bad_lines"] = Table(
+        "bad_lines",
+        "Bad lines",
+        bad_df,
+        {"file": TEXT, "line": INT, "reason": TEXT},
+        "lines left out of every total",
+    )
+
+    notes = [f"{n_ok} charges records read from {len(labels)} file(s): {', '.join(labels)}."]
+    if n_bad:
+        by_reason = (
+            counts.filter(pl.col("row") == "bad").group_by("bad").agg(pl.col("n").sum()).sort("bad")
+        )
+        detail = ", ".join(f"{r} {n}" for r, n in by_reason.iter_rows())
+        shown = "; all listed" if n_bad <= max_bad_lines else f"; the first {max_bad_lines} listed"
+        notes.append(f"{n_bad} bad line(s) left out of every total ({detail}{shown}).")
+        for row in bad_df.iter_rows(named=True):
+            notes.append(f"bad line: {row['file']}:{row['line']}: {row['reason']}")
+    else:
+        notes.append("0 bad lines.")
+    if n_ignored:
+        notes.append(f"{n_ignored} record(s) of other topics ignored.")
+    cur = tables["summary"].df.group_by("tenant_id").agg(pl.col("currency").n_unique().alias("n"))
+    for tenant in cur.filter(pl.col("n") > 1)["tenant_id"].to_list():
+        notes.append(f"tenant {tenant} has charges in more than one currency: one row per currency.")
+    return Report(
+        tables=tables,
+        notes=notes,
+        records=n_ok,
+        bad_count=n_bad,
+        ignored_count=n_ignored,
+        files=list(labels),
+        params={
+            "top": top,
+            "lead_days": lead_days,
+            "cover_days": cover_days,
+            "percentile": percentile,
+            "max_bad_lines": max_bad_lines,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="PSTN usage report and funding advice from charges records (JSON lines).",
+    )
+    p.add_argument("inputs", nargs="+", metavar="CHARGES.jsonl", help="charges files, or - for stdin")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument(
+        "--tenant", action="append", default=None, metavar="ID", help="only this tenant (repeatable)"
+    )
+    p.add_argument("--top", type=_positive_int, default=10, help="top destinations per tenant (10)")
+    p.add_argument(
+        "--lead-days", type=_positive_int, default=2, help="days a recharge may take to land (2)"
+    )
+    p.add_argument(
+        "--cover-days", type=_positive_int, default=30, help="days of mean spend per recharge (30)"
+    )
+    p.add_argument(
+        "--percentile", type=_percent, default=95.0, help="percentile of daily spend (95)"
+    )
+    p.add_argument(
+        "--chart-tenants",
+        type=_nonneg_int,
+        default=10,
+        help="tenants (by spend) that get charts in report.html (10)",
+    )
+    p.add_argument(
+        "--max-bad-lines", type=_nonneg_int, default=1000, help="bad lines listed (1000)"
+    )
+    return p
+
+
+def _positive_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"expected 0 < P <= 100, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rating-engine report``: 0 ok, 2 usage error or unreadable input."""
+    from rating_engine import report_render  # matplotlib is imported lazily
+
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help, 2 for a usage error
+        return int(exc.code or 0)
+    if args.inputs.count("-") > 1:
+        print(f"{PROG}: '-' (stdin) given more than once", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    tmp = tempfile.mkdtemp(prefix="rating-engine-report-")
+    try:
+        paths = []
+        for name in args.inputs:
+            if name == "-":
+                dst = os.path.join(tmp, "stdin.jsonl")
+                with open(dst, "wb") as fout:
+                    shutil.copyfileobj(sys.stdin.buffer, fout, 1 << 20)
+                paths.append(dst)
+                continue
+            try:
+                with open(name, "rb"):
+                    pass
+            except OSError as exc:
+                print(f"{PROG}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            if os.path.isdir(name):
+                print(f"{PROG}: cannot read {name}: is a directory", file=sys.stderr)
+                return 2
+            paths.append(name)
+        labels = ["<stdin>" if n == "-" else n for n in args.inputs]
+        try:
+            report = build_report(
+                paths,
+                labels=labels,
+                top=args.top,
+                lead_days=args.lead_days,
+                cover_days=args.cover_days,
+                percentile=args.percentile,
+                max_bad_lines=args.max_bad_lines,
+                tenants=args.tenant,
+                tmpdir=tmp,
+            )
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            print(f"{PROG}: cannot read the charges: {exc}", file=sys.stderr)
+            return 2
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            written = report_render.write_all(report, out, chart_tenants=args.chart_tenants)
+        except OSError as exc:
+            print(f"{PROG}: cannot write to {out}: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"{PROG}: {report.records} records, {report.bad_count} bad line(s), "
+        f"{report.ignored_count} ignored; wrote {len(written)} files to {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

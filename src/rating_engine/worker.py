@@ -1,0 +1,280 @@
+"""The streaming worker: Faust on Kafka, driving the same tenant core as `simulate`.
+
+Design (see README "Streaming worker"):
+- One agent consumes `calls`, `accounts` and an internal `ticks` topic, all
+  keyed by tenant and co-partitioned, so every change to a tenant happens in
+  stream iteration and lands in the changelog of its partition.
+- Tenant state lives in the `tenants` table, remembered outputs (for
+  duplicate re-emission) in the `seen` table; both are changelog-backed, so a
+  restarted or rebalanced worker recovers them.
+- Each worker keeps a heap of its tenants' next due instants and sleeps until
+  the earliest (no polling). At the due wall-clock instant it publishes a tick
+  to the tenant's partition; the agent fires the timers through the core.
+- Outputs are sent before the state is saved: a crash replays the input from
+  the last commit and re-emits identical records with identical ids, so
+  at-least-once delivery is harmless downstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import logging
+import time
+from fractions import Fraction
+from typing import Any, Iterator, MutableMapping
+
+import orjson
+
+from . import metrics
+from .clock import US_PER_S, Instant, parse_instant
+from .deck import load_deck
+from .engine import _dead
+from .events import Event, Rejection, parse_event
+from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
+from .state import dump_outputs, dump_tenant, load_outputs, load_tenant
+from .tenant import AFTER, EVENTS, Output, Tenant
+
+log = logging.getLogger("rating_engine.worker")
+
+
+def wall_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _inst_text(x: Instant) -> str:
+    return str(x) if isinstance(x, int) else f"{x.numerator}/{x.denominator}"
+
+
+def _inst_parse(text: str) -> Instant:
+    q = Fraction(text)
+    return q.numerator if q.denominator == 1 else q
+
+
+class TableSeen(MutableMapping[str, list[Output]]):
+    """The core's duplicate memory, kept in a Faust table under `tenant\\x1fkey`."""
+
+    def __init__(self, table: Any, tenant_id: str) -> None:
+        self.table, self.prefix = table, tenant_id + "\x1f"
+
+    def __getitem__(self, key: str) -> list[Output]:
+        data = self.table.get((self.prefix + key).encode())
+        if data is None:
+            raise KeyError(key)
+        return load_outputs(data)
+
+    def __setitem__(self, key: str, value: list[Output]) -> None:
+        self.table[(self.prefix + key).encode()] = dump_outputs(value)
+
+    def __delitem__(self, key: str) -> None:
+        full = (self.prefix + key).encode()
+        if full in self.table:
+            del self.table[full]
+
+    def __iter__(self) -> Iterator[str]:
+        raise NotImplementedError("the seen table is not iterated per tenant")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("the seen table is not counted per tenant")
+
+
+class TimerHeap:
+    """Next due instant per tenant; one sleeping task wakes at the earliest."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[Instant, str]] = []
+        self.due: dict[str, tuple[Instant, int]] = {}  # tenant -> (instant, partition)
+        self.changed = asyncio.Event()
+
+    def set(self, tenant_id: str, due: Instant | None, partition: int) -> None:
+        current = self.due.get(tenant_id)
+        if due is None:
+            if current is not None:
+                del self.due[tenant_id]
+        elif current is None or current[0] != due:
+            self.due[tenant_id] = (due, partition)
+            heapq.heappush(self.heap, (due, tenant_id))
+            if self.heap[0] == (due, tenant_id):
+                self.changed.set()
+        metrics.TIMERS_PENDING.set(len(self.due))
+
+    def pop_due(self, now: Instant) -> list[tuple[str, Instant, int]]:
+        fired = []
+        while self.heap and self.heap[0][0] <= now:
+            due, tid = heapq.heappop(self.heap)
+            cur = self.due.get(tid)
+            if cur is None or cur[0] != due:
+                continue
+            del self.due[tid]
+            fired.append((tid, due, cur[1]))
+        metrics.TIMERS_PENDING.set(len(self.due))
+        return fired
+
+    def next_instant(self) -> Instant | None:
+        while self.heap:
+            due, tid = self.heap[0]
+            cur = self.due.get(tid)
+            if cur is not None and cur[0] == due:
+                return due
+            heapq.heappop(self.heap)
+        return None
+
+    def clear(self) -> None:
+        self.heap.clear()
+        self.due.clear()
+
+
+def build_app(args: argparse.Namespace) -> Any:
+    """Create the Faust app, its topics, tables, agent and timer task."""
+    import faust
+
+    deck = load_deck(args.rates)
+    prefix = args.topic_prefix
+    n = args.partitions
+    app = faust.App(
+        f"{prefix}{args.app_id}",
+        broker=args.broker,
+        store="memory://",
+        datadir=args.state_dir,
+        web_enabled=False,
+        topic_partitions=n,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def topic(name: str) -> Any:
+        return app.topic(prefix + name, key_type=bytes, value_type=bytes, partitions=n, internal=True)
+
+    source = app.topic(prefix + "calls", prefix + "accounts", prefix + "ticks", key_type=bytes,
+                       value_type=bytes, partitions=n, internal=True)
+    ticks = topic("ticks")
+    outputs = {name: topic(name) for name in OUTPUT_TOPICS}
+    tenants_table = app.Table("tenants", partitions=n, key_type=bytes, value_type=bytes)
+    seen_table = app.Table("seen", partitions=n, key_type=bytes, value_type=bytes)
+    timers = TimerHeap()
+    cache: dict[str, Tenant] = {}
+    live_counts: dict[str, int] = {}
+
+    def tenant_for(tid: str) -> Tenant:
+        t = cache.get(tid)
+        if t is None:
+            data = tenants_table.get(tid.encode())
+            seen = TableSeen(seen_table, tid)
+            t = Tenant(tid, deck, seen) if data is None else load_tenant(data, deck, seen)[0]
+            cache[tid] = t
+            metrics.TENANTS.set(len(cache))
+        return t
+
+    async def publish(tid: str | None, produced: list[Output]) -> None:
+        key = tid.encode() if tid is not None else None
+        for name, payload in produced:
+            await outputs[name].send(key=key, value=payload)
+            metrics.RECORDS_OUT.labels(name).inc()
+            if name == DISCONNECTS:
+                at = parse_instant(orjson.loads(payload)["at"])
+                metrics.DISCONNECT_LATENESS.observe(max(0, wall_us() - at) / US_PER_S)
+            elif name == DEAD_LETTERS:
+                metrics.DEAD_LETTERS.labels(orjson.loads(payload)["reason"]).inc()
+
+    def save(t: Tenant, partition: int) -> None:
+        tenants_table[t.tenant_id.encode()] = dump_tenant(t, {"partition": partition})
+        due = t.next_due()
+        timers.set(t.tenant_id, None if due is None else due[0], partition)
+        live = len(t.live)
+        if live_counts.get(t.tenant_id, 0) != live:
+            live_counts[t.tenant_id] = live
+            metrics.LIVE_CALLS.set(sum(live_counts.values()))
+
+    @app.agent(source)
+    async def rate(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            msg = event.message
+            raw: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            topic_name = msg.topic[len(prefix):]
+            if topic_name == "ticks":
+                tick = orjson.loads(raw)
+                tid = tick["tenant_id"]
+                metrics.EVENTS_IN.labels(topic_name, "tick").inc()
+                metrics.TIMER_FIRES.inc()
+                t = tenant_for(tid)
+                produced = t.advance(_inst_parse(tick["due"]), AFTER)
+                await publish(tid, produced)
+                save(t, msg.partition)
+            else:
+                parsed = parse_event(raw, deck.currency)
+                if isinstance(parsed, Rejection):
+                    metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
+                    await publish(parsed.tenant_id, [_dead(parsed.reason, raw, msg.offset, parsed.tenant_id)])
+                else:
+                    ev: Event = parsed
+                    metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
+                    t = tenant_for(ev.tenant_id)
+                    produced = t.advance(ev.ts, EVENTS)
+                    emitted, reject = t.apply(ev)
+                    produced.extend(emitted)
+                    if reject is not None:
+                        produced.append(_dead(reject, raw, msg.offset, ev.tenant_id))
+                    await publish(ev.tenant_id, produced)
+                    save(t, msg.partition)
+            metrics.PROCESSING.observe(time.perf_counter() - started)
+
+    @app.task
+    async def fire_timers() -> None:
+        """Sleep until the earliest due instant, then tick each due tenant's partition."""
+        for out_topic in (ticks, *outputs.values()):
+            await out_topic.maybe_declare()
+        while True:
+            timers.changed.clear()
+            now = wall_us()
+            for tid, due, partition in timers.pop_due(now):
+                await ticks.send(key=tid.encode(), partition=partition,
+                                 value=orjson.dumps({"tenant_id": tid, "due": _inst_text(due)}))
+            nxt = timers.next_instant()
+            timeout = None if nxt is None else max(0.0, float(nxt - wall_us()) / US_PER_S)
+            try:
+                await asyncio.wait_for(timers.changed.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    @app.on_partitions_revoked.connect
+    async def forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
+        cache.clear()
+        live_counts.clear()
+        timers.clear()
+        metrics.TENANTS.set(0)
+        metrics.LIVE_CALLS.set(0)
+
+    @app.on_rebalance_complete.connect
+    async def plan_timers(app: Any, **kwargs: Any) -> None:
+        """After recovery, schedule every owned tenant's next timer from the table."""
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == prefix + "calls"}
+        for key, data in list(tenants_table.items()):
+            t, extra = load_tenant(data, deck, TableSeen(seen_table, key.decode()))
+            partition = extra.get("partition")
+            if partition in owned:
+                due = t.next_due()
+                timers.set(t.tenant_id, None if due is None else due[0], partition)
+        timers.changed.set()
+
+    return app
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import os
+
+    from faust import Worker
+    from prometheus_client import start_http_server
+
+    os.makedirs(args.state_dir, exist_ok=True)
+    start_http_server(args.metrics_port, addr="127.0.0.1")
+    app = build_app(args)
+    worker = Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+    return 0
