@@ -72,7 +72,7 @@ broker_pid() {
     pid="$(cat "$PID_FILE" 2>/dev/null || true)"
     is_uint "$pid" || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    ps -p "$pid" -o args= 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+    [[ "$(ps -p "$pid" -o args= 2>/dev/null || true)" == *kafka.Kafka* ]] || return 1
     echo "$pid"
 }
 
@@ -88,8 +88,8 @@ port_open() {
 take_lock() {
     command -v flock >/dev/null 2>&1 || return 0
     mkdir -p "$(dirname "$DATA_DIR")"
-    exec 9>"$DATA_DIR.lock"
-    flock -w 180 9 || die "another broker.sh holds $DATA_DIR.lock"
+    exec 9>"$DATA_DIR.ctl.lock"
+    flock -w $((START_TIMEOUT + 60)) 9 || die "another broker.sh holds $DATA_DIR.ctl.lock"
 }
 
 # ---------------------------------------------------------------- jars + helper
@@ -103,11 +103,14 @@ fetch_jars() {
     local tmp="$KAFKA_HOME_DIR/libs.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$KAFKA_HOME_DIR"
-    if ! mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
-            -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
-        rm -rf "$tmp"
+    # output kept aside: Maven 3.8 prints stray colour escapes even with -q -B
+    if ! mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$tmp" >"$tmp.mvn.log" 2>&1; then
+        cat "$tmp.mvn.log" >&2
+        rm -rf "$tmp" "$tmp.mvn.log"
         die "Maven could not fetch the Kafka jars (network? proxy settings in ~/.m2/settings.xml?)"
     fi
+    rm -f "$tmp.mvn.log"
     [[ -f $tmp/kafka_2.13-$KAFKA_VERSION.jar ]] || { rm -rf "$tmp"; die "Maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing"; }
     cp "$HERE/pom.xml" "$tmp/.pom"
     rm -rf "$LIBS"
@@ -116,6 +119,7 @@ fetch_jars() {
 
 # HELPER: command prefix running EnsureTopics (compiled once into the cache)
 HELPER=()
+LOG_LINES_BEFORE=0
 build_helper() {
     local src="$HERE/EnsureTopics.java"
     local jvm=(java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
@@ -175,6 +179,21 @@ log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
 }
 
+# What `kafka.tools.StorageTool random-uuid` prints (16 random bytes, base64url,
+# no padding, never starting with "-"), minus the 1.5 s of a JVM start.
+new_cluster_id() {
+    command -v base64 >/dev/null 2>&1 && [[ -r /dev/urandom ]] || return 1
+    local id i
+    for ((i = 0; i < 20; i++)); do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        if [[ $id =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{20}[AQgw]$ ]]; then
+            echo "$id"
+            return 0
+        fi
+    done
+    return 1
+}
+
 format_storage() {
     [[ -f $DATA_DIR/logs/meta.properties ]] && return 0
     local tool=(java -Xmx256m -Dlog4j.configuration="file:$DATA_DIR/tools-log4j.properties"
@@ -183,7 +202,7 @@ format_storage() {
     if [[ -s $DATA_DIR/cluster.id ]]; then
         cid="$(cat "$DATA_DIR/cluster.id")"
     else
-        cid="$("${tool[@]}" random-uuid | tail -n1)"
+        cid="$(new_cluster_id)" || cid="$("${tool[@]}" random-uuid | tail -n1)"
         [[ -n $cid ]] || die "kafka.tools.StorageTool random-uuid printed nothing"
         echo "$cid" >"$DATA_DIR/cluster.id"
     fi
@@ -199,9 +218,15 @@ wait_for_port() {   # pid deadline
     until port_open "$PORT"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             rm -f "$PID_FILE"
-            say "the broker exited during startup; last lines of $LOG_FILE and $OUT_FILE:"
-            tail -n 30 "$LOG_FILE" >&2 2>/dev/null || true
-            tail -n 30 "$OUT_FILE" >&2 2>/dev/null || true
+            say "the broker exited during startup; $OUT_FILE and the end of $LOG_FILE:"
+            cat "$OUT_FILE" >&2 2>/dev/null || true
+            local fresh
+            fresh="$(tail -n "+$((LOG_LINES_BEFORE + 1))" "$LOG_FILE" 2>/dev/null || true)"
+            if grep -qE ' (ERROR|FATAL) ' <<<"$fresh"; then
+                grep -E ' (ERROR|FATAL) ' -A5 <<<"$fresh" | tail -n 40 >&2
+            else
+                tail -n 20 <<<"$fresh" >&2
+            fi
             exit 1
         fi
         ((SECONDS < deadline)) || die "the broker (pid $pid) did not open $BOOTSTRAP within ${START_TIMEOUT}s; see $LOG_FILE"
@@ -242,6 +267,7 @@ cmd_start() {
         fetch_jars
         write_config
         format_storage
+        LOG_LINES_BEFORE="$(wc -l <"$LOG_FILE" 2>/dev/null || echo 0)"
         say "starting Kafka $KAFKA_VERSION on PLAINTEXT://$BOOTSTRAP (controller $HOST:$CONTROLLER_PORT), data in $DATA_DIR"
         # shellcheck disable=SC2086  # RATING_ENGINE_KAFKA_JVM_OPTS is a word list
         nohup java -Xms256m -Xmx512m \

@@ -6,22 +6,29 @@ from typing import Any
 
 import orjson
 
-from .clock import TimestampError, parse_instant
+from .clock import TimestampError, parse_instant, seconds_json
 from .deck import Deck
-from .pricing import KINDS, billed_seconds, is_e164, price_micros, rate_for
+from .money import ZERO_MONEY, format_money
+from .pricing import _E164_RE, KINDS, billed_seconds, is_e164, price_micros
 from .records import Record, priced_fields
 
 REQUIRED_FIELDS = ("call_id", "kind", "from", "to", "start", "end")
+_REQUIRED = frozenset(REQUIRED_FIELDS)
+_E164 = _E164_RE.fullmatch
+_SERVICE_OF_KIND = {"user_outbound": "outbound", "conference_dialout": "outbound",
+                    "tollfree_inbound": "tollfree_inbound"}
 
 
 def _carried(obj: dict[str, Any]) -> Record:
     call_id = obj.get("call_id")
     out: Record = {"call_id": call_id if isinstance(call_id, (str, int)) and not isinstance(call_id, bool) else None}
-    for key in ("tenant_id", "user_id"):
-        if key in obj:
-            out[key] = obj[key]
+    if "tenant_id" in obj:
+        out["tenant_id"] = obj["tenant_id"]
+    if "user_id" in obj:
+        out["user_id"] = obj["user_id"]
     kind = obj.get("kind")
-    out["kind"] = kind if kind in KINDS else None
+    # `kind` may be any JSON value: only a string can be one of the kinds (a list would not even hash).
+    out["kind"] = kind if kind.__class__ is str and kind in KINDS else None
     return out
 
 
@@ -31,17 +38,26 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _invalid({"call_id": None, "kind": None}, "invalid_json", deck, None), "invalid_json"
-    if not isinstance(obj, dict):
+    if obj.__class__ is not dict:
         return _invalid({"call_id": None, "kind": None}, "not_an_object", deck, None), "not_an_object"
-    head = _carried(obj)
-    for field in REQUIRED_FIELDS:
-        if field not in obj:
-            reason = f"missing_field:{field}"
-            return _invalid(head, reason, deck, None), reason
+    # `_carried(obj)`, inlined (hot path)
+    call_id = obj.get("call_id")
+    head: Record = {"call_id": call_id if (call_id.__class__ is str or isinstance(call_id, (str, int)))
+                    and not isinstance(call_id, bool) else None}
+    if "tenant_id" in obj:
+        head["tenant_id"] = obj["tenant_id"]
+    if "user_id" in obj:
+        head["user_id"] = obj["user_id"]
+    kind = obj.get("kind")
+    head["kind"] = kind = kind if kind.__class__ is str and kind in KINDS else None
+    if not _REQUIRED <= obj.keys():
+        for field in REQUIRED_FIELDS:
+            if field not in obj:
+                reason = f"missing_field:{field}"
+                return _invalid(head, reason, deck, None), reason
     if head["call_id"] is None:
         return _invalid(head, "bad_field:call_id", deck, None), "bad_field:call_id"
-    kind = obj["kind"]
-    if kind not in KINDS:
+    if kind is None:
         return _invalid(head, "bad_field:kind", deck, None), "bad_field:kind"
     try:
         start = parse_instant(obj["start"])
@@ -56,14 +72,31 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
         head.update(priced_fields("free", None, None, duration, 0, 0, deck.currency))
         return head, None
     src, dst = obj["from"], obj["to"]
-    if not (is_e164(src) and is_e164(dst)):
+    if not (src.__class__ is str and _E164(src) and dst.__class__ is str and _E164(dst)) and not (
+            is_e164(src) and is_e164(dst)):
         return _invalid(head, "bad_number", deck, duration), "bad_number"
-    row = rate_for(deck, kind, src, dst, start)
+    service = _SERVICE_OF_KIND[kind]
+    row = deck.lookup(service, (src if service == "tollfree_inbound" else dst)[1:], start)
     if row is None:
         head.update(priced_fields("unrated", "no_rate", None, duration, 0, 0, deck.currency))
         return head, "no_rate"
     billed = billed_seconds(duration, row.first_increment_s, row.next_increment_s)
-    head.update(priced_fields("rated", None, row, duration, billed, price_micros(row, billed), row.currency))
+    charge = price_micros(row, billed)
+    # The fields of `records.priced_fields("rated", None, row, ...)`, built in one go (hot path;
+    # tests/test_pricing.py checks both spellings give the same record).
+    head["status"] = "rated"
+    head["reason"] = None
+    head["prefix"] = row.prefix
+    head["destination"] = row.destination
+    head["country"] = row.country
+    head["number_type"] = row.number_type
+    head["zone"] = row.zone
+    head["rate_per_minute"] = row.rate_text
+    head["connection_fee"] = row.fee_text
+    head["duration_seconds"] = seconds_json(duration)
+    head["billed_seconds"] = billed
+    head["charge"] = format_money(charge) if charge else ZERO_MONEY
+    head["currency"] = row.currency
     return head, None
 
 

@@ -21,10 +21,14 @@ US_PER_S = 1_000_000
 US_PER_DAY = 86_400 * US_PER_S
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+# ASCII digits only, and the whole text must match (`$` alone would let a trailing "\n" in).
 _TS_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,12}))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,12}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))",
+    re.ASCII,
 )
+_TS_MATCH = _TS_RE.fullmatch
+_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 
 
 class TimestampError(ValueError):
@@ -36,11 +40,36 @@ def _day_us(year: int, month: int, day: int) -> int:
     return (datetime(year, month, day, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
 
 
+# Caches of already-validated pieces of timestamps. A string matching `_TS_RE` is always
+# date (10 chars) + separator + time (8 chars) + tail (fraction and zone), and its instant is
+# the sum of the pieces' values, so a text whose pieces are all known valid parses to the
+# same value without the regex. Only the slow path (the full regex) adds dates and tails.
+_DAY_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DD" -> midnight UTC
+_HM_BY_TEXT = {f"{h:02d}:{m:02d}": (h * 60 + m) * 60 * US_PER_S for h in range(24) for m in range(60)}
+_S_BY_TEXT = {f":{s:02d}": s * US_PER_S for s in range(60)}  # ":SS" -> microseconds
+_TAIL_BY_TEXT: dict[str, int] = {"Z": 0, "z": 0}  # ".250+01:00" -> fraction minus offset (us)
+_SEPARATORS = frozenset("Tt ")
+_CACHE_MAX = 200_000
+
+
 def parse_instant(text: object) -> Instant:
     """Parse ISO 8601 with a zone (`Z` or `±HH:MM`) into exact epoch microseconds."""
-    if not isinstance(text, str):
+    if text.__class__ is str:
+        day_us = _DAY_BY_TEXT.get(text[:10])  # type: ignore[index]
+        if day_us is not None and text[10:11] in _SEPARATORS:  # type: ignore[index]
+            hm = _HM_BY_TEXT.get(text[11:16])  # type: ignore[index]
+            sec = _S_BY_TEXT.get(text[16:19])  # type: ignore[index]
+            if hm is not None and sec is not None:
+                tail = _TAIL_BY_TEXT.get(text[19:])  # type: ignore[index]
+                if tail is not None:
+                    return day_us + hm + sec + tail
+    elif not isinstance(text, str):
         raise TimestampError("timestamp is not a string")
-    m = _TS_RE.match(text)
+    return _parse_instant_slow(text)  # type: ignore[arg-type]
+
+
+def _parse_instant_slow(text: str) -> Instant:
+    m = _TS_MATCH(text)
     if m is None:
         raise TimestampError(f"{text!r} is not ISO 8601 with a zone")
     y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
@@ -51,16 +80,21 @@ def parse_instant(text: object) -> Instant:
         day_us = _day_us(int(y), int(mo), int(d))
     except ValueError as exc:
         raise TimestampError(f"{text!r}: {exc}") from None
-    us: Instant = day_us + ((hour * 60 + minute) * 60 + second) * US_PER_S
+    tod = ((hour * 60 + minute) * 60 + second) * US_PER_S
+    tail: Instant = 0
     if frac:
         if len(frac) <= 6:
-            us += int(frac.ljust(6, "0"))
+            tail += int(frac.ljust(6, "0"))
         else:
-            us += Fraction(int(frac), 10 ** (len(frac) - 6))
+            tail += Fraction(int(frac), 10 ** (len(frac) - 6))
     if not z:
         offset = (int(oh) * 60 + int(om)) * 60 * US_PER_S
-        us = us - offset if sign == "+" else us + offset
-    return us
+        tail = tail - offset if sign == "+" else tail + offset
+    if len(_DAY_BY_TEXT) < _CACHE_MAX:
+        _DAY_BY_TEXT[text[:10]] = day_us
+    if tail.__class__ is int and len(_TAIL_BY_TEXT) < _CACHE_MAX:
+        _TAIL_BY_TEXT[text[19:]] = tail  # type: ignore[assignment]
+    return day_us + tod + tail
 
 
 def format_instant(us: Instant) -> str:
@@ -72,6 +106,12 @@ def format_instant(us: Instant) -> str:
 
 def seconds_text(us: Instant) -> str:
     """A count of seconds as JSON number text: exact when the decimal ends, else 3 places half-up."""
+    if us.__class__ is int:  # whole microseconds: the decimal always ends (fast path, same text)
+        whole, part = divmod(-us if us < 0 else us, US_PER_S)
+        sign = "-" if us < 0 else ""
+        if part:
+            return f"{sign}{whole}.{part:06d}".rstrip("0")
+        return f"{sign}{whole}"
     s = Fraction(us) / US_PER_S
     den = s.denominator
     twos = fives = 0
@@ -115,10 +155,10 @@ def from_datetime(dt: datetime) -> int:
 
 def day_start_us(iso_date: str) -> int:
     """Midnight UTC of an ISO date `YYYY-MM-DD`."""
-    parts = iso_date.split("-")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[0]) != 4:
+    m = _DATE_RE.fullmatch(iso_date)
+    if m is None:
         raise ValueError(f"{iso_date!r} is not an ISO date")
-    return _day_us(int(parts[0]), int(parts[1]), int(parts[2]))
+    return _day_us(int(m[1]), int(m[2]), int(m[3]))
 
 
 def next_month_start(us: Instant) -> int:

@@ -80,11 +80,13 @@ class Deck:
         by_prefix = self.table.get(service)
         if not by_prefix:
             return None
+        get = by_prefix.get
         for length in range(min(len(digits), self.max_prefix_len), 0, -1):
-            rows = by_prefix.get(digits[:length])
+            rows = get(digits[:length])
             if rows is not None:
-                for row in rows:
-                    if row.covers(at):
+                for row in rows:  # `row.covers(at)`, inlined: this is the per-call hot path
+                    lo, hi = row.effective_from_us, row.effective_to_us
+                    if (lo is None or at >= lo) and (hi is None or at < hi):
                         return row
         return None
 

@@ -80,8 +80,12 @@ async def produce_lines(broker: str, prefix: str, lines: list[bytes], paced: boo
 
 
 async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 120.0,
-                  until: int | None = None) -> list[tuple[str, dict, float]]:
-    """Read every output topic from the start until quiet; returns (topic, record, receive time)."""
+                  until: int | None = None, stop: asyncio.Event | None = None
+                  ) -> list[tuple[str, dict, float]]:
+    """Read every output topic from the start until quiet (and `stop` is set, if given).
+
+    Returns (topic, record, receive wall time) in arrival order.
+    """
     from aiokafka import AIOKafkaConsumer
 
     topics = [prefix + t for t in OUTPUT_TOPICS]
@@ -101,8 +105,43 @@ async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 
                 last = time.monotonic()
             if until is not None and len(got) >= until:
                 break
-            if time.monotonic() - last > idle_s:
+            if time.monotonic() - last > idle_s and (stop is None or stop.is_set()):
                 break
     finally:
         await consumer.stop()
     return got
+
+
+async def wait_ready(broker: str, prefix: str, timeout_s: float = 120.0) -> None:
+    """Send a probe line until the worker dead-letters it: proof it consumes and produces."""
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    token = uuid.uuid4().hex
+    probe = orjson.dumps({"probe": token})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker))
+    consumer = AIOKafkaConsumer(prefix + "dead-letters", bootstrap_servers=bootstrap(broker),
+                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+    await producer.start()
+    await consumer.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        next_probe = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_probe:
+                await producer.send_and_wait(prefix + "calls", probe)
+                next_probe = time.monotonic() + 5.0
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                for m in msgs:
+                    if token.encode() in m.value:
+                        return
+        raise TimeoutError(f"worker on prefix {prefix!r} not ready after {timeout_s}s")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def is_probe(topic: str, record: dict) -> bool:
+    return topic == "dead-letters" and '"probe"' in (record.get("original") or "")

@@ -129,7 +129,10 @@ FIELDS = (
     "disconnected",
 )
 BAD_MARK = "__rating_engine_report_bad__"
-SCHEMA = {name: pl.String for name in (*FIELDS, BAD_MARK)}
+# Numbers are read as numbers (a value of another JSON type makes polars
+# refuse the file, which then goes through `sanitise`); the rest as text.
+NUMERIC = {"duration_seconds": pl.Float64, "pool_seconds": pl.Float64, "billed_seconds": pl.Int64}
+SCHEMA = {name: NUMERIC.get(name, pl.String) for name in (*FIELDS, BAD_MARK)}
 
 STATUSES = ("rated", "free", "unrated", "invalid")
 DISCONNECT_REASONS = ("no_rate", "not_licensed", "no_funds", "funds_exhausted", "bad_number")
@@ -201,39 +204,52 @@ def scan_file(path: str | os.PathLike[str], file_no: int = 0) -> pl.LazyFrame:
 
 
 def _ms(col: str) -> pl.Expr:
-    """A seconds count given as JSON number text -> integer milliseconds."""
-    return (pl.col(col).cast(pl.Float64, strict=False) * 1000).round(0).cast(pl.Int64)
+    """A seconds count (a JSON number, at most 3 decimals) -> integer ms."""
+    return (pl.col(col) * 1000).round(0).cast(pl.Int64)
 
 
 def normalise(lf: pl.LazyFrame, file_no: int = 0) -> pl.LazyFrame:
-    """Typed, checked columns of raw charges records (all fields as strings).
+    """Typed, checked columns of raw charges records (see ``SCHEMA``).
 
-    Adds ``row`` ("ok", "bad" or "ignored"), ``bad`` (the reason), and the
-    integer measures ``talk_ms``, ``pool_ms``, ``billed_ms``, ``charge_u``.
+    Adds ``ok`` (a charges record to count), ``ign`` (a record of another
+    topic), ``bad`` (neither: a bad line), ``day`` (UTC date of ``start``)
+    and the integer measures ``talk_ms``, ``pool_ms``, ``billed_ms``,
+    ``charge_u`` (0.0001 units).
     """
     c = pl.col
-    charge_u = (
-        pl.when(c("charge").str.slice(-5, 1) == ".")
-        .then(c("charge").str.replace(".", "", literal=True).cast(pl.Int64, strict=False))
-        .otherwise(None)
-    )
-    billed = c("billed_seconds").cast(pl.Int64, strict=False)
     start = c("start")
-    day = (
-        pl.when(start.str.ends_with("Z") & (start.str.slice(10, 1) == "T"))
-        .then(start.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
-        .otherwise(
-            start.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC").dt.date()
-        )
+    zulu = start.str.ends_with("Z") & (start.str.slice(10, 1) == "T")
+    other = pl.when(~zulu).then(start)  # only those go through the full parse
+    day = pl.coalesce(
+        pl.when(zulu).then(start.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)),
+        other.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC").dt.date(),
     )
     lf = lf.with_columns(
-        charge_u=charge_u,
-        billed_s=billed,
-        talk_ms=_ms("duration_seconds"),
-        pool_ms=_ms("pool_seconds"),
+        charge_u=pl.when(c("charge").str.slice(-5, 1) == ".").then(
+            c("charge").str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+        ),
+        billed_ms=c("billed_seconds") * 1000,
+        talk_ms=_ms("duration_seconds").fill_null(0),
+        pool_ms=_ms("pool_seconds").fill_null(0),
         day=day,
+        file_no=pl.lit(file_no, dtype=pl.Int32),
     )
-    bad = (
+    unmarked = c(BAD_MARK).is_null()
+    good = (
+        unmarked
+        & c("charge_u").is_not_null()
+        & c("status").is_in(STATUSES)
+        & c("billed_ms").is_not_null()
+        & (start.is_null() | c("day").is_not_null())
+    )
+    ign = unmarked & c("topic").is_not_null() & (c("topic") != "charges")
+    return lf.with_columns(ok=good & ~ign, ign=ign, bad=~good & ~ign)
+
+
+def bad_reason() -> pl.Expr:
+    """Why a row of :func:`normalise` with ``bad`` set is bad."""
+    c = pl.col
+    return (
         pl.when(c(BAD_MARK).is_not_null())
         .then(c(BAD_MARK))
         .when(c("charge").is_null())
@@ -246,29 +262,9 @@ def normalise(lf: pl.LazyFrame, file_no: int = 0) -> pl.LazyFrame:
         .then(pl.lit("bad_field:status"))
         .when(c("billed_seconds").is_null())
         .then(pl.lit("missing_field:billed_seconds"))
-        .when(c("billed_s").is_null())
-        .then(pl.lit("bad_field:billed_seconds"))
-        .when(c("duration_seconds").is_not_null() & c("talk_ms").is_null())
-        .then(pl.lit("bad_field:duration_seconds"))
-        .when(c("pool_seconds").is_not_null() & c("pool_ms").is_null())
-        .then(pl.lit("bad_field:pool_seconds"))
-        .when(start.is_not_null() & c("day").is_null())
+        .when(c("start").is_not_null() & c("day").is_null())
         .then(pl.lit("bad_field:start"))
-        .otherwise(None)
-    )
-    ignored = c(BAD_MARK).is_null() & c("topic").is_not_null() & (c("topic") != "charges")
-    return lf.with_columns(bad=pl.when(ignored).then(None).otherwise(bad)).with_columns(
-        row=pl.when(ignored)
-        .then(pl.lit("ignored"))
-        .when(c("bad").is_not_null())
-        .then(pl.lit("bad"))
-        .otherwise(pl.lit("ok")),
-        file_no=pl.lit(file_no, dtype=pl.Int32),
-        talk_ms=c("talk_ms").fill_null(0),
-        pool_ms=c("pool_ms").fill_null(0),
-        billed_ms=c("billed_s") * 1000,
-        tenant_id=c("tenant_id").fill_null(NONE_LABEL),
-        currency=c("currency").fill_null(NONE_LABEL),
+        .otherwise(pl.lit("bad_record"))
     )
 
 
@@ -291,26 +287,42 @@ DEST_KEYS = ("tenant_id", "currency", "country", "number_type", "destination")
 def aggregate(
     lf: pl.LazyFrame, *, max_bad_lines: int = 1000, tenants: Sequence[str] | None = None
 ) -> dict[str, pl.DataFrame]:
-    """One streaming pass: the three aggregate cubes, the row counts and the
-    first ``max_bad_lines`` bad records (``file_no``, ``rec``, ``bad``)."""
+    """One streaming pass over ``lf`` (from :func:`normalise`).
+
+    Returns the aggregates ``cube`` (tenant x day x kind x pool x status...),
+    ``users`` and ``dests`` (with their ``ok``/``ign`` flags as keys: every
+    sink reads the same unfiltered frame, so the scan is shared), the bad
+    line counts by reason and the first ``max_bad_lines`` bad records.
+    """
     c = pl.col
-    ok = lf.filter(c("row") == "ok")
     if tenants:
-        ok = ok.filter(c("tenant_id").is_in(list(tenants)))
-    cube = ok.group_by(CUBE_KEYS).agg(
+        lf = lf.filter(c("tenant_id").is_in(list(tenants)) | c("bad"))
+    cube = lf.group_by(*CUBE_KEYS, "ok", "ign").agg(
         *_measure_aggs(),
         c("pool").is_not_null().sum().alias("pool_calls"),
         (c("billed_ms") > 0).sum().alias("credit_calls"),
     )
-    users = ok.group_by(USER_KEYS).agg(
+    users = lf.group_by(*USER_KEYS, "ok").agg(
         *_measure_aggs(), c("disconnected").is_not_null().sum().alias("disconnects")
     )
-    dests = ok.group_by(DEST_KEYS).agg(*_measure_aggs())
-    counts = lf.group_by("row", "bad").agg(pl.len().alias("n"))
-    bad = lf.filter(c("row") == "bad").select("file_no", "rec", "bad").head(max_bad_lines)
-    names = ["cube", "users", "dests", "counts", "bad"]
-    frames = pl.collect_all([cube, users, dests, counts, bad], engine="streaming")
-    return dict(zip(names, frames, strict=True))
+    dests = lf.group_by(*DEST_KEYS, "ok").agg(*_measure_aggs())
+    # one sink for the bad rows (a second one would not share the scan)
+    bad = lf.filter(c("bad")).select("file_no", "rec", bad_reason().alias("reason"))
+    names = ["cube", "users", "dests", "bad"]
+    frames = pl.collect_all([cube, users, dests, bad], engine="streaming")
+    out = dict(zip(names, frames, strict=True))
+    bad_all = out.pop("bad")
+    out["bad_counts"] = bad_all.group_by("reason").agg(pl.len().alias("n")).sort("reason")
+    out["bad"] = bad_all.sort("file_no", "rec").head(max_bad_lines)
+    for name in ("cube", "users", "dests"):
+        df = out[name]
+        out[name + "_all"] = df
+        out[name] = (
+            df.filter(c("ok"))
+            .drop("ok", "ign", strict=False)
+            .with_columns(c("tenant_id", "currency").fill_null(NONE_LABEL))
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -353,23 +365,29 @@ def sanitise(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
             if lines and lines[-1] == b"":
                 lines.pop()
             for raw in lines:
-                if not raw.strip():
-                    fout.write(b"\n")
-                    continue
-                try:
-                    obj = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    fout.write(invalid)
-                    continue
-                if not isinstance(obj, dict):
-                    fout.write(not_object)
-                elif _check_block(raw):
-                    fout.write(raw.rstrip(b"\r") + b"\n")
-                else:  # valid JSON polars' parser refuses: normalise it
-                    try:
-                        fout.write(orjson.dumps(obj) + b"\n")
-                    except TypeError:
-                        fout.write(invalid)
+                fout.write(_sanitise_line(raw, invalid, not_object))
+
+
+def _sanitise_line(raw: bytes, invalid: bytes, not_object: bytes) -> bytes:
+    if not raw.strip():
+        return b"\n"
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return invalid
+    if not isinstance(obj, dict):
+        return not_object
+    for name, dtype in NUMERIC.items():
+        value = obj.get(name)
+        if value is None:
+            continue
+        ok_type = int if dtype == pl.Int64 else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_type) or abs(value) >= 2**63:
+            return _marker(f"bad_field:{name}")
+    line = raw.rstrip(b"\r") + b"\n"
+    if _check_block(line):
+        return line
+    return _marker("unreadable")
 
 
 def _line_numbers(path: str | os.PathLike[str], recs: Sequence[int]) -> dict[int, int]:
@@ -882,10 +900,11 @@ def _finish(
     percentile: float,
     max_bad_lines: int,
 ) -> Report:
-    counts = agg["counts"]
-    n_ok = int(counts.filter(pl.col("row") == "ok")["n"].sum())
-    n_bad = int(counts.filter(pl.col("row") == "bad")["n"].sum())
-    n_ignored = int(counts.filter(pl.col("row") == "ignored")["n"].sum())
+    cube_all = agg["cube_all"]
+    n_ok = int(cube_all.filter(pl.col("ok"))["calls"].sum())
+    n_ignored = int(cube_all.filter(pl.col("ign"))["calls"].sum())
+    bad_counts = agg["bad_counts"].sort("reason")
+    n_bad = int(bad_counts["n"].sum())
 
     bad = agg["bad"]
     bad_rows = []
@@ -893,7 +912,7 @@ def _finish(
         part = bad.filter(pl.col("file_no") == file_no)
         recs = part["rec"].to_list()
         lines = _line_numbers(scan_paths[file_no], recs)
-        for rec, reason in zip(recs, part["bad"].to_list(), strict=True):
+        for rec, reason in zip(recs, part["reason"].to_list(), strict=True):
             bad_rows.append({"file": labels[file_no], "line": lines.get(rec), "reason": reason})
     bad_df = pl.DataFrame(
         bad_rows, schema={"file": pl.String, "line": pl.Int64, "reason": pl.String}, orient="row"
@@ -916,10 +935,7 @@ def _finish(
 
     notes = [f"{n_ok} charges records read from {len(labels)} file(s): {', '.join(labels)}."]
     if n_bad:
-        by_reason = (
-            counts.filter(pl.col("row") == "bad").group_by("bad").agg(pl.col("n").sum()).sort("bad")
-        )
-        detail = ", ".join(f"{r} {n}" for r, n in by_reason.iter_rows())
+        detail = ", ".join(f"{r} {n}" for r, n in bad_counts.iter_rows())
         shown = "; all listed" if n_bad <= max_bad_lines else f"; the first {max_bad_lines} listed"
         notes.append(f"{n_bad} bad line(s) left out of every total ({detail}{shown}).")
         for row in bad_df.iter_rows(named=True):

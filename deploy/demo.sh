@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# End-to-end demo on a fresh machine: local Kafka, the streaming worker, a
+# minute of real-time call events, the output topics and the metrics.
+#
+#   bash deploy/demo.sh
+#
+# Needs java (11+), mvn and python3.11 on PATH; creates .venv and installs the
+# project into it when needed. Everything this script starts it stops again
+# (also on Ctrl-C): the worker always, the broker only if it was not running.
+# Each run uses its own topic prefix (demo-<time>-<pid>-), so reruns start
+# from fresh state; its topics are deleted at the end (DEMO_KEEP_TOPICS=1 keeps
+# them). Environment: DEMO_EVENTS (default rates/demo-events.jsonl),
+# DEMO_RATES (rates/sample-deck.csv), DEMO_METRICS_PORT (9108), and broker.sh's
+# RATING_ENGINE_KAFKA_* (deploy/kafka/broker.sh) for another broker port or data dir.
+# Exit: 0 done, 1 the demo failed, 2 a tool is missing, 130 interrupted.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+EVENTS="${DEMO_EVENTS:-rates/demo-events.jsonl}"
+RATES="${DEMO_RATES:-rates/sample-deck.csv}"
+METRICS_PORT="${DEMO_METRICS_PORT:-9108}"
+PARTITIONS=4
+BROKER="kafka://127.0.0.1:${RATING_ENGINE_KAFKA_PORT:-9092}"   # broker.sh reads the same variable
+PREFIX="demo-$(date +%s)-$$-"
+STATE_DIR=var/demo
+VENV=.venv
+PY="$VENV/bin/python"
+
+say() { echo "demo: $*" >&2; }
+die() { say "$*"; exit 1; }
+T0=$SECONDS
+
+# ---------------------------------------------------------------- tools
+missing=()
+for tool in java mvn python3.11; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    say "missing on PATH: ${missing[*]}"
+    say "the demo needs a JDK 11+ and Maven 3 for the local Kafka broker, and Python 3.11 for the worker"
+    say "(Debian/Ubuntu: apt-get install openjdk-17-jdk-headless maven python3.11 python3.11-venv)"
+    exit 2
+fi
+[[ -f $EVENTS ]] || die "no events file $EVENTS (set DEMO_EVENTS)"
+[[ -f $RATES ]] || die "no rate deck $RATES (set DEMO_RATES)"
+if (exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT") 2>/dev/null; then
+    die "127.0.0.1:$METRICS_PORT is in use (another worker?); set DEMO_METRICS_PORT to a free port"
+fi
+
+# ---------------------------------------------------------------- venv
+mkdir -p "$STATE_DIR"
+if [[ ! -x $PY ]]; then
+    say "creating $VENV (python3.11)"
+    python3.11 -m venv "$VENV" || die "python3.11 -m venv failed (Debian/Ubuntu: apt-get install python3.11-venv)"
+fi
+stamp="$VENV/.rating-engine-pyproject.sha256"
+want_sum="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+installed() {   # the project imports from this checkout, with its streaming deps
+    "$PY" - "$ROOT/src" <<'EOF' 2>/dev/null
+import sys, rating_engine, faust, aiokafka, prometheus_client, rating_engine.demo
+sys.exit(0 if rating_engine.__file__.startswith(sys.argv[1]) else 1)
+EOF
+}
+if ! installed || [[ -f $stamp && $(cat "$stamp") != "$want_sum" ]] || [[ ! -x $VENV/bin/rating-engine ]]; then
+    say "installing the project into $VENV (pip install -e '.[test]'; log: $STATE_DIR/pip.log)"
+    if ! "$PY" -m pip install -q -e '.[test]' >"$STATE_DIR/pip.log" 2>&1; then
+        tail -n 20 "$STATE_DIR/pip.log" >&2
+        die "pip install failed; see $STATE_DIR/pip.log"
+    fi
+    installed || die "the project still does not import after pip install; see $STATE_DIR/pip.log"
+    echo "$want_sum" >"$stamp"
+fi
+
+# ---------------------------------------------------------------- cleanup
+BROKER_STARTED=0
+WORKER_PID=
+TOPICS_MADE=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $WORKER_PID ]] && kill -0 "$WORKER_PID" 2>/dev/null; then
+        say "stopping the worker (pid $WORKER_PID, SIGTERM)"
+        kill -TERM "$WORKER_PID" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$WORKER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$WORKER_PID" 2>/dev/null; then
+            say "the worker is still running after 30 s: SIGKILL"
+            kill -KILL "$WORKER_PID" 2>/dev/null || true
+        fi
+        local wrc=0
+        wait "$WORKER_PID" 2>/dev/null || wrc=$?
+        ((wrc == 0)) || say "the worker exited with status $wrc (log: $STATE_DIR/worker.log)"
+    fi
+    if ((TOPICS_MADE)) && [[ -z ${DEMO_KEEP_TOPICS:-} ]]; then
+        "$PY" -m rating_engine.demo cleanup --broker "$BROKER" --prefix "$PREFIX" >/dev/null 2>&1 \
+            || say "could not delete the topics $PREFIX*"
+    fi
+    if ((BROKER_STARTED)); then
+        say "stopping the broker this demo started"
+        deploy/kafka/broker.sh stop >/dev/null || true
+    fi
+    say "done in $((SECONDS - T0)) s (exit $rc)"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- broker
+if deploy/kafka/broker.sh status >/dev/null 2>&1; then
+    say "the Kafka broker is already running: using it, leaving it running"
+else
+    BROKER_STARTED=1
+    say "starting the Kafka broker (the first run fetches its jars with Maven)"
+fi
+deploy/kafka/broker.sh start --topic-prefix "$PREFIX" --partitions "$PARTITIONS" 2>&1 \
+    | tee "$STATE_DIR/broker-start.log" >&2
+# someone else may have started it between `status` and `start`: then it is theirs
+grep -q "already running" "$STATE_DIR/broker-start.log" && BROKER_STARTED=0
+TOPICS_MADE=1
+
+# ---------------------------------------------------------------- worker
+say "starting the worker (topic prefix $PREFIX, metrics on :$METRICS_PORT, log $STATE_DIR/worker.log)"
+"$VENV/bin/rating-engine" worker --rates "$RATES" --broker "$BROKER" --topic-prefix "$PREFIX" \
+    --partitions "$PARTITIONS" --metrics-port "$METRICS_PORT" --state-dir "$STATE_DIR" \
+    >"$STATE_DIR/worker.log" 2>&1 &
+WORKER_PID=$!
+
+if ! "$PY" -m rating_engine.demo wait-ready --broker "$BROKER" --prefix "$PREFIX" \
+        --worker-pid "$WORKER_PID" --timeout 120; then
+    tail -n 30 "$STATE_DIR/worker.log" >&2 || true
+    die "the worker did not become ready; see $STATE_DIR/worker.log"
+fi
+
+# ---------------------------------------------------------------- replay + results
+"$PY" -m rating_engine.demo run --broker "$BROKER" --prefix "$PREFIX" --events "$EVENTS" \
+    --rates "$RATES" --metrics-url "http://127.0.0.1:$METRICS_PORT/metrics"

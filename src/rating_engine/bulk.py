@@ -1,0 +1,496 @@
+"""Vectorised bulk path of `rating-engine rate` (contracts.md section 3) for large CDR files.
+
+The per-call core (`cdr.rate_line`) is the reference: for every line this module prints the
+same bytes it would, in the same order, with the same `FILE:LINE: invalid: reason` messages.
+
+How a chunk (~64 MiB of whole lines) is rated:
+
+1. polars reads the chunk as one text column, one row per line (blank lines are null).
+2. A line takes the fast path only when it is exactly
+   `{"call_id": "…", ["tenant_id": "…",] ["user_id": "…",] "kind": "…", "from": "…",
+   "to": "…", "start": "…", "end": "…"}` (that key order, string values, spaced as Python's
+   `json.dumps` or compact as orjson's) with no `"`, `\\` or control character inside a value,
+   and ASCII only. This is checked by cutting the line at its keys and gluing the template back
+   around the pieces: the glued text must equal the line. Such a line is valid JSON whose
+   values are exactly the pieces, so no JSON parser is needed and nothing can differ from orjson.
+3. Timestamps are cut into date, separator, `HH:MM`, `:SS` and tail (fraction and zone); each
+   distinct date and tail is validated and valued once by `clock.parse_instant` itself, so the
+   fast path accepts exactly the timestamps the per-call core accepts (with <= 6 fractional
+   digits), as exact integer microseconds.
+4. Longest prefix: the deck's window boundaries cut time into segments inside which the set of
+   rows in effect is fixed. For each prefix length L of the deck, from the longest, the first L
+   digits of the number, the segment of the start instant and the service form one Int64 key,
+   looked up in a map of the rows of length L; the first hit wins.
+5. Billed seconds and the charge are Int64 arithmetic on micro-units (never a float), rounded
+   half-up once; lines whose figures could overflow take the per-call core instead.
+6. The output JSON is glued from text pieces; the deck's fields of each row are pre-serialised
+   with orjson.
+
+Every other line (invalid JSON, missing or null fields, another key order, numbers as ids,
+escapes, bad numbers, odd timestamps, ...) goes through `cdr.rate_line`, and its record is put
+back at its place. Statuses made here: `rated`, `free`, `unrated`; every `invalid` line comes
+from the per-call core (so does its stderr message).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+import orjson
+import polars as pl
+
+from . import clock
+from .cdr import rate_line
+from .deck import Deck
+from .money import ZERO_MONEY, format_money
+from .records import deck_fields
+
+CHUNK_BYTES = 64 * 1024 * 1024
+BULK_MIN_BYTES = 1024 * 1024  # below this, the per-call loop is as fast and simpler
+
+_KEYS = ("call_id", "tenant_id", "user_id", "kind", "from", "to", "start", "end")
+_OPTIONAL = ("tenant_id", "user_id")
+_STYLES = {"spaced": (": ", ", "), "compact": (":", ",")}
+_KINDS = ("user_outbound", "conference_dialout", "tollfree_inbound", "inbound")
+_SERVICE_ID = {"outbound": 0, "tollfree_inbound": 1}
+_BOM = b"\xef\xbb\xbf"
+_US = 1_000_000
+_FIGURE_LIMIT = 1 << 61  # fee*60 + rate*billed stays below this in Int64 (2x + 6000 < 2**63)
+_MAX_INCREMENT_S = 10**9
+_MAX_MAP_ENTRIES = 4_000_000
+_E164 = r"^\+[0-9]{8,15}$"
+_UNCLEAN = r'["\\\x00-\x1f\x7f-\U0010ffff]'  # quote, backslash, control or non-ASCII
+
+
+@dataclass
+class _DeckIndex:
+    """The deck laid out for vectorised lookups; `usable` is False when a deck is too odd."""
+
+    usable: bool
+    bounds: pl.Series | None = None  # sorted window boundaries (Int64 us)
+    n_ss: int = 2  # segments x services
+    maps: tuple[tuple[int, pl.Series, pl.Series], ...] = ()  # (L, keys, row indices), longest L first
+    first_s: pl.Series | None = None  # per row, then the UNRATED and FREE pseudo-rows (zeros)
+    next_s: pl.Series | None = None
+    rate_micros: pl.Series | None = None
+    fee_micros: pl.Series | None = None
+    max_billed: pl.Series | None = None
+    heads: pl.Series | None = None  # `"status":…,"reason":…,<deck fields>` per row and pseudo-row
+    currency_json: str = "null"
+
+
+def _index_deck(deck: Deck) -> _DeckIndex:
+    rows = deck.rows
+    bounds = sorted({b for r in rows for b in (r.effective_from_us, r.effective_to_us) if b is not None})
+    n_seg = len(bounds) + 1
+    n_ss = 2 * n_seg
+    if n_seg > 4096:
+        return _DeckIndex(False)
+
+    def covers(r, seg: int) -> bool:  # segment `seg` is [bounds[seg-1], bounds[seg])
+        lo, hi = r.effective_from_us, r.effective_to_us
+        lo_ok = lo is None or (seg > 0 and lo <= bounds[seg - 1])
+        hi_ok = hi is None or (seg < len(bounds) and hi >= bounds[seg])
+        return lo_ok and hi_ok
+
+    by_len: dict[int, dict[int, int]] = {}
+    entries = 0
+    for i, r in enumerate(rows):
+        if len(r.prefix) > 15 or r.service not in _SERVICE_ID:
+            return _DeckIndex(False)
+        base = int(r.prefix) * n_ss + _SERVICE_ID[r.service]
+        table = by_len.setdefault(len(r.prefix), {})
+        for seg in range(n_seg):
+            if covers(r, seg):
+                key = base + 2 * seg
+                if key in table:  # overlapping windows: compile_rows refuses those
+                    return _DeckIndex(False)
+                table[key] = i
+                entries += 1
+        if entries > _MAX_MAP_ENTRIES:
+            return _DeckIndex(False)
+    maps = tuple(
+        (length, pl.Series(list(t.keys()), dtype=pl.Int64), pl.Series(list(t.values()), dtype=pl.Int32))
+        for length, t in sorted(by_len.items(), reverse=True)
+    )
+    currency_json = orjson.dumps(deck.currency).decode()
+
+    def head(status: str, reason: str | None, row) -> str:
+        fields = {"status": status, "reason": reason}
+        fields.update(deck_fields(row))
+        return orjson.dumps(fields).decode()[1:-1]
+
+    heads = [head("rated", None, r) for r in rows] + [head("unrated", "no_rate", None), head("free", None, None)]
+    max_billed = []
+    for r in rows:
+        ok = (r.first_increment_s <= _MAX_INCREMENT_S and r.next_increment_s <= _MAX_INCREMENT_S
+              and r.fee_micros * 60 < _FIGURE_LIMIT and orjson.dumps(r.currency).decode() == currency_json)
+        if not ok:
+            max_billed.append(-1)  # never the fast path
+        elif r.rate_micros_per_min == 0:
+            max_billed.append(1 << 62)
+        else:
+            max_billed.append((_FIGURE_LIMIT - r.fee_micros * 60) // r.rate_micros_per_min)
+    zeros = [0, 0]
+    return _DeckIndex(
+        usable=True,
+        bounds=pl.Series(bounds, dtype=pl.Int64),
+        n_ss=n_ss,
+        maps=maps,
+        first_s=pl.Series([r.first_increment_s for r in rows] + zeros, dtype=pl.Int64),
+        next_s=pl.Series([r.next_increment_s for r in rows] + [1, 1], dtype=pl.Int64),
+        rate_micros=pl.Series([r.rate_micros_per_min for r in rows] + zeros, dtype=pl.Int64),
+        fee_micros=pl.Series([r.fee_micros for r in rows] + zeros, dtype=pl.Int64),
+        max_billed=pl.Series(max_billed + [1 << 62, 1 << 62], dtype=pl.Int64),
+        heads=pl.Series(heads, dtype=pl.String),
+        currency_json=currency_json,
+    )
+
+
+# --- timestamps: distinct dates and tails are valued by the per-call parser itself ----------
+
+_DATE_CACHE: dict[str, int | None] = {}
+_TAIL_CACHE: dict[str, int | None] = {}
+
+
+def _date_value(text: str) -> int | None:
+    try:
+        us = clock.parse_instant(text + "T00:00:00Z")
+    except clock.TimestampError:
+        return None
+    return us if len(text) == 10 else None
+
+
+def _tail_value(text: str) -> int | None:
+    try:
+        us = clock.parse_instant("1970-01-01T00:00:00" + text)
+    except clock.TimestampError:
+        return None
+    return us if us.__class__ is int else None  # more than 6 fractional digits: per-call core
+
+
+def _mapping(values: pl.Series, cache: dict[str, int | None],
+             value: Callable[[str], int | None]) -> tuple[list[str], list[int]]:
+    old: list[str] = []
+    new: list[int] = []
+    for text in values.drop_nulls().to_list():
+        v = cache.get(text, False)
+        if v is False:
+            v = value(text)
+            if len(cache) < 1_000_000:
+                cache[text] = v
+        if v is not None:
+            old.append(text)
+            new.append(v)  # type: ignore[arg-type]
+    return old, new
+
+
+_HM_OLD = list(clock._HM_BY_TEXT)
+_HM_NEW = list(clock._HM_BY_TEXT.values())
+_S_OLD = list(clock._S_BY_TEXT)
+_S_NEW = list(clock._S_BY_TEXT.values())
+
+
+def _instant_expr(col: str, dates: tuple[list[str], list[int]], tails: tuple[list[str], list[int]]) -> pl.Expr:
+    """Epoch microseconds of a timestamp column; null when the per-call core must judge it."""
+    ts = pl.col(col)
+    day = ts.str.slice(0, 10).replace_strict(dates[0], dates[1], default=None, return_dtype=pl.Int64)
+    hm = ts.str.slice(11, 5).replace_strict(_HM_OLD, _HM_NEW, default=None, return_dtype=pl.Int64)
+    sec = ts.str.slice(16, 3).replace_strict(_S_OLD, _S_NEW, default=None, return_dtype=pl.Int64)
+    tail = ts.str.slice(19).replace_strict(tails[0], tails[1], default=None, return_dtype=pl.Int64)
+    sep_ok = ts.str.slice(10, 1).is_in(["T", "t", " "])
+    return pl.when(sep_ok).then(day + hm + sec + tail)
+
+
+# --- one chunk -------------------------------------------------------------------------------
+
+def _style_of(chunk: bytes) -> str:
+    head = chunk[:200]
+    return "compact" if head.lstrip().startswith(b'{"call_id":"') else "spaced"
+
+
+def _cut(lines: pl.Series, style: str) -> pl.DataFrame:
+    """The eight values of each line in the template layout, and whether the line is exactly that.
+
+    Columns: the keys, `has_tenant`, `has_user`, `exact`. `find` locates each key's token
+    (`", "kind": "`); when the line starts with `{"call_id": "`, ends with `"}` and the tokens
+    follow each other in template order without overlapping, the line is the template glued
+    around the pieces between the tokens, which are the values. With no `"`, `\\` or control
+    character in any value (checked here for the free-text ones; the kind, numbers and
+    timestamps are checked against stricter patterns later) it is valid JSON holding exactly
+    those strings.
+    """
+    colon, comma = _STYLES[style]
+    start_tok = '{"call_id"' + colon + '"'
+    sep = {k: '"' + comma + '"' + k + '"' + colon + '"' for k in _KEYS[1:]}
+    end_tok = '"}'
+    line = pl.col("l")
+    pos = {k: pl.col("p_" + k) for k in _KEYS[1:]}
+    n_bytes = pl.col("n_bytes")
+    begin = {"call_id": pl.lit(len(start_tok), dtype=pl.Int64)}
+    for k in _KEYS[1:]:
+        begin[k] = pos[k] + len(sep[k])
+    stop = {
+        "call_id": pl.coalesce(pos["tenant_id"], pos["user_id"], pos["kind"]),
+        "tenant_id": pl.coalesce(pos["user_id"], pos["kind"]),
+        "user_id": pos["kind"],
+        "kind": pos["from"],
+        "from": pos["to"],
+        "to": pos["start"],
+        "start": pos["end"],
+        "end": n_bytes - len(end_tok),
+    }
+    # Template order: every present token starts at or after the end of the one before.
+    in_order = [
+        line.str.starts_with(start_tok),
+        line.str.ends_with(end_tok),
+        *(pos[k].is_not_null() for k in ("kind", "from", "to", "start", "end")),
+        pos["tenant_id"].is_null() | (pos["tenant_id"] >= len(start_tok)),
+        pos["user_id"].is_null() | (pos["user_id"] >= pl.coalesce(begin["tenant_id"], len(start_tok))),
+        pos["kind"] >= pl.coalesce(begin["user_id"], begin["tenant_id"], len(start_tok)),
+        pos["from"] >= begin["kind"],
+        pos["to"] >= begin["from"],
+        pos["start"] >= begin["to"],
+        pos["end"] >= begin["start"],
+        stop["end"] >= begin["end"],
+    ]
+    clean = ~pl.concat_str([pl.col(k) for k in ("call_id", "tenant_id", "user_id", "from", "to")],
+                           ignore_nulls=True).str.contains(_UNCLEAN)
+    return (
+        lines.to_frame("l").lazy()
+        .with_columns([line.str.find(sep[k], literal=True).cast(pl.Int64).alias("p_" + k) for k in _KEYS[1:]]
+                      + [line.str.len_bytes().cast(pl.Int64).alias("n_bytes")])
+        .with_columns(pl.all_horizontal(in_order).fill_null(False).alias("exact"))
+        .with_columns([pl.when(pl.col("exact")).then(line.str.slice(begin[k], stop[k] - begin[k])).alias(k)
+                       for k in _KEYS]
+                      + [pos["tenant_id"].is_not_null().alias("has_tenant"),
+                         pos["user_id"].is_not_null().alias("has_user")])
+        .with_columns(pl.col("exact") & clean.fill_null(False))
+        .select(list(_KEYS) + ["has_tenant", "has_user", "exact"])
+        .collect()
+    )
+
+
+def _seconds_text(d: pl.Expr) -> pl.Expr:
+    """`clock.seconds_text` of whole microseconds: exact decimal, no trailing zeros."""
+    a = d.abs()
+    whole = (a // _US).cast(pl.String)
+    part = a % _US
+    frac = pl.when(part != 0).then(pl.lit(".") + part.cast(pl.String).str.zfill(6).str.strip_chars_end("0"))
+    return pl.concat_str([pl.when(d < 0).then(pl.lit("-")), whole, frac], ignore_nulls=True)
+
+
+def _rate_frame(idx: _DeckIndex, df: pl.DataFrame) -> pl.DataFrame:
+    """Columns `fast` (bool) and `out` (the JSON line) for a frame of cut lines."""
+    start_us = pl.col("start_us")
+    end_us = pl.col("end_us")
+    kind = pl.col("kind")
+    inbound = kind == "inbound"
+    tollfree = kind == "tollfree_inbound"
+    number = pl.when(tollfree).then(pl.col("from")).otherwise(pl.col("to"))
+    numbers_ok = pl.col("from").str.contains(_E164) & pl.col("to").str.contains(_E164)
+    n_len = number.str.len_bytes().cast(pl.Int64) - 1
+    pad = n_len.replace_strict(list(range(8, 16)), [10 ** (15 - n) for n in range(8, 16)],
+                               default=None, return_dtype=pl.Int64)
+    num15 = number.str.slice(1).cast(pl.Int64, strict=False) * pad
+    if len(idx.bounds):
+        seg = pl.lit(idx.bounds).search_sorted(start_us, side="right").cast(pl.Int64)
+    else:
+        seg = pl.lit(0, dtype=pl.Int64)
+    ss = seg * 2 + tollfree.cast(pl.Int64)
+    hits = []
+    for length, keys, rows in idx.maps:
+        key = (num15 // 10 ** (15 - length)) * idx.n_ss + ss
+        hits.append(pl.when(n_len >= length).then(key).replace_strict(keys, rows, default=None,
+                                                                        return_dtype=pl.Int32))
+    n_rows = len(idx.heads) - 2
+    row = pl.coalesce(hits) if hits else pl.lit(None, dtype=pl.Int32)
+    which = (pl.when(inbound).then(pl.lit(n_rows + 1)).when(row.is_null()).then(pl.lit(n_rows))
+             .otherwise(row).cast(pl.Int32))
+
+    df = df.lazy().with_columns(which=which).with_columns(
+        first_s=pl.lit(idx.first_s).gather(pl.col("which")),
+        next_s=pl.lit(idx.next_s).gather(pl.col("which")),
+        rate=pl.lit(idx.rate_micros).gather(pl.col("which")),
+        fee=pl.lit(idx.fee_micros).gather(pl.col("which")),
+        max_billed=pl.lit(idx.max_billed).gather(pl.col("which")),
+        head=pl.lit(idx.heads).gather(pl.col("which")),
+        d=end_us - start_us,
+    )
+    d = pl.col("d")
+    first_us = pl.col("first_s") * _US
+    next_us = pl.col("next_s") * _US
+    rated = pl.col("which") < n_rows
+    billed = (pl.when(~rated | (d <= 0)).then(0)
+              .when(d <= first_us).then(pl.col("first_s"))
+              .otherwise(pl.col("first_s") + (d - first_us + next_us - 1) // next_us * pl.col("next_s")))
+    df = df.with_columns(billed=billed)
+    b = pl.col("billed")
+    charge = pl.when(b > 0).then((2 * (pl.col("fee") * 60 + pl.col("rate") * b) + 6000) // 12000).otherwise(0)
+    fast = (pl.col("exact") & kind.is_in(_KINDS) & start_us.is_not_null() & end_us.is_not_null()
+            & (inbound | numbers_ok) & (b <= pl.col("max_billed")))
+    charge_text = pl.when(pl.col("charge") == 0).then(pl.lit(ZERO_MONEY)).otherwise(
+        pl.concat_str([(pl.col("charge") // 10_000).cast(pl.String), pl.lit("."),
+                       (pl.col("charge") % 10_000).cast(pl.String).str.zfill(4)]))
+    out = pl.concat_str(
+        [
+            pl.lit('{"call_id":"'), pl.col("call_id"), pl.lit('"'),
+            pl.when(pl.col("has_tenant")).then(pl.lit(',"tenant_id":"') + pl.col("tenant_id") + pl.lit('"')),
+            pl.when(pl.col("has_user")).then(pl.lit(',"user_id":"') + pl.col("user_id") + pl.lit('"')),
+            pl.lit(',"kind":"'), kind, pl.lit('",'), pl.col("head"),
+            pl.lit(',"duration_seconds":'), _seconds_text(d),
+            pl.lit(',"billed_seconds":'), b.cast(pl.String),
+            pl.lit(',"charge":"'), charge_text, pl.lit('","currency":' + idx.currency_json + "}"),
+        ],
+        ignore_nulls=True,
+    )
+    return (df.with_columns(charge=charge, fast=fast.fill_null(False))
+            .select(pl.col("fast"), pl.when(pl.col("fast")).then(out).alias("out"))
+            .collect())
+
+
+def _lines_frame(chunk: bytes) -> pl.Series:
+    frame = pl.read_csv(io.BytesIO(chunk), has_header=False, separator="\x00", quote_char=None,
+                        schema={"l": pl.String}, comment_prefix=None, raise_if_empty=False,
+                        truncate_ragged_lines=False)
+    return frame.to_series()
+
+
+def _per_call(deck: Deck, raw: bytes) -> tuple[str | None, str | None]:
+    """`cmd_rate`'s per-call handling of one line: (output JSON or None if blank, reason)."""
+    raw = raw.rstrip(b"\r\n")
+    if not raw.strip():
+        return None, None
+    record, reason = rate_line(deck, raw)
+    text = orjson.dumps(record).decode()
+    return text, (reason if reason is not None and record["status"] == "invalid" else None)
+
+
+def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name: str,
+               ) -> tuple[pl.Series, list[str]]:
+    """Rate the whole lines of `chunk` (line numbers from `first_line`).
+
+    Returns the output lines (blank input lines dropped) and the stderr messages in order.
+    """
+    n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    forced: dict[int, bytes] = {}  # lines polars must not see, by index: judged per call
+    if b"\x00" in chunk or chunk.startswith(_BOM) or not chunk.isascii() and not _utf8(chunk):
+        parts = chunk.split(b"\n")
+        for i, part in enumerate(parts[:n_lines]):
+            if b"\x00" in part or (i == 0 and part.startswith(_BOM)) or not part.isascii() and not _utf8(part):
+                forced[i] = part
+                parts[i] = b""
+        chunk = b"\n".join(parts)
+    lines = _lines_frame(chunk) if chunk else pl.Series("l", [], dtype=pl.String)
+    if len(lines) != n_lines:  # never seen; the per-call core is the safe answer
+        return _rate_slowly(deck, chunk, first_line, name, forced)
+
+    out = pl.Series("out", [None] * n_lines, dtype=pl.String)
+    fast = pl.Series("fast", [False] * n_lines, dtype=pl.Boolean)
+    if idx.usable and n_lines:
+        cut = _cut(lines, _style_of(chunk))
+        stamps = pl.concat([cut["start"].filter(cut["exact"]), cut["end"].filter(cut["exact"])])
+        dates = _mapping(stamps.str.slice(0, 10).unique(), _DATE_CACHE, _date_value)
+        tails = _mapping(stamps.str.slice(19).unique(), _TAIL_CACHE, _tail_value)
+        cut = cut.with_columns(start_us=_instant_expr("start", dates, tails),
+                               end_us=_instant_expr("end", dates, tails))
+        rated = _rate_frame(idx, cut)
+        out, fast = rated["out"], rated["fast"]
+
+    slow = (~fast & (lines.is_not_null() | pl.Series([i in forced for i in range(n_lines)])
+                     if forced else ~fast & lines.is_not_null()))
+    slow_idx = slow.arg_true().to_list()
+    errors: list[str] = []
+    if slow_idx:
+        texts = lines.gather(slow_idx).to_list()
+        results = []
+        for i, text in zip(slow_idx, texts):
+            raw = forced[i] if i in forced else (text or "").encode()
+            line_out, reason = _per_call(deck, raw)
+            results.append(line_out)
+            if reason is not None:
+                errors.append(f"{name}:{first_line + i}: invalid: {reason}\n")
+        out = out.scatter(slow_idx, pl.Series(results, dtype=pl.String))
+    return out.drop_nulls(), errors
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _rate_slowly(deck: Deck, chunk: bytes, first_line: int, name: str,
+                 forced: dict[int, bytes]) -> tuple[pl.Series, list[str]]:
+    parts = chunk.split(b"\n")
+    results, errors = [], []
+    for i in range(chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)):
+        line_out, reason = _per_call(deck, forced.get(i, parts[i]))
+        if line_out is not None:
+            results.append(line_out)
+        if reason is not None:
+            errors.append(f"{name}:{first_line + i}: invalid: {reason}\n")
+    return pl.Series("out", results, dtype=pl.String), errors
+
+
+def _chunks(src: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
+    while True:
+        block = src.read(chunk_bytes)
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += src.readline()
+        yield block
+
+
+def _write(dst: BinaryIO, out: pl.Series) -> None:
+    if len(out):
+        out.to_frame().write_csv(dst, include_header=False, quote_style="never", line_terminator="\n")
+
+
+def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callable[[str], object],
+                progress=None, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Rate a whole CDR stream; returns the number of lines read."""
+    idx = _index_deck(deck)
+    line_no = 1
+    done = 0
+    for chunk in _chunks(src, chunk_bytes):
+        out, errors = rate_chunk(deck, idx, chunk, line_no, name)
+        for message in errors:
+            err(message)
+        _write(dst, out)
+        line_no += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        done += len(chunk)
+        if progress is not None:
+            progress.update(done, line_no - 1)
+    return line_no - 1
+
+
+def rate_bytes(deck: Deck, data: bytes, name: str = "<bytes>",
+               chunk_bytes: int = CHUNK_BYTES) -> tuple[bytes, str]:
+    """Rate JSONL held in memory (for tests): (stdout bytes, stderr text)."""
+    dst = io.BytesIO()
+    messages: list[str] = []
+    rate_stream(deck, io.BytesIO(data), dst, name, messages.append, chunk_bytes=chunk_bytes)
+    return dst.getvalue(), "".join(messages)
+
+
+def rate_bytes_per_call(deck: Deck, data: bytes, name: str = "<bytes>") -> tuple[bytes, str]:
+    """The per-call loop of `cmd_rate` over JSONL in memory: the reference for `rate_bytes`."""
+    out: list[bytes] = []
+    messages: list[str] = []
+    for line_no, raw in enumerate(io.BytesIO(data), start=1):
+        text, reason = _per_call(deck, raw)
+        if text is not None:
+            out.append(text.encode() + b"\n")
+        if reason is not None:
+            messages.append(f"{name}:{line_no}: invalid: {reason}\n")
+    return b"".join(out), "".join(messages)
+
+
+__all__ = ["BULK_MIN_BYTES", "CHUNK_BYTES", "rate_bytes", "rate_bytes_per_call", "rate_chunk",
+           "rate_stream", "format_money"]
