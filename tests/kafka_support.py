@@ -38,7 +38,10 @@ class WorkerProcess:
         self.log_path = state_dir / "worker.log"
 
     def start(self) -> None:
+        """Create the prefix's topics (as operators do with broker.sh), then launch the worker."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        created = broker_script("start", "--topic-prefix", self.prefix, "--partitions", "4", timeout=300)
+        assert created.returncode == 0, "broker.sh could not create the topics"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rating_engine.cli", "worker", "--rates", str(self.deck),

@@ -183,7 +183,7 @@ def _dashboard_metric_names() -> set[str]:
     names: set[str] = set()
     for path in [REPO / "deploy" / "grafana" / "rating-engine.json", REPO / "deploy" / "prometheus" / "alerts.yml"]:
         if path.exists():
-            names |= set(re.findall(r"\brating_[a-z_]+", path.read_text()))
+            names |= set(re.findall(r"\brating_(?!engine)[a-z_]+", path.read_text()))
     return names
 
 

@@ -269,6 +269,7 @@ def _cut(lines: pl.Series, style: str) -> pl.DataFrame:
                          pos["user_id"].is_not_null().alias("has_user")])
         .with_columns(pl.col("exact") & clean.fill_null(False))
         .select(list(_KEYS) + ["has_tenant", "has_user", "exact"])
+        .with_row_index("i")
         .collect()
     )
 
@@ -282,58 +283,60 @@ def _seconds_text(d: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.when(d < 0).then(pl.lit("-")), whole, frac], ignore_nulls=True)
 
 
-def _rate_frame(idx: _DeckIndex, df: pl.DataFrame) -> pl.DataFrame:
-    """Columns `fast` (bool) and `out` (the JSON line) for a frame of cut lines."""
-    start_us = pl.col("start_us")
-    end_us = pl.col("end_us")
+def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
+    """Columns `fast` (bool) and `out` (the JSON line, null where not fast) for cut lines.
+
+    Each step is its own `with_columns`, so polars computes each intermediate column once.
+    """
     kind = pl.col("kind")
     inbound = kind == "inbound"
     tollfree = kind == "tollfree_inbound"
-    number = pl.when(tollfree).then(pl.col("from")).otherwise(pl.col("to"))
-    numbers_ok = pl.col("from").str.contains(_E164) & pl.col("to").str.contains(_E164)
-    n_len = number.str.len_bytes().cast(pl.Int64) - 1
-    pad = n_len.replace_strict(list(range(8, 16)), [10 ** (15 - n) for n in range(8, 16)],
-                               default=None, return_dtype=pl.Int64)
-    num15 = number.str.slice(1).cast(pl.Int64, strict=False) * pad
+    n_rows = len(idx.heads) - 2
+    # 1. the number to price on, its length, its first 15 digits as an integer, the segment
+    step1 = [
+        pl.when(tollfree).then(pl.col("from")).otherwise(pl.col("to")).alias("number"),
+        (pl.col("end_us") - pl.col("start_us")).alias("d"),
+        (kind.is_in(_KINDS) & pl.col("start_us").is_not_null() & pl.col("end_us").is_not_null()
+         & (inbound | (pl.col("from").str.contains(_E164) & pl.col("to").str.contains(_E164)))).alias("ok"),
+    ]
     if len(idx.bounds):
-        seg = pl.lit(idx.bounds).search_sorted(start_us, side="right").cast(pl.Int64)
+        seg = pl.lit(idx.bounds).search_sorted(pl.col("start_us"), side="right").cast(pl.Int64)
     else:
         seg = pl.lit(0, dtype=pl.Int64)
-    ss = seg * 2 + tollfree.cast(pl.Int64)
+    n_len = pl.col("number").str.len_bytes().cast(pl.Int64) - 1
+    step2 = [
+        n_len.alias("n_len"),
+        (pl.col("number").str.slice(1).cast(pl.Int64, strict=False)
+         * n_len.replace_strict(list(range(8, 16)), [10 ** (15 - n) for n in range(8, 16)],
+                                default=None, return_dtype=pl.Int64)).alias("num15"),
+        (seg * 2 + tollfree.cast(pl.Int64)).alias("ss"),
+    ]
+    # 2. longest prefix: one map per prefix length, the longest hit wins
     hits = []
     for length, keys, rows in idx.maps:
-        key = (num15 // 10 ** (15 - length)) * idx.n_ss + ss
-        hits.append(pl.when(n_len >= length).then(key).replace_strict(keys, rows, default=None,
-                                                                        return_dtype=pl.Int32))
-    n_rows = len(idx.heads) - 2
+        key = (pl.col("num15") // 10 ** (15 - length)) * idx.n_ss + pl.col("ss")
+        hits.append(pl.when(pl.col("n_len") >= length).then(key)
+                    .replace_strict(keys, rows, default=None, return_dtype=pl.Int32))
     row = pl.coalesce(hits) if hits else pl.lit(None, dtype=pl.Int32)
     which = (pl.when(inbound).then(pl.lit(n_rows + 1)).when(row.is_null()).then(pl.lit(n_rows))
              .otherwise(row).cast(pl.Int32))
-
-    df = df.lazy().with_columns(which=which).with_columns(
-        first_s=pl.lit(idx.first_s).gather(pl.col("which")),
-        next_s=pl.lit(idx.next_s).gather(pl.col("which")),
-        rate=pl.lit(idx.rate_micros).gather(pl.col("which")),
-        fee=pl.lit(idx.fee_micros).gather(pl.col("which")),
-        max_billed=pl.lit(idx.max_billed).gather(pl.col("which")),
-        head=pl.lit(idx.heads).gather(pl.col("which")),
-        d=end_us - start_us,
-    )
+    w = pl.col("which")
+    step4 = [pl.lit(series).gather(w).alias(name) for name, series in (
+        ("first_s", idx.first_s), ("next_s", idx.next_s), ("rate", idx.rate_micros),
+        ("fee", idx.fee_micros), ("max_billed", idx.max_billed), ("head", idx.heads))]
+    # 3. billed seconds and the charge in 1e-4 units, exact Int64
     d = pl.col("d")
     first_us = pl.col("first_s") * _US
     next_us = pl.col("next_s") * _US
-    rated = pl.col("which") < n_rows
-    billed = (pl.when(~rated | (d <= 0)).then(0)
+    billed = (pl.when((w >= n_rows) | (d <= 0)).then(0)
               .when(d <= first_us).then(pl.col("first_s"))
               .otherwise(pl.col("first_s") + (d - first_us + next_us - 1) // next_us * pl.col("next_s")))
-    df = df.with_columns(billed=billed)
     b = pl.col("billed")
     charge = pl.when(b > 0).then((2 * (pl.col("fee") * 60 + pl.col("rate") * b) + 6000) // 12000).otherwise(0)
-    fast = (pl.col("exact") & kind.is_in(_KINDS) & start_us.is_not_null() & end_us.is_not_null()
-            & (inbound | numbers_ok) & (b <= pl.col("max_billed")))
-    charge_text = pl.when(pl.col("charge") == 0).then(pl.lit(ZERO_MONEY)).otherwise(
-        pl.concat_str([(pl.col("charge") // 10_000).cast(pl.String), pl.lit("."),
-                       (pl.col("charge") % 10_000).cast(pl.String).str.zfill(4)]))
+    fast = (pl.col("ok") & (b <= pl.col("max_billed"))).fill_null(False)
+    q = pl.col("charge")
+    charge_text = pl.when(q == 0).then(pl.lit(ZERO_MONEY)).otherwise(
+        pl.concat_str([(q // 10_000).cast(pl.String), pl.lit("."), (q % 10_000).cast(pl.String).str.zfill(4)]))
     out = pl.concat_str(
         [
             pl.lit('{"call_id":"'), pl.col("call_id"), pl.lit('"'),
@@ -346,9 +349,19 @@ def _rate_frame(idx: _DeckIndex, df: pl.DataFrame) -> pl.DataFrame:
         ],
         ignore_nulls=True,
     )
-    return (df.with_columns(charge=charge, fast=fast.fill_null(False))
-            .select(pl.col("fast"), pl.when(pl.col("fast")).then(out).alias("out"))
-            .collect())
+    return (
+        cut.lazy()
+        .filter(pl.col("exact"))
+        .with_columns(step1)
+        .with_columns(step2)
+        .with_columns(which.alias("which"))
+        .with_columns(step4)
+        .with_columns(billed.alias("billed"))
+        .with_columns(charge.alias("charge"), fast.alias("fast"))
+        .with_columns(pl.when(pl.col("fast")).then(out).alias("out"))
+        .select("i", "fast", "out")
+        .collect()
+    )
 
 
 def _lines_frame(chunk: bytes) -> pl.Series:
@@ -397,7 +410,10 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
         cut = cut.with_columns(start_us=_instant_expr("start", dates, tails),
                                end_us=_instant_expr("end", dates, tails))
         rated = _rate_frame(idx, cut)
-        out, fast = rated["out"], rated["fast"]
+        rated = rated.filter(pl.col("fast"))
+        fast_idx = rated["i"]
+        out = out.scatter(fast_idx, rated["out"])
+        fast = fast.scatter(fast_idx, True)
 
     slow = (~fast & (lines.is_not_null() | pl.Series([i in forced for i in range(n_lines)])
                      if forced else ~fast & lines.is_not_null()))

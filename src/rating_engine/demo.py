@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import orjson
 
@@ -150,7 +150,8 @@ def compare_with_simulate(rates: str, lines: list[bytes],
     from .deck import load_deck
     from .engine import simulate_lines
 
-    want = Counter(_canonical(t, orjson.loads(p)) for t, p in simulate_lines(load_deck(rates), lines))
+    expected = simulate_lines(load_deck(rates), lines)
+    want = Counter(_canonical(t, orjson.loads(p)) for t, p in expected)
     have = Counter(_canonical(t, r) for t, r in got)
     problems = []
     for (topic, body), n in sorted((want - have).items()):
@@ -166,7 +167,8 @@ async def live_tail(broker: str, prefix: str, start_s: float) -> None:
 
     consumer = AIOKafkaConsumer(*(prefix + t for t in OUTPUT_TOPICS),
                                 bootstrap_servers=kafkaio.bootstrap(broker),
-                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                group_id=None)
     await consumer.start()
     try:
         while True:
@@ -222,22 +224,15 @@ def show_metrics(url: str) -> None:
         say(f"  => all {int(total)} disconnects published within {within} of their due instant")
 
 
-async def run(args: argparse.Namespace) -> int:
-    try:
-        with open(args.events, "rb") as f:
-            raw_lines = [line.rstrip(b"\r\n") for line in f]
-    except OSError as exc:
-        warn(f"{args.events}: cannot open: {exc.strerror}")
-        return EXIT_USAGE
-    raw_lines = [line for line in raw_lines if line.strip()]
+async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
     start_us = (time.time_ns() // 1000 + int(args.lead * US_PER_S)) // 1000 * 1000
     lines = kafkaio.shift_times(raw_lines, start_us)
     stamps = []
     for line in lines:
         try:
             stamps.append(float(parse_instant(orjson.loads(line)["ts"])) / US_PER_S)
-        except Exception:
-            pass
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a line without a valid ts: sent as it is, like the worker would get it
     span = (max(stamps) - min(stamps)) if stamps else 0.0
     routed = Counter(kafkaio.route(line)[0] for line in lines)
     say(f"replaying {len(lines)} lines of {args.events} ({routed['calls']} to {args.prefix}calls, "
@@ -278,8 +273,8 @@ async def run(args: argparse.Namespace) -> int:
             for p in problems:
                 say(f"  {p}")
         else:
-            say(f"check: the worker's {len(got)} records equal `rating-engine simulate` on the same "
-                f"events (dead-letter `line` aside: the worker puts the partition offset there)")
+            say(f"check: the worker's {len(got)} records equal `rating-engine simulate` on the "
+                f"same events (dead-letter `line` aside: on the wire it is the partition offset)")
     if not got:
         warn("the worker published nothing")
         status = EXIT_FAILED
@@ -330,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--events", required=True, metavar="EVENTS.jsonl")
     run_p.add_argument("--rates", required=True, metavar="DECK.csv")
     run_p.add_argument("--metrics-url", default="http://127.0.0.1:9108/metrics")
-    run_p.add_argument("--lead", type=float, default=1.0, help="seconds from now to the first event")
+    run_p.add_argument("--lead", type=float, default=1.0,
+                       help="seconds from now to the first event")
     run_p.add_argument("--idle", type=float, default=6.0, help="collect until quiet this long")
     run_p.add_argument("--no-check", dest="check", action="store_false",
                        help="do not compare with simulate")
@@ -346,7 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "wait-ready":
             return asyncio.run(wait_ready(args.broker, args.prefix, args.timeout, args.worker_pid))
         if args.command == "run":
-            return asyncio.run(run(args))
+            try:
+                with open(args.events, "rb") as f:
+                    lines = [line.rstrip(b"\r\n") for line in f]
+            except OSError as exc:
+                warn(f"{args.events}: cannot open: {exc.strerror}")
+                return EXIT_USAGE
+            return asyncio.run(run(args, [line for line in lines if line.strip()]))
         return asyncio.run(cleanup(args.broker, args.prefix))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
