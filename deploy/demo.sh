@@ -123,6 +123,12 @@ deploy/kafka/broker.sh start --topic-prefix "$PREFIX" --partitions "$PARTITIONS"
 grep -q "already running" "$STATE_DIR/broker-start.log" && BROKER_STARTED=0
 TOPICS_MADE=1
 
+# The worker declares its internal `ticks` topic from a task that races its first
+# group join; when the join wins, `ticks` gets no partitions and no timer fires
+# until a metadata refresh (minutes). Creating it first avoids that.
+"$PY" -m rating_engine.demo create-topics --broker "$BROKER" --prefix "$PREFIX" \
+    --partitions "$PARTITIONS" ticks >&2
+
 # ---------------------------------------------------------------- worker
 say "starting the worker (topic prefix $PREFIX, metrics on :$METRICS_PORT, log $STATE_DIR/worker.log)"
 "$VENV/bin/rating-engine" worker --rates "$RATES" --broker "$BROKER" --topic-prefix "$PREFIX" \

@@ -2,6 +2,7 @@
 
     python -m rating_engine.demo wait-ready --prefix P [--worker-pid PID] [--timeout S]
     python -m rating_engine.demo run --prefix P --events FILE --rates DECK [--metrics-url URL]
+    python -m rating_engine.demo create-topics --prefix P [--partitions N] NAME...
     python -m rating_engine.demo cleanup --prefix P
 
 `wait-ready` sends a probe line `{"probe":true}` to the calls topic and waits
@@ -9,7 +10,8 @@ for the worker to dead-letter it (so the worker is subscribed and deciding).
 `run` replays an events file with its timestamps moved to now, paced in real
 time, then reads every output topic, prints them per topic, checks them against
 `simulate` on the same shifted events, and shows the worker's key metrics.
-`cleanup` deletes the topics of a prefix. The shell script starts and stops
+`create-topics` makes topics the worker needs before it joins its group (its
+`ticks`), `cleanup` deletes the topics of a prefix. The shell script starts and stops
 the broker and the worker; this module never does.
 """
 
@@ -33,6 +35,7 @@ from .records import OUTPUT_TOPICS
 
 PROBE = b'{"probe":true}'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LATENESS_LIMIT_S = 1.0  # accounts.md "Time": disconnects go out within 1 s of their due instant
 KEY_METRICS = ("rating_events_in_total", "rating_records_out_total", "rating_dead_letters_total",
                "rating_disconnect_lateness_seconds_count", "rating_disconnect_lateness_seconds_sum",
                "rating_event_processing_seconds_count", "rating_event_processing_seconds_sum",
@@ -203,14 +206,15 @@ def scrape(url: str) -> list[tuple[str, str, float]]:
     return out
 
 
-def show_metrics(url: str) -> None:
+def show_metrics(url: str) -> tuple[int, int] | None:
+    """Print the key metrics; (disconnects, those published over 1 s late), None if unreadable."""
     say(f"metrics: {url}  (Prometheus: deploy/prometheus/prometheus.yml, "
         f"Grafana: deploy/grafana/rating-engine.json)")
     try:
         samples = scrape(url)
     except OSError as exc:
         warn(f"cannot read {url}: {exc}")
-        return
+        return None
     for name, labels, value in samples:
         if name in KEY_METRICS:
             shown = f"{name}{{{labels}}}" if labels else name
@@ -218,10 +222,13 @@ def show_metrics(url: str) -> None:
     buckets = [(float(lbl.split('le="')[1].split('"')[0]), v) for n, lbl, v in samples
                if n == "rating_disconnect_lateness_seconds_bucket"]
     total = max((v for _, v in buckets), default=0.0)
-    if total:
-        bound = min(le for le, v in buckets if v >= total)
-        within = "an unbounded time" if math.isinf(bound) else f"{bound * 1000:g} ms"
-        say(f"  => all {int(total)} disconnects published within {within} of their due instant")
+    if not total:
+        return 0, 0
+    bound = min(le for le, v in buckets if v >= total)
+    within = "an unbounded time" if math.isinf(bound) else f"{bound * 1000:g} ms"
+    say(f"  => all {int(total)} disconnects published within {within} of their due instant")
+    on_time = max((v for le, v in buckets if le <= LATENESS_LIMIT_S), default=0.0)
+    return int(total), int(total - on_time)
 
 
 async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
@@ -280,11 +287,32 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
         status = EXIT_FAILED
 
     say()
-    show_metrics(args.metrics_url)
+    lateness = show_metrics(args.metrics_url)
+    if args.check and lateness is not None and lateness[1]:
+        status = EXIT_FAILED
+        say(f"CHECK FAILED: {lateness[1]} of {lateness[0]} disconnects were published more than "
+            f"{LATENESS_LIMIT_S:g} s after their due instant (see {args.metrics_url})")
     return status
 
 
-# ---------------------------------------------------------------- cleanup
+# ---------------------------------------------------------------- topics
+
+async def create_topics(broker: str, prefix: str, partitions: int, names: list[str]) -> int:
+    """Create `prefix+name` topics that do not exist yet (replication 1)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafkaio.bootstrap(broker))
+    await admin.start()
+    try:
+        have = set(await admin.list_topics())
+        new = [NewTopic(prefix + n, partitions, 1) for n in names if prefix + n not in have]
+        if new:
+            await admin.create_topics(new)
+        say(f"created {len(new)} topics ({', '.join(t.name for t in new) or 'none'})")
+    finally:
+        await admin.close()
+    return EXIT_OK
+
 
 async def cleanup(broker: str, prefix: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
@@ -331,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--no-check", dest="check", action="store_false",
                        help="do not compare with simulate")
 
+    create = sub.add_parser("create-topics", help="create prefixed topics (the worker's ticks)")
+    common(create)
+    create.add_argument("--partitions", type=int, default=4)
+    create.add_argument("names", nargs="+")
+
     clean = sub.add_parser("cleanup", help="delete the topics of a prefix")
     common(clean)
     return parser
@@ -349,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warn(f"{args.events}: cannot open: {exc.strerror}")
                 return EXIT_USAGE
             return asyncio.run(run(args, [line for line in lines if line.strip()]))
+        if args.command == "create-topics":
+            return asyncio.run(create_topics(args.broker, args.prefix, args.partitions, args.names))
         return asyncio.run(cleanup(args.broker, args.prefix))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import multiprocessing
+import os
 from datetime import date
 from pathlib import Path
 
@@ -139,7 +141,38 @@ def write_csv(report: Report, out: Path) -> list[Path]:
 # XLSX
 
 
-def write_xlsx(report: Report, path: Path) -> Path:
+def xlsx_payload(report: Report) -> tuple[list, list[str]]:
+    """Plain Python values of every sheet (so a child process can write the
+    workbook without polars): [(sheet, [(column, kind)], [values per
+    column], widths)], and the notes (with a line per truncated sheet)."""
+    notes = list(report.notes)
+    names = [n for n in SHEET_ORDER if n in report.tables]
+    names += [n for n in report.tables if n not in names]
+    sheets = []
+    for name in names:
+        table = report.tables[name]
+        df = table.df
+        if df.height > XLSX_MAX_ROWS:
+            notes.append(
+                f"sheet {name}: {df.height} rows, the first {XLSX_MAX_ROWS} kept "
+                f"(Excel's limit); {name}.csv has them all."
+            )
+            df = df.head(XLSX_MAX_ROWS)
+        cols = list(table.kinds.items())
+        values = [_xlsx_values(df, col, kind) for col, kind in cols]
+        widths = []
+        for col, kind in cols:
+            width = max(len(col), 12 if kind != TEXT else 10) + 2
+            if kind == TEXT and df.height:
+                longest = df[col].cast(pl.String).str.len_chars().max() or 0
+                width = max(width, min(int(longest) + 2, 60))
+            widths.append(width)
+        sheets.append((name[:31], cols, values, widths))
+    return sheets, notes
+
+
+def write_xlsx_payload(sheets: list, notes: list[str], path: str | Path) -> None:
+    """Write the workbook from :func:`xlsx_payload`'s values (no polars)."""
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
@@ -152,48 +185,31 @@ def write_xlsx(report: Report, path: Path) -> Path:
             INT: wb.add_format({"num_format": "0"}),
             NUMBER: wb.add_format({"num_format": "0.0"}),
             DATE: wb.add_format({"num_format": "yyyy-mm-dd"}),
-            TEXT: None,
         }
-        notes = list(report.notes)
-        names = [n for n in SHEET_ORDER if n in report.tables]
-        names += [n for n in report.tables if n not in names]
-        for name in names:
-            table = report.tables[name]
-            df = table.df
-            if df.height > XLSX_MAX_ROWS:
-                notes.append(
-                    f"sheet {name}: {df.height} rows, the first {XLSX_MAX_ROWS} kept "
-                    f"(Excel's limit); {name}.csv has them all."
-                )
-                df = df.head(XLSX_MAX_ROWS)
-            ws = wb.add_worksheet(name[:31])
-            cols = list(table.kinds.items())
-            for j, (col, _kind) in enumerate(cols):
+        for name, cols, values, widths in sheets:
+            ws = wb.add_worksheet(name)
+            nrows = len(values[0]) if values else 0
+            for j, ((col, kind), vals, width) in enumerate(zip(cols, values, widths, strict=True)):
                 ws.write_string(0, j, col, head)
-            for j, (col, kind) in enumerate(cols):
-                values = _xlsx_values(df, col, kind)
-                if kind == TEXT:
-                    for i, v in enumerate(values, start=1):
-                        if v is not None:
-                            ws.write_string(i, j, v)
-                elif kind == DATE:
-                    for i, v in enumerate(values, start=1):
-                        if v is not None:
-                            ws.write_datetime(i, j, v, fmts[DATE])
-                else:
-                    fmt = fmts[kind]
-                    for i, v in enumerate(values, start=1):
-                        if v is not None:
-                            ws.write_number(i, j, v, fmt)
-            for j, (col, kind) in enumerate(cols):
-                width = max(len(col), 12 if kind != TEXT else 10) + 2
-                if kind == TEXT and df.height:
-                    longest = df[col].cast(pl.String).str.len_chars().max() or 0
-                    width = max(width, min(int(longest) + 2, 60))
                 ws.set_column(j, j, width)
+                if kind == TEXT:
+                    write = ws.write_string
+                    for i, v in enumerate(vals, start=1):
+                        if v is not None:
+                            write(i, j, v)
+                elif kind == DATE:
+                    write, fmt = ws.write_datetime, fmts[DATE]
+                    for i, v in enumerate(vals, start=1):
+                        if v is not None:
+                            write(i, j, v, fmt)
+                else:
+                    write, fmt = ws.write_number, fmts[kind]
+                    for i, v in enumerate(vals, start=1):
+                        if v is not None:
+                            write(i, j, v, fmt)
             ws.freeze_panes(1, 0)
-            if df.height:
-                ws.autofilter(0, 0, df.height, len(cols) - 1)
+            if nrows:
+                ws.autofilter(0, 0, nrows, len(cols) - 1)
         ws = wb.add_worksheet("notes")
         ws.write_string(0, 0, "note", head)
         ws.set_column(0, 0, 120)
@@ -201,6 +217,11 @@ def write_xlsx(report: Report, path: Path) -> Path:
             ws.write_string(i, 0, note)
     finally:
         wb.close()
+
+
+def write_xlsx(report: Report, path: Path) -> Path:
+    sheets, notes = xlsx_payload(report)
+    write_xlsx_payload(sheets, notes, path)
     return path
 
 
@@ -413,9 +434,37 @@ def write_html(report: Report, path: Path, *, chart_tenants: int = 10) -> Path:
     return path
 
 
-def write_all(report: Report, out: Path, *, chart_tenants: int = 10) -> list[Path]:
+PARALLEL_XLSX_CELLS = 50_000  # above this, the workbook is written by a child process
+
+
+def write_all(
+    report: Report, out: Path, *, chart_tenants: int = 10, parallel: bool | None = None
+) -> list[Path]:
+    """Write the CSVs, ``usage.xlsx`` and ``report.html`` into ``out``.
+
+    A big workbook (xlsxwriter is pure Python) is written by a child process
+    (``spawn``: no polars in it) while this one draws the charts and the
+    HTML; ``parallel`` forces that on or off."""
     out.mkdir(parents=True, exist_ok=True)
-    written = write_csv(report, out)
-    written.append(write_xlsx(report, out / "usage.xlsx"))
-    written.append(write_html(report, out / "report.html", chart_tenants=chart_tenants))
+    xlsx = out / "usage.xlsx"
+    sheets, notes = xlsx_payload(report)
+    cells = sum(len(values[0]) * len(values) for _n, _c, values, _w in sheets if values)
+    if parallel is None:
+        parallel = cells > PARALLEL_XLSX_CELLS and (os.cpu_count() or 1) > 1
+    child = None
+    if parallel:
+        ctx = multiprocessing.get_context("spawn")
+        child = ctx.Process(target=write_xlsx_payload, args=(sheets, notes, str(xlsx)), daemon=True)
+        child.start()
+    else:
+        write_xlsx_payload(sheets, notes, xlsx)
+    try:
+        written = write_csv(report, out)
+        written.append(write_html(report, out / "report.html", chart_tenants=chart_tenants))
+    finally:
+        if child is not None:
+            child.join()
+    if child is not None and child.exitcode != 0:
+        raise OSError(f"writing {xlsx} failed (exit {child.exitcode})")
+    written.append(xlsx)
     return written

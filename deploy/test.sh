@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up everything and runs the whole test suite (README "Quick start", second command; .ci/run).
+# Installs: the Python venv (.venv) with the package and test extras, Debian's chromium for the
+# report's browser test, the Kafka jars (via deploy/kafka/broker.sh, Maven). Starts the broker
+# for the integration tests and stops it afterwards if it started it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || { echo "test.sh: $PY not found (Python 3.11 is required)" >&2; exit 2; }
+command -v java >/dev/null 2>&1 || { echo "test.sh: java not found (OpenJDK 17 runs the Kafka broker)" >&2; exit 2; }
+command -v mvn >/dev/null 2>&1 || { echo "test.sh: mvn not found (Maven fetches the Kafka jars)" >&2; exit 2; }
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's chromium for the report's browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "test.sh: chromium could not be installed; the browser test will say so" >&2
+  fi
+fi
+
+started_broker=0
+if ! bash deploy/kafka/broker.sh status >/dev/null 2>&1; then
+  started_broker=1
+fi
+cleanup() {
+  if [ "$started_broker" = 1 ]; then bash deploy/kafka/broker.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+bash deploy/kafka/broker.sh start
+
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
