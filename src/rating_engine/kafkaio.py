@@ -1,7 +1,7 @@
 """Small aiokafka tools around the worker: replay an events file, collect the output topics.
 
-Used by the demo (`rating-engine replay`, `rating-engine collect`), the
-integration tests and the load test; they are edges, not part of the core.
+Used by the demo (`rating_engine.demo`), the integration tests and the load
+test; they are edges, not part of the core.
 """
 
 from __future__ import annotations

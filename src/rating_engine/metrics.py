@@ -21,3 +21,15 @@ LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's t
 TENANTS = Gauge("rating_tenants", "Tenants held by this worker")
 TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer scheduled")
 TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")
+
+
+def prime() -> None:
+    """Expose the known label sets at 0, so rates and absent() work from the first scrape."""
+    for topic, types in (("calls", ("call_start", "call_end", "rejected")),
+                         ("accounts", ("add_funds", "set_auto_recharge", "payment_result", "assign_licence",
+                                       "remove_licence", "set_pool", "rejected")),
+                         ("ticks", ("tick",))):
+        for typ in types:
+            EVENTS_IN.labels(topic, typ)
+    for topic in ("disconnects", "charges", "notifications", "payments", "dead-letters"):
+        RECORDS_OUT.labels(topic)

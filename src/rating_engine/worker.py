@@ -173,12 +173,13 @@ def build_app(args: argparse.Namespace) -> Any:
             metrics.TENANTS.set(len(cache))
         return t
 
-    async def publish(tid: str | None, produced: list[Output]) -> None:
+    async def publish(tid: str | None, produced: list[Output], timed: bool = False) -> None:
+        """Send outputs; `timed` marks records fired by timers, whose lateness we measure."""
         key = tid.encode() if tid is not None else None
         for name, payload in produced:
             await outputs[name].send(key=key, value=payload)
             metrics.RECORDS_OUT.labels(name).inc()
-            if name == DISCONNECTS:
+            if name == DISCONNECTS and timed:
                 at = parse_instant(orjson.loads(payload)["at"])
                 metrics.DISCONNECT_LATENESS.observe(max(0, wall_us() - at) / US_PER_S)
             elif name == DEAD_LETTERS:
@@ -207,7 +208,7 @@ def build_app(args: argparse.Namespace) -> Any:
                 metrics.TIMER_FIRES.inc()
                 t = tenant_for(tid)
                 produced = t.advance(_inst_parse(tick["due"]), AFTER)
-                await publish(tid, produced)
+                await publish(tid, produced, timed=True)
                 save(t, msg.partition)
             else:
                 parsed = parse_event(raw, deck.currency)
@@ -218,9 +219,8 @@ def build_app(args: argparse.Namespace) -> Any:
                     ev: Event = parsed
                     metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
                     t = tenant_for(ev.tenant_id)
-                    produced = t.advance(ev.ts, EVENTS)
-                    emitted, reject = t.apply(ev)
-                    produced.extend(emitted)
+                    await publish(ev.tenant_id, t.advance(ev.ts, EVENTS), timed=True)
+                    produced, reject = t.apply(ev)
                     if reject is not None:
                         produced.append(_dead(reject, raw, msg.offset, ev.tenant_id))
                     await publish(ev.tenant_id, produced)
@@ -257,15 +257,42 @@ def build_app(args: argparse.Namespace) -> Any:
     async def plan_timers(app: Any, **kwargs: Any) -> None:
         """After recovery, schedule every owned tenant's next timer from the table."""
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == prefix + "calls"}
+        tenants = 0
         for key, data in list(tenants_table.items()):
             t, extra = load_tenant(data, deck, TableSeen(seen_table, key.decode()))
             partition = extra.get("partition")
             if partition in owned:
+                tenants += 1
+                live_counts[t.tenant_id] = len(t.live)
                 due = t.next_due()
                 timers.set(t.tenant_id, None if due is None else due[0], partition)
+        metrics.TENANTS.set(tenants)
+        metrics.LIVE_CALLS.set(sum(live_counts.values()))
         timers.changed.set()
 
     return app
+
+
+async def ensure_topics(broker: str, prefix: str, partitions: int) -> None:
+    """Create the input, output and ticks topics before the consumer joins its group.
+
+    Left to Faust, `ticks` could be declared after the first join (no timers
+    then), and a broker that auto-creates topics would give them 1 partition.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from .kafkaio import bootstrap
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(broker))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [prefix + n for n in ("calls", "accounts", "ticks", *OUTPUT_TOPICS)]
+        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -274,8 +301,18 @@ def run_worker(args: argparse.Namespace) -> int:
     from faust import Worker
     from prometheus_client import start_http_server
 
+    from .cli import CliError
+
     os.makedirs(args.state_dir, exist_ok=True)
-    start_http_server(args.metrics_port, addr="127.0.0.1")
+    try:
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    except OSError as exc:
+        raise CliError(f"metrics port {args.metrics_port}: {exc.strerror}") from None
+    try:
+        asyncio.run(ensure_topics(args.broker, args.topic_prefix, args.partitions))
+    except Exception as exc:  # the broker is down or refuses: one clear line, exit 2
+        raise CliError(f"broker {args.broker}: cannot create topics: {exc}") from None
+    metrics.prime()
     app = build_app(args)
     worker = Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
