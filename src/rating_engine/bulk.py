@@ -44,7 +44,7 @@ import polars as pl
 from . import clock
 from .cdr import rate_line
 from .deck import Deck
-from .money import ZERO_MONEY, format_money
+from .money import format_money
 from .records import deck_fields
 
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -149,18 +149,30 @@ def _index_deck(deck: Deck) -> _DeckIndex:
     )
 
 
-# --- timestamps: distinct dates and tails are valued by the per-call parser itself ----------
+# --- timestamps: their pieces are valued by the per-call parser itself -----------------------
 
+# A timestamp `clock._TS_RE` accepts is always `YYYY-MM-DDT` (11 chars, `T`, `t` or space),
+# `HH:MM`, `:SS`, then an optional fraction and the zone (the tail). Its instant is the sum of
+# the values of `<date>00:00:00Z`, `HH:MM`, `:SS` and `1970-01-01T00:00:00<tail>`, and it is
+# valid exactly when all four pieces are: so each distinct date and tail is judged once by
+# `clock.parse_instant`, and the fast path accepts exactly what the per-call core accepts (but
+# only with <= 6 fractional digits, which stay whole microseconds).
 _DATE_CACHE: dict[str, int | None] = {}
 _TAIL_CACHE: dict[str, int | None] = {}
+_CACHE_MAX = 1_000_000
+_HM = (pl.Series(list(clock._HM_BY_TEXT), dtype=pl.String),
+       pl.Series(list(clock._HM_BY_TEXT.values()), dtype=pl.Int64))
+_S = (pl.Series(list(clock._S_BY_TEXT), dtype=pl.String),
+      pl.Series(list(clock._S_BY_TEXT.values()), dtype=pl.Int64))
 
 
 def _date_value(text: str) -> int | None:
+    if len(text) != 11:
+        return None
     try:
-        us = clock.parse_instant(text + "T00:00:00Z")
+        return clock.parse_instant(text + "00:00:00Z")  # type: ignore[return-value]
     except clock.TimestampError:
         return None
-    return us if len(text) == 10 else None
 
 
 def _tail_value(text: str) -> int | None:
@@ -168,40 +180,25 @@ def _tail_value(text: str) -> int | None:
         us = clock.parse_instant("1970-01-01T00:00:00" + text)
     except clock.TimestampError:
         return None
-    return us if us.__class__ is int else None  # more than 6 fractional digits: per-call core
+    return us if us.__class__ is int else None  # type: ignore[return-value]
 
 
 def _mapping(values: pl.Series, cache: dict[str, int | None],
-             value: Callable[[str], int | None]) -> tuple[list[str], list[int]]:
+             value: Callable[[str], int | None]) -> tuple[pl.Series, pl.Series]:
+    """(texts, values) of the valid distinct `values`, valued once per process."""
     old: list[str] = []
     new: list[int] = []
-    for text in values.drop_nulls().to_list():
-        v = cache.get(text, False)
+    get = cache.get
+    for text in values.to_list():
+        v = get(text, False)
         if v is False:
             v = value(text)
-            if len(cache) < 1_000_000:
+            if len(cache) < _CACHE_MAX:
                 cache[text] = v
         if v is not None:
             old.append(text)
             new.append(v)  # type: ignore[arg-type]
-    return old, new
-
-
-_HM_OLD = list(clock._HM_BY_TEXT)
-_HM_NEW = list(clock._HM_BY_TEXT.values())
-_S_OLD = list(clock._S_BY_TEXT)
-_S_NEW = list(clock._S_BY_TEXT.values())
-
-
-def _instant_expr(col: str, dates: tuple[list[str], list[int]], tails: tuple[list[str], list[int]]) -> pl.Expr:
-    """Epoch microseconds of a timestamp column; null when the per-call core must judge it."""
-    ts = pl.col(col)
-    day = ts.str.slice(0, 10).replace_strict(dates[0], dates[1], default=None, return_dtype=pl.Int64)
-    hm = ts.str.slice(11, 5).replace_strict(_HM_OLD, _HM_NEW, default=None, return_dtype=pl.Int64)
-    sec = ts.str.slice(16, 3).replace_strict(_S_OLD, _S_NEW, default=None, return_dtype=pl.Int64)
-    tail = ts.str.slice(19).replace_strict(tails[0], tails[1], default=None, return_dtype=pl.Int64)
-    sep_ok = ts.str.slice(10, 1).is_in(["T", "t", " "])
-    return pl.when(sep_ok).then(day + hm + sec + tail)
+    return pl.Series(old, dtype=pl.String), pl.Series(new, dtype=pl.Int64)
 
 
 # --- one chunk -------------------------------------------------------------------------------
@@ -211,16 +208,16 @@ def _style_of(chunk: bytes) -> str:
     return "compact" if head.lstrip().startswith(b'{"call_id":"') else "spaced"
 
 
-def _cut(lines: pl.Series, style: str) -> pl.DataFrame:
-    """The eight values of each line in the template layout, and whether the line is exactly that.
+def _cut(lines: pl.DataFrame, style: str) -> pl.DataFrame:
+    """The values of the lines that are exactly in the template layout, with their index `i`.
 
-    Columns: the keys, `has_tenant`, `has_user`, `exact`. `find` locates each key's token
-    (`", "kind": "`); when the line starts with `{"call_id": "`, ends with `"}` and the tokens
-    follow each other in template order without overlapping, the line is the template glued
-    around the pieces between the tokens, which are the values. With no `"`, `\\` or control
-    character in any value (checked here for the free-text ones; the kind, numbers and
-    timestamps are checked against stricter patterns later) it is valid JSON holding exactly
-    those strings.
+    `find` locates each key's token (`", "kind": "`). When the line starts with
+    `{"call_id": "`, ends with `"}` and the tokens follow each other in template order without
+    overlapping, the line is the template glued around the pieces between the tokens, which are
+    the values. With no `"`, `\\` or control character in any value (checked in `_rate_frame`:
+    the free-text values against `_UNCLEAN`, the kind, numbers and timestamps against stricter
+    patterns) it is valid JSON holding exactly those strings, with no key twice.
+    Timestamps come as their four pieces (`start_d`, `start_hm`, `start_s`, `start_t`).
     """
     colon, comma = _STYLES[style]
     start_tok = '{"call_id"' + colon + '"'
@@ -228,7 +225,6 @@ def _cut(lines: pl.Series, style: str) -> pl.DataFrame:
     end_tok = '"}'
     line = pl.col("l")
     pos = {k: pl.col("p_" + k) for k in _KEYS[1:]}
-    n_bytes = pl.col("n_bytes")
     begin = {"call_id": pl.lit(len(start_tok), dtype=pl.Int64)}
     for k in _KEYS[1:]:
         begin[k] = pos[k] + len(sep[k])
@@ -240,7 +236,7 @@ def _cut(lines: pl.Series, style: str) -> pl.DataFrame:
         "from": pos["to"],
         "to": pos["start"],
         "start": pos["end"],
-        "end": n_bytes - len(end_tok),
+        "end": pl.col("n_bytes") - len(end_tok),
     }
     # Template order: every present token starts at or after the end of the one before.
     in_order = [
@@ -256,49 +252,76 @@ def _cut(lines: pl.Series, style: str) -> pl.DataFrame:
         pos["end"] >= begin["start"],
         stop["end"] >= begin["end"],
     ]
-    clean = ~pl.concat_str([pl.col(k) for k in ("call_id", "tenant_id", "user_id", "from", "to")],
-                           ignore_nulls=True).str.contains(_UNCLEAN)
+
+    def value(k: str) -> pl.Expr:
+        return line.str.slice(begin[k], stop[k] - begin[k]).alias(k)
+
+    def stamp(k: str) -> list[pl.Expr]:
+        return [line.str.slice(begin[k], 11).alias(k + "_d"),
+                line.str.slice(begin[k] + 11, 5).alias(k + "_hm"),
+                line.str.slice(begin[k] + 16, 3).alias(k + "_s"),
+                line.str.slice(begin[k] + 19, (stop[k] - begin[k] - 19).clip(lower_bound=0)).alias(k + "_t")]
+
     return (
-        lines.to_frame("l").lazy()
+        lines.lazy()
         .with_columns([line.str.find(sep[k], literal=True).cast(pl.Int64).alias("p_" + k) for k in _KEYS[1:]]
                       + [line.str.len_bytes().cast(pl.Int64).alias("n_bytes")])
-        .with_columns(pl.all_horizontal(in_order).fill_null(False).alias("exact"))
-        .with_columns([pl.when(pl.col("exact")).then(line.str.slice(begin[k], stop[k] - begin[k])).alias(k)
-                       for k in _KEYS]
-                      + [pos["tenant_id"].is_not_null().alias("has_tenant"),
-                         pos["user_id"].is_not_null().alias("has_user")])
-        .with_columns(pl.col("exact") & clean.fill_null(False))
-        .select(list(_KEYS) + ["has_tenant", "has_user", "exact"])
-        .with_row_index("i")
+        .filter(pl.all_horizontal(in_order).fill_null(False))
+        .with_columns([value(k) for k in ("call_id", "tenant_id", "user_id", "kind", "from", "to")]
+                      + stamp("start") + stamp("end"))
+        .drop("l", *("p_" + k for k in _KEYS[1:]), "n_bytes")
         .collect()
     )
 
 
-def _seconds_text(d: pl.Expr) -> pl.Expr:
-    """`clock.seconds_text` of whole microseconds: exact decimal, no trailing zeros."""
+def _seconds_text(d: pl.Expr, fracs: tuple[pl.Series, pl.Series]) -> list[pl.Expr]:
+    """`clock.seconds_text` of whole microseconds, as concat pieces: sign, whole, `.fraction`."""
     a = d.abs()
-    whole = (a // _US).cast(pl.String)
-    part = a % _US
-    frac = pl.when(part != 0).then(pl.lit(".") + part.cast(pl.String).str.zfill(6).str.strip_chars_end("0"))
-    return pl.concat_str([pl.when(d < 0).then(pl.lit("-")), whole, frac], ignore_nulls=True)
+    return [pl.when(d < 0).then(pl.lit("-")), (a // _US).cast(pl.String),
+            (a % _US).replace_strict(fracs[0], fracs[1], default=None, return_dtype=pl.String)]
+
+
+_FRAC_CACHE: dict[int, str] = {}
+_CHARGE_FRAC = (pl.Series(range(10_000), dtype=pl.Int64), pl.Series([f".{i:04d}" for i in range(10_000)]))
+
+
+def _fractions(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    old, new = [], []
+    for v in values.to_list():
+        text = _FRAC_CACHE.get(v)
+        if text is None:
+            text = f".{v:06d}".rstrip("0") if v else ""
+            if len(_FRAC_CACHE) < _CACHE_MAX:
+                _FRAC_CACHE[v] = text
+        old.append(v)
+        new.append(text)
+    return pl.Series(old, dtype=pl.Int64), pl.Series(new, dtype=pl.String)
 
 
 def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
-    """Columns `fast` (bool) and `out` (the JSON line, null where not fast) for cut lines.
+    """Columns `i` and `out` (the JSON line) of the cut lines the fast path rates exactly.
 
     Each step is its own `with_columns`, so polars computes each intermediate column once.
     """
+    dates = _mapping(pl.concat([cut["start_d"], cut["end_d"]]).unique(), _DATE_CACHE, _date_value)
+    tails = _mapping(pl.concat([cut["start_t"], cut["end_t"]]).unique(), _TAIL_CACHE, _tail_value)
+
+    def instant(k: str) -> pl.Expr:
+        return (pl.col(k + "_d").replace_strict(dates[0], dates[1], default=None, return_dtype=pl.Int64)
+                + pl.col(k + "_hm").replace_strict(_HM[0], _HM[1], default=None, return_dtype=pl.Int64)
+                + pl.col(k + "_s").replace_strict(_S[0], _S[1], default=None, return_dtype=pl.Int64)
+                + pl.col(k + "_t").replace_strict(tails[0], tails[1], default=None, return_dtype=pl.Int64)
+                ).alias(k + "_us")
+
     kind = pl.col("kind")
     inbound = kind == "inbound"
     tollfree = kind == "tollfree_inbound"
     n_rows = len(idx.heads) - 2
-    # 1. the number to price on, its length, its first 15 digits as an integer, the segment
-    step1 = [
-        pl.when(tollfree).then(pl.col("from")).otherwise(pl.col("to")).alias("number"),
-        (pl.col("end_us") - pl.col("start_us")).alias("d"),
-        (kind.is_in(_KINDS) & pl.col("start_us").is_not_null() & pl.col("end_us").is_not_null()
-         & (inbound | (pl.col("from").str.contains(_E164) & pl.col("to").str.contains(_E164)))).alias("ok"),
-    ]
+    clean = ~pl.concat_str([pl.col(k) for k in ("call_id", "tenant_id", "user_id", "from", "to")],
+                           ignore_nulls=True).str.contains(_UNCLEAN)
+    ok = (clean & kind.is_in(_KINDS) & pl.col("start_us").is_not_null() & pl.col("end_us").is_not_null()
+          & (inbound | (pl.col("from").str.contains(_E164) & pl.col("to").str.contains(_E164))))
+    number = pl.when(tollfree).then(pl.col("from")).otherwise(pl.col("to"))
     if len(idx.bounds):
         seg = pl.lit(idx.bounds).search_sorted(pl.col("start_us"), side="right").cast(pl.Int64)
     else:
@@ -311,20 +334,21 @@ def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
                                 default=None, return_dtype=pl.Int64)).alias("num15"),
         (seg * 2 + tollfree.cast(pl.Int64)).alias("ss"),
     ]
-    # 2. longest prefix: one map per prefix length, the longest hit wins
+    # longest prefix: one map per prefix length, the longest hit wins
     hits = []
     for length, keys, rows in idx.maps:
         key = (pl.col("num15") // 10 ** (15 - length)) * idx.n_ss + pl.col("ss")
-        hits.append(pl.when(pl.col("n_len") >= length).then(key)
-                    .replace_strict(keys, rows, default=None, return_dtype=pl.Int32))
+        if length > 8:  # E.164 numbers have at least 8 digits
+            key = pl.when(pl.col("n_len") >= length).then(key)
+        hits.append(key.replace_strict(keys, rows, default=None, return_dtype=pl.Int32))
     row = pl.coalesce(hits) if hits else pl.lit(None, dtype=pl.Int32)
     which = (pl.when(inbound).then(pl.lit(n_rows + 1)).when(row.is_null()).then(pl.lit(n_rows))
              .otherwise(row).cast(pl.Int32))
     w = pl.col("which")
-    step4 = [pl.lit(series).gather(w).alias(name) for name, series in (
+    gathered = [pl.lit(series).gather(w).alias(name) for name, series in (
         ("first_s", idx.first_s), ("next_s", idx.next_s), ("rate", idx.rate_micros),
         ("fee", idx.fee_micros), ("max_billed", idx.max_billed), ("head", idx.heads))]
-    # 3. billed seconds and the charge in 1e-4 units, exact Int64
+    # billed seconds and the charge in 1e-4 units, exact Int64
     d = pl.col("d")
     first_us = pl.col("first_s") * _US
     next_us = pl.col("next_s") * _US
@@ -333,35 +357,38 @@ def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
               .otherwise(pl.col("first_s") + (d - first_us + next_us - 1) // next_us * pl.col("next_s")))
     b = pl.col("billed")
     charge = pl.when(b > 0).then((2 * (pl.col("fee") * 60 + pl.col("rate") * b) + 6000) // 12000).otherwise(0)
-    fast = (pl.col("ok") & (b <= pl.col("max_billed"))).fill_null(False)
+
+    stage = (
+        cut.lazy()
+        .with_columns(instant("start"), instant("end"))
+        .with_columns(ok.fill_null(False).alias("ok"), number.alias("number"),
+                      (pl.col("end_us") - pl.col("start_us")).alias("d"))
+        .filter(pl.col("ok"))
+        .with_columns(step2)
+        .with_columns(which.alias("which"))
+        .with_columns(gathered)
+        .with_columns(billed.alias("billed"))
+        .filter(b <= pl.col("max_billed"))
+        .with_columns(charge.alias("charge"))
+        .collect()
+    )
+    fracs = _fractions((stage["d"].abs() % _US).unique())
     q = pl.col("charge")
-    charge_text = pl.when(q == 0).then(pl.lit(ZERO_MONEY)).otherwise(
-        pl.concat_str([(q // 10_000).cast(pl.String), pl.lit("."), (q % 10_000).cast(pl.String).str.zfill(4)]))
     out = pl.concat_str(
         [
-            pl.lit('{"call_id":"'), pl.col("call_id"), pl.lit('"'),
-            pl.when(pl.col("has_tenant")).then(pl.lit(',"tenant_id":"') + pl.col("tenant_id") + pl.lit('"')),
-            pl.when(pl.col("has_user")).then(pl.lit(',"user_id":"') + pl.col("user_id") + pl.lit('"')),
-            pl.lit(',"kind":"'), kind, pl.lit('",'), pl.col("head"),
-            pl.lit(',"duration_seconds":'), _seconds_text(d),
+            pl.lit('{"call_id":"'), pl.col("call_id"),
+            pl.when(pl.col("tenant_id").is_not_null()).then(pl.lit('","tenant_id":"')), pl.col("tenant_id"),
+            pl.when(pl.col("user_id").is_not_null()).then(pl.lit('","user_id":"')), pl.col("user_id"),
+            pl.lit('","kind":"'), kind, pl.lit('",'), pl.col("head"),
+            pl.lit(',"duration_seconds":'), *_seconds_text(d, fracs),
             pl.lit(',"billed_seconds":'), b.cast(pl.String),
-            pl.lit(',"charge":"'), charge_text, pl.lit('","currency":' + idx.currency_json + "}"),
+            pl.lit(',"charge":"'), (q // 10_000).cast(pl.String),
+            (q % 10_000).replace_strict(_CHARGE_FRAC[0], _CHARGE_FRAC[1], return_dtype=pl.String),
+            pl.lit('","currency":' + idx.currency_json + "}"),
         ],
         ignore_nulls=True,
     )
-    return (
-        cut.lazy()
-        .filter(pl.col("exact"))
-        .with_columns(step1)
-        .with_columns(step2)
-        .with_columns(which.alias("which"))
-        .with_columns(step4)
-        .with_columns(billed.alias("billed"))
-        .with_columns(charge.alias("charge"), fast.alias("fast"))
-        .with_columns(pl.when(pl.col("fast")).then(out).alias("out"))
-        .select("i", "fast", "out")
-        .collect()
-    )
+    return stage.lazy().select("i", out.alias("out")).collect()
 
 
 def _lines_frame(chunk: bytes) -> pl.Series:
@@ -403,14 +430,14 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
     out = pl.Series("out", [None] * n_lines, dtype=pl.String)
     fast = pl.Series("fast", [False] * n_lines, dtype=pl.Boolean)
     if idx.usable and n_lines:
-        cut = _cut(lines, _style_of(chunk))
-        stamps = pl.concat([cut["start"].filter(cut["exact"]), cut["end"].filter(cut["exact"])])
-        dates = _mapping(stamps.str.slice(0, 10).unique(), _DATE_CACHE, _date_value)
-        tails = _mapping(stamps.str.slice(19).unique(), _TAIL_CACHE, _tail_value)
-        cut = cut.with_columns(start_us=_instant_expr("start", dates, tails),
-                               end_us=_instant_expr("end", dates, tails))
+        frame = lines.to_frame("l").with_row_index("i")
+        first, second = ("compact", "spaced") if _style_of(chunk) == "compact" else ("spaced", "compact")
+        cut = _cut(frame, first)
+        if len(cut) < n_lines:  # the other spacing, for the lines left
+            rest = frame.filter(pl.col("l").is_not_null() & ~pl.col("i").is_in(cut["i"].implode()))
+            if len(rest):
+                cut = pl.concat([cut, _cut(rest, second)])
         rated = _rate_frame(idx, cut)
-        rated = rated.filter(pl.col("fast"))
         fast_idx = rated["i"]
         out = out.scatter(fast_idx, rated["out"])
         fast = fast.scatter(fast_idx, True)

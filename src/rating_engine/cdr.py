@@ -9,7 +9,7 @@ import orjson
 from .clock import TimestampError, parse_instant, seconds_json
 from .deck import Deck
 from .money import ZERO_MONEY, format_money
-from .pricing import _E164_RE, KINDS, billed_seconds, is_e164, price_micros
+from .pricing import _E164_RE, KINDS, billed_seconds, price_micros
 from .records import Record, priced_fields
 
 REQUIRED_FIELDS = ("call_id", "kind", "from", "to", "start", "end")
@@ -17,19 +17,6 @@ _REQUIRED = frozenset(REQUIRED_FIELDS)
 _E164 = _E164_RE.fullmatch
 _SERVICE_OF_KIND = {"user_outbound": "outbound", "conference_dialout": "outbound",
                     "tollfree_inbound": "tollfree_inbound"}
-
-
-def _carried(obj: dict[str, Any]) -> Record:
-    call_id = obj.get("call_id")
-    out: Record = {"call_id": call_id if isinstance(call_id, (str, int)) and not isinstance(call_id, bool) else None}
-    if "tenant_id" in obj:
-        out["tenant_id"] = obj["tenant_id"]
-    if "user_id" in obj:
-        out["user_id"] = obj["user_id"]
-    kind = obj.get("kind")
-    # `kind` may be any JSON value: only a string can be one of the kinds (a list would not even hash).
-    out["kind"] = kind if kind.__class__ is str and kind in KINDS else None
-    return out
 
 
 def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
@@ -40,10 +27,10 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
         return _invalid({"call_id": None, "kind": None}, "invalid_json", deck, None), "invalid_json"
     if obj.__class__ is not dict:
         return _invalid({"call_id": None, "kind": None}, "not_an_object", deck, None), "not_an_object"
-    # `_carried(obj)`, inlined (hot path)
+    # The carried fields: call_id (null unless a string), tenant_id/user_id when present, kind
+    # (null unless one of the kinds; any JSON value may come here, a list would not even hash).
     call_id = obj.get("call_id")
-    head: Record = {"call_id": call_id if (call_id.__class__ is str or isinstance(call_id, (str, int)))
-                    and not isinstance(call_id, bool) else None}
+    head: Record = {"call_id": call_id if call_id.__class__ is str else None}  # README: a string
     if "tenant_id" in obj:
         head["tenant_id"] = obj["tenant_id"]
     if "user_id" in obj:
@@ -72,8 +59,7 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
         head.update(priced_fields("free", None, None, duration, 0, 0, deck.currency))
         return head, None
     src, dst = obj["from"], obj["to"]
-    if not (src.__class__ is str and _E164(src) and dst.__class__ is str and _E164(dst)) and not (
-            is_e164(src) and is_e164(dst)):
+    if not (src.__class__ is str and _E164(src) and dst.__class__ is str and _E164(dst)):  # is_e164, inlined
         return _invalid(head, "bad_number", deck, duration), "bad_number"
     service = _SERVICE_OF_KIND[kind]
     row = deck.lookup(service, (src if service == "tollfree_inbound" else dst)[1:], start)

@@ -101,6 +101,18 @@ def cmd_rate(args: argparse.Namespace) -> int:
     with _open_in(args.cdrs) as src, _open_out(args.output) as dst:
         import orjson
 
+        from . import bulk
+
+        # Large regular files take the vectorised path (same bytes, see bulk.py);
+        # RATING_ENGINE_BULK_MIN_BYTES moves the threshold (0: always, -1: never).
+        min_bytes = int(os.environ.get("RATING_ENGINE_BULK_MIN_BYTES", bulk.BULK_MIN_BYTES))
+        if args.cdrs != "-" and min_bytes >= 0 and os.path.isfile(args.cdrs) \
+                and os.path.getsize(args.cdrs) >= min_bytes:
+            lines = bulk.rate_stream(deck, src, dst, name, sys.stderr.write, progress)
+            if progress is not None:
+                progress.close(lines)
+            return EXIT_OK
+
         done = 0
         lines = 0
         write = dst.write

@@ -164,6 +164,8 @@ def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, s
     for col in COLUMNS:
         if col not in names:
             raise _fail(path, 1, col, "missing column")
+    if names != list(header):  # a header spelled " country": the rows must be read by the trimmed name
+        rows = ({k.strip() if isinstance(k, str) else k: v for k, v in raw.items()} for raw in rows)
     parsed: list[Rate] = []
     currency: str | None = None
     for offset, raw in enumerate(rows):

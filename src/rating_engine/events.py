@@ -18,7 +18,7 @@ from .pricing import KINDS
 CALL_TYPES = frozenset({"call_start", "call_end"})
 COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "add_funds": ("amount", "currency"),
-    "set_auto_recharge": ("enabled",),
+    "set_auto_recharge": ("enabled", "trigger_amount", "recharge_amount"),
     "payment_result": ("request_id", "status"),
     "assign_licence": ("user_id",),
     "remove_licence": ("user_id",),
@@ -90,7 +90,7 @@ def _call_fields(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     if kind == "call_end":
         return {}
     k = obj["kind"]
-    if k not in KINDS:
+    if not isinstance(k, str) or k not in KINDS:
         raise _Bad("bad_field:kind")
     switch_id = obj["switch_id"]
     if switch_id is not None and not isinstance(switch_id, (str, int)):
@@ -113,15 +113,13 @@ def _command_fields(kind: str, obj: dict[str, Any], currency: str | None) -> dic
             raise _Bad("bad_field:enabled")
         out: dict[str, Any] = {"enabled": enabled, "trigger": None, "recharge": None}
         for field, key, zero_ok in (("trigger_amount", "trigger", True), ("recharge_amount", "recharge", False)):
-            if field not in obj or (obj[field] is None and not enabled):
-                if enabled:
-                    raise _Bad(f"missing_field:{field}")
-                continue
+            if obj[field] is None and not enabled:
+                continue  # present but null: keep the previous setting while disabled
             out[key] = _amount(obj, field, allow_zero=zero_ok)
         return out
     if kind == "payment_result":
         status = obj["status"]
-        if status not in ("succeeded", "failed"):
+        if not isinstance(status, str) or status not in ("succeeded", "failed"):
             raise _Bad("bad_field:status")
         reason = obj.get("reason")
         return {"request_id": _text(obj, "request_id"), "status": status, "reason": reason}
@@ -129,7 +127,7 @@ def _command_fields(kind: str, obj: dict[str, Any], currency: str | None) -> dic
         return {"user_id": _text(obj, "user_id")}
     # set_pool
     plan = obj["plan"]
-    if plan not in PLANS:
+    if not isinstance(plan, str) or plan not in PLANS:
         raise _Bad("bad_field:plan")
     if plan == "conferencing":
         pool = "conferencing"
@@ -152,6 +150,8 @@ def parse_event(raw: bytes, currency: str | None) -> Event | Rejection:
     if "type" not in obj:
         return Rejection("missing_field:type", tenant_id)
     kind = obj["type"]
+    if not isinstance(kind, str):
+        return Rejection("unknown_type", tenant_id)
     if kind in CALL_TYPES:
         required = CALL_FIELDS[kind]
     elif kind in COMMAND_FIELDS:

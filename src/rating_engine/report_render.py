@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -252,28 +254,42 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def tenant_chart(report: Report, tenant: str, currency: str) -> str:
-    """One PNG (data URI) with the tenant's three charts: credit spend per
-    day, minutes paid by each pool vs. by credits, top destinations."""
+def chart_data(report: Report, tenant: str, currency: str) -> dict:
+    """What the tenant's charts show, as plain Python values (floats only
+    for drawing)."""
+    key = (pl.col("tenant_id") == tenant) & (pl.col("currency") == currency)
+    days = report.tables["by_day"].df.filter(key & pl.col("day").is_not_null())
+    payer = report.tables["by_payer"].df.filter(key)
+    top = report.tables["top_destinations"].df.filter(key).sort("rank")
+    return {
+        "tenant": tenant,
+        "currency": currency,
+        "days": [d.toordinal() for d in days["day"].to_list()],
+        "spend": (days["charge"] / MONEY_UNIT).to_list(),
+        "payers": payer["paid_by"].to_list(),
+        "payer_minutes": (payer["seconds"] / 60000).to_list(),
+        "destinations": top["destination"].to_list(),
+        "destination_spend": (top["charge"] / MONEY_UNIT).to_list(),
+    }
+
+
+def draw_chart(data: dict) -> str:
+    """One PNG (data URI) with a tenant's three charts: credit spend per day,
+    minutes paid by each pool vs. by credits, top destinations by spend."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    key = (pl.col("tenant_id") == tenant) & (pl.col("currency") == currency)
-    days = report.tables["by_day"].df.filter(key & pl.col("day").is_not_null())
-    payer = report.tables["by_payer"].df.filter(key)
-    top = report.tables["top_destinations"].df.filter(key).sort("rank")
-
+    currency = data["currency"]
     fig = Figure(figsize=(13.5, 3.6))
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 1.0, 1.2]})
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.22, top=0.88, wspace=0.45)
 
     ax = axes[0]
-    if days.height:
-        xs = [d.toordinal() for d in days["day"].to_list()]
-        ys = (days["charge"] / MONEY_UNIT).to_list()
-        ax.bar(xs, ys, width=0.8, color="#3b6ea5")
+    xs = data["days"]
+    if xs:
+        ax.bar(xs, data["spend"], width=0.8, color="#3b6ea5")
         step = max(1, len(xs) // 6)
         ax.set_xticks(xs[::step], [date.fromordinal(x).strftime("%m-%d") for x in xs[::step]])
     else:
@@ -282,11 +298,10 @@ def tenant_chart(report: Report, tenant: str, currency: str) -> str:
     ax.tick_params(labelsize=8)
 
     ax = axes[1]
-    if payer.height:
-        labels = payer["paid_by"].to_list()
-        mins = (payer["seconds"] / 60000).to_list()
+    labels = data["payers"]
+    if labels:
         colors = ["#d08c2f" if lab == "credits" else "#4f9a6b" for lab in labels]
-        ax.barh(range(len(labels)), mins, color=colors)
+        ax.barh(range(len(labels)), data["payer_minutes"], color=colors)
         ax.set_yticks(range(len(labels)), labels)
         ax.invert_yaxis()
     ax.set_title("Minutes paid: pools vs. credits", fontsize=10)
@@ -294,15 +309,18 @@ def tenant_chart(report: Report, tenant: str, currency: str) -> str:
     ax.tick_params(labelsize=8)
 
     ax = axes[2]
-    if top.height:
-        labels = [_short(d) for d in top["destination"].to_list()]
-        ys = (top["charge"] / MONEY_UNIT).to_list()
-        ax.barh(range(len(labels)), ys, color="#8a5aa8")
+    labels = [_short(d) for d in data["destinations"]]
+    if labels:
+        ax.barh(range(len(labels)), data["destination_spend"], color="#8a5aa8")
         ax.set_yticks(range(len(labels)), labels)
         ax.invert_yaxis()
     ax.set_title(f"Top destinations by spend ({currency})", fontsize=10)
     ax.tick_params(labelsize=8)
     return _png(fig)
+
+
+def tenant_chart(report: Report, tenant: str, currency: str) -> str:
+    return draw_chart(chart_data(report, tenant, currency))
 
 
 def _short(text: str, n: int = 26) -> str:
@@ -364,10 +382,26 @@ def html_table(
     return "".join(out)
 
 
-def write_html(report: Report, path: Path, *, chart_tenants: int = 10) -> Path:
+def tenants_by_spend(report: Report) -> list[tuple[str, str]]:
+    """(tenant, currency) keys, the biggest credit spend first."""
+    summary = report.tables["summary"].df
+    order = summary.sort(["charge", "tenant_id", "currency"], descending=[True, False, False])
+    return [tuple(k) for k in order.select("tenant_id", "currency").rows()]
+
+
+def write_html(
+    report: Report,
+    path: Path,
+    *,
+    chart_tenants: int = 10,
+    charts: dict[tuple[str, str], str] | None = None,
+) -> Path:
+    """``charts``: data URIs already drawn, by (tenant, currency); those
+    missing among the first ``chart_tenants`` tenants are drawn here."""
     t = report.tables
+    keys = tenants_by_spend(report)
     summary = t["summary"].df.sort(["charge", "tenant_id", "currency"], descending=[True, False, False])
-    keys = summary.select("tenant_id", "currency").rows()
+    charts = dict(charts or {})
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
@@ -413,7 +447,8 @@ def write_html(report: Report, path: Path, *, chart_tenants: int = 10) -> Path:
         if i < chart_tenants:
             alt = f"charts of tenant {tenant}: spend per day, minutes by pool vs credits, top destinations"
             parts.append(
-                f"<img class='chart' alt='{html.escape(alt)}' src='{tenant_chart(report, tenant, cur)}'>"
+                f"<img class='chart' alt='{html.escape(alt)}' "
+                f"src='{charts.get((tenant, cur)) or tenant_chart(report, tenant, cur)}'>"
             )
         elif i == chart_tenants:
             parts.append(
@@ -434,7 +469,15 @@ def write_html(report: Report, path: Path, *, chart_tenants: int = 10) -> Path:
     return path
 
 
-PARALLEL_XLSX_CELLS = 50_000  # above this, the workbook is written by a child process
+def _child() -> None:  # pragma: no cover - runs in the child process
+    """Child process: draw the charts whose data come pickled on stdin,
+    pickle the data URIs to stdout."""
+    payload = pickle.load(sys.stdin.buffer)
+    pickle.dump([draw_chart(d) for d in payload], sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+PARALLEL_MIN_CHARTS = 3  # from this many charts, a child process draws them
 
 
 def write_all(
@@ -442,29 +485,43 @@ def write_all(
 ) -> list[Path]:
     """Write the CSVs, ``usage.xlsx`` and ``report.html`` into ``out``.
 
-    A big workbook (xlsxwriter is pure Python) is written by a child process
-    (``spawn``: no polars in it) while this one draws the charts and the
-    HTML; ``parallel`` forces that on or off."""
+    With several charts to draw (matplotlib and xlsxwriter are both pure
+    Python at heart), a child process draws them (a new interpreter fed the
+    chart data on its stdin: no fork of a process running polars' threads)
+    while this one writes the workbook, the CSVs and the HTML tables;
+    ``parallel`` forces that on or off."""
     out.mkdir(parents=True, exist_ok=True)
-    xlsx = out / "usage.xlsx"
-    sheets, notes = xlsx_payload(report)
-    cells = sum(len(values[0]) * len(values) for _n, _c, values, _w in sheets if values)
+    keys = tenants_by_spend(report)[:chart_tenants]
+    data = [chart_data(report, tenant, cur) for tenant, cur in keys]
     if parallel is None:
-        parallel = cells > PARALLEL_XLSX_CELLS and (os.cpu_count() or 1) > 1
+        parallel = len(data) >= PARALLEL_MIN_CHARTS and (os.cpu_count() or 1) > 1
     child = None
-    if parallel:
-        ctx = multiprocessing.get_context("spawn")
-        child = ctx.Process(target=write_xlsx_payload, args=(sheets, notes, str(xlsx)), daemon=True)
-        child.start()
-    else:
-        write_xlsx_payload(sheets, notes, xlsx)
+    if parallel and data:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "from rating_engine.report_render import _child; _child()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        try:
+            with child.stdin:
+                pickle.dump(data, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        except BrokenPipeError:
+            pass
+    charts: dict[tuple[str, str], str] = {}
     try:
-        written = write_csv(report, out)
-        written.append(write_html(report, out / "report.html", chart_tenants=chart_tenants))
+        written = [write_xlsx(report, out / "usage.xlsx")]
+        written += write_csv(report, out)
     finally:
         if child is not None:
-            child.join()
-    if child is not None and child.exitcode != 0:
-        raise OSError(f"writing {xlsx} failed (exit {child.exitcode})")
-    written.append(xlsx)
+            assert child.stdout is not None
+            with child.stdout:
+                stdout = child.stdout.read()
+            child.wait()
+            if child.returncode == 0:
+                charts = dict(zip(keys, pickle.loads(stdout), strict=True))
+            # else: drawn below, in this process
+    written.append(
+        write_html(report, out / "report.html", chart_tenants=chart_tenants, charts=charts)
+    )
     return written

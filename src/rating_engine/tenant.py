@@ -19,7 +19,7 @@ from typing import Any, MutableMapping
 from .clock import US_PER_S, Instant, add_twelve_months, format_instant, month_label, next_month_start, seconds_json
 from .deck import Deck, Rate
 from .events import Event
-from .money import format_money
+from .money import MICROS_PER_CENTI_CENT, format_money
 from .pricing import billed_seconds, is_e164, price_micros, rate_for
 from .records import (
     CHARGES,
@@ -37,7 +37,9 @@ from .records import (
 CALENDAR, EVENTS, CALL_TIMERS, AFTER = 0, 1, 2, 3
 
 BACKOFF_US = 24 * 3600 * US_PER_S
-DEDUP_RETENTION_US = 7 * 24 * 3600 * US_PER_S  # how long finished calls and commands are remembered
+# How long finished calls and commands are remembered for duplicate detection. Edge rule 7
+# sets no limit, so none by default: a redelivered add_funds must never add money twice.
+DEDUP_RETENTION_US: int | None = None
 LICENSED_KINDS = frozenset({"user_outbound", "conference_dialout"})
 
 Output = tuple[str, bytes]
@@ -168,11 +170,55 @@ class Tenant:
             due = pool.next_due()
             if due is not None and (best is None or (due, CALL_TIMERS) < best):
                 best = (due, CALL_TIMERS)
-        for call in self.live.values():
-            due = call.boundary()
-            if due is not None and (best is None or (due, CALL_TIMERS) < best):
-                best = (due, CALL_TIMERS)
+        due = self._credit_due()
+        if due is not None and (best is None or (due, CALL_TIMERS) < best):
+            best = (due, CALL_TIMERS)
         return best
+
+    def _credit_due(self) -> Instant | None:
+        """When credit calls next need a look: the first increment boundary that could fail.
+
+        Boundaries that must succeed are not fired one by one. Over the next
+        D seconds a call's hold grows by at most rate * (D + next) / 60 plus one
+        rounding step, so while the sum of those bounds fits in what is free
+        (balance - holds), no boundary can fail: the core sleeps until that
+        horizon and then catches the calls up (`_catch_up`). Near the end of
+        the money the horizon shrinks below one increment and boundaries fire
+        exactly, with their checks, as edge rule 1 orders them.
+        """
+        earliest: Instant | None = None
+        rate_sum = slack = 0
+        for call in self.live.values():
+            if call.credit_start is None:
+                continue
+            assert call.row is not None
+            b = call.credit_start + call.prepaid_s * US_PER_S
+            if earliest is None or b < earliest:
+                earliest = b
+            rate = call.row.rate_micros_per_min
+            rate_sum += rate
+            slack += rate * call.row.next_increment_s + 60 * MICROS_PER_CENTI_CENT  # x60
+        if earliest is None or rate_sum == 0:
+            return None  # nothing can grow: a free call's hold never changes
+        free_x60 = (self.balance_micros - self.holds_micros) * 60 - slack
+        horizon_us = free_x60 * US_PER_S // rate_sum if free_x60 > 0 else 0
+        if horizon_us <= 0 or self.clock is None:
+            return earliest
+        safe_until = self.clock + horizon_us
+        return earliest if earliest > safe_until else safe_until
+
+    def _catch_up(self, until: Instant) -> None:
+        """Prepay every boundary before `until`; `_credit_due` proved they all succeed."""
+        for call in self.live.values():
+            if call.credit_start is None:
+                continue
+            assert call.row is not None
+            b = call.credit_start + call.prepaid_s * US_PER_S
+            if b < until:
+                step_us = call.row.next_increment_s * US_PER_S
+                k = -((b - until) // step_us)  # boundaries b, b+step, ... before `until`
+                call.prepaid_s += int(k) * call.row.next_increment_s
+                self._set_hold(call, price_micros(call.row, call.prepaid_s, call.with_fee))
 
     def advance(self, until: Instant, phase: int) -> list[Output]:
         """Fire, in order, every timer due before (until, phase)."""
@@ -184,6 +230,7 @@ class Tenant:
     def fire(self, at: Instant, phase: int) -> list[Output]:
         """Run the timers of one phase of one instant."""
         self._tick(at)
+        self._catch_up(at)
         out: list[Output] = []
         if phase == CALENDAR:
             self._fire_calendar(at, out)
@@ -468,7 +515,7 @@ class Tenant:
         if charge:
             self._deduct(charge, end, out)
         self._after_balance(before, end, out)
-        self.forget.append((self._clock() + DEDUP_RETENTION_US, "call_start\x1f" + call.call_id))
+        self._remember_until(self._clock(), "call_start\x1f" + call.call_id)
 
     # ----------------------------------------------------------------- events
 
@@ -480,6 +527,7 @@ class Tenant:
         """Apply one valid input at the tenant's clock; returns outputs and a dead-letter reason."""
         self._tick(ev.ts)
         at = self._clock()  # a late event (on the wire) applies at the tenant's clock
+        self._catch_up(at)
         self._forget_old(at)
         is_call = ev.type in ("call_start", "call_end")
         seen_key = f"{ev.type}\x1f{ev.key}" if is_call else f"cmd\x1f{ev.key}"
@@ -491,11 +539,13 @@ class Tenant:
         if reject is not None:
             return out, reject
         self.seen[seen_key] = out
-        if ev.type != "call_start":
-            self.forget.append((at + DEDUP_RETENTION_US, seen_key))
-        elif ev.key not in self.live:
-            self.forget.append((at + DEDUP_RETENTION_US, seen_key))
+        if ev.type != "call_start" or ev.key not in self.live:
+            self._remember_until(at, seen_key)
         return list(out), None
+
+    def _remember_until(self, now: Instant, seen_key: str) -> None:
+        if DEDUP_RETENTION_US is not None:
+            self.forget.append((now + DEDUP_RETENTION_US, seen_key))
 
     def _dispatch(self, ev: Event, at: Instant, out: list[Output]) -> str | None:
         f = ev.fields

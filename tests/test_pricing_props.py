@@ -1,0 +1,228 @@
+"""Properties of pricing (contracts.md section 2) and of the two `rate` paths (section 3).
+
+- the charge is never negative;
+- billed seconds cover the duration, by less than one next increment (past the first);
+- pricing the same CDR twice gives the same bytes;
+- the vectorised bulk path (`bulk.rate_bytes`) prints, line for line, the bytes of the per-call
+  core (`cdr.rate_line` + orjson) for any mix of CDR lines, odd ones included.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from fractions import Fraction
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rating_engine import bulk
+from rating_engine.cdr import rate_line
+from rating_engine.clock import US_PER_S, _day_us
+from rating_engine.deck import Rate
+from rating_engine.money import parse_decimal_micros
+from rating_engine.pricing import KINDS, billed_seconds, price_micros
+
+from .rate_support import DECK, ROWS
+
+US = US_PER_S
+
+# --- pricing properties ------------------------------------------------------------------------
+
+decimal_text = st.builds(lambda whole, frac, places: f"{whole}.{str(frac).zfill(places)[:places]}" if places else str(whole),
+                         st.integers(0, 50), st.integers(0, 999_999), st.integers(0, 6))
+increments = st.integers(1, 3600)
+durations = st.one_of(
+    st.integers(-10**9, 10 * 3600 * US),                                   # whole microseconds
+    st.builds(lambda n, p: Fraction(n, 10**p), st.integers(-10**12, 10**15), st.integers(7, 12)),  # finer
+)
+
+
+def make_rate(rate_text: str, fee_text: str, first: int, nxt: int) -> Rate:
+    return Rate(0, 2, "44", "GB", "UK", "A", "geographic", "outbound", rate_text, fee_text,
+                parse_decimal_micros(rate_text), parse_decimal_micros(fee_text), "USD", first, nxt, None, None)
+
+
+@given(decimal_text, decimal_text, increments, increments, durations)
+def test_charge_never_negative(rate_text, fee_text, first, nxt, duration):
+    row = make_rate(rate_text, fee_text, first, nxt)
+    billed = billed_seconds(duration, first, nxt)
+    charge = price_micros(row, billed)
+    assert billed >= 0 and charge >= 0
+    assert charge % 100 == 0  # a whole 4-place amount
+    if duration <= 0:
+        assert billed == 0 and charge == 0
+
+
+@given(increments, increments, durations)
+def test_billed_covers_duration_by_less_than_one_next_increment(first, nxt, duration):
+    billed = billed_seconds(duration, first, nxt)
+    if duration <= 0:
+        assert billed == 0
+    elif duration <= first * US:
+        assert billed == first
+    else:
+        assert billed * US >= duration
+        assert billed * US < duration + nxt * US
+        assert (billed - first) % nxt == 0
+
+
+@given(decimal_text, decimal_text, increments, increments, st.integers(1, 10**6))
+def test_charge_is_fee_plus_minutes_rounded_half_up_once(rate_text, fee_text, first, nxt, billed):
+    row = make_rate(rate_text, fee_text, first, nxt)
+    exact = Fraction(row.fee_micros) + Fraction(row.rate_micros_per_min * billed, 60)  # micros
+    in_4dp = exact / 100
+    floor = in_4dp.numerator // in_4dp.denominator
+    expected = floor + (1 if in_4dp - floor >= Fraction(1, 2) else 0)
+    assert price_micros(row, billed) == expected * 100
+
+
+# --- CDR lines: a generator of well-formed, odd and broken lines -------------------------------
+
+NUMBERS = ["+14255550100", "+442071234567", "+447700900123", "+447512345678", "+18005550100",
+           "+33142685300", "+4930901820", "+390612345678", "+34912345678", "+8613800138000",
+           "+44207123", "+442071234567890", "+0044207123456"]
+prefixes = sorted({r["prefix"] for r in ROWS} | {"86", "7", "0", "99"})
+
+
+@st.composite
+def numbers(draw):
+    choice = draw(st.integers(0, 9))
+    if choice <= 4:
+        return draw(st.sampled_from(NUMBERS))
+    if choice <= 7:
+        prefix = draw(st.sampled_from(prefixes))
+        rest = draw(st.text("0123456789", min_size=0, max_size=16))
+        return "+" + prefix + rest
+    return draw(st.one_of(st.none(), st.integers(-10, 10**16), st.text(max_size=6),
+                          st.just("+1 425 555 0100"), st.just("+١٢٣٤٥٦٧٨٩")))
+
+
+@st.composite
+def timestamps(draw):
+    if draw(st.integers(0, 15)) == 0:
+        return draw(st.one_of(st.none(), st.integers(), st.text(max_size=25), st.just("2026-11-24T10:00:00")))
+    # days around the deck's windows (2026-11-01, 2026-12-01), sometimes far away
+    day = draw(st.one_of(st.integers(20_392, 20_460), st.integers(-719_162, 2_932_896)))
+    us = day * 86_400 * US + draw(st.integers(0, 86_400 * US - 1))
+    import datetime as dt
+    when = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)
+    text = when.strftime("%Y-%m-%d") if when.year >= 1000 else f"{when.year:04d}" + when.strftime("-%m-%d")
+    text += draw(st.sampled_from("TTTTt ")) + when.strftime("%H:%M:%S")
+    digits = draw(st.sampled_from([0, 0, 3, 3, 6, 1, 2, 7, 9, 12, 13]))
+    if digits:
+        frac = f"{when.microsecond:06d}" + "".join(draw(st.lists(st.sampled_from("0123456789"),
+                                                                 min_size=6, max_size=6)))
+        text += draw(st.sampled_from(".,")) + frac[:digits]
+    zone = draw(st.sampled_from(["Z", "Z", "Z", "z", "+01:00", "-05:00", "+0530", "+00:00", "-00:00",
+                                 "+14:00", "+24:00", "+01:60", "", "+1", "UTC"]))
+    return text + zone
+
+
+@st.composite
+def text_values(draw):
+    return draw(st.one_of(
+        st.sampled_from(["contoso", "ann@contoso.com", "c-1", "", "x" * 40, "josé", "a\"b", "a\\b", "a\tb",
+                         "☎", "a\u2028b", "\x7f"]),
+        st.text(max_size=8),
+        st.none(), st.integers(-5, 5), st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
+        st.lists(st.integers(), max_size=2),
+    ))
+
+
+@st.composite
+def cdr_objects(draw):
+    obj = {
+        "call_id": draw(st.one_of(st.builds(lambda i: f"c{i}", st.integers(0, 10**6)), text_values())),
+        "tenant_id": draw(text_values()), "user_id": draw(text_values()),
+        "kind": draw(st.one_of(st.sampled_from(sorted(KINDS)), st.sampled_from(sorted(KINDS)),
+                               st.sampled_from(["outbound", "", "INBOUND"]), text_values())),
+        "from": draw(numbers()), "to": draw(numbers()),
+    }
+    start = draw(timestamps())
+    if draw(st.booleans()) and isinstance(start, str) and len(start) >= 19:
+        # an end a little after (or before) the start, same format: realistic durations
+        base = start[:19]
+        try:
+            import datetime as dt
+            when = dt.datetime.strptime(base.replace("t", "T").replace(" ", "T"), "%Y-%m-%dT%H:%M:%S")
+            when += dt.timedelta(milliseconds=draw(st.integers(-5_000, 4_000_000)))
+            end = when.strftime("%Y-%m-%dT%H:%M:%S") + draw(st.sampled_from(["Z", ".5Z", ".250Z", ".000001Z",
+                                                                             "+01:00", start[19:]]))
+        except (ValueError, OverflowError):
+            end = draw(timestamps())
+    else:
+        end = draw(timestamps())
+    obj["start"], obj["end"] = start, end
+    for key in list(obj):
+        if draw(st.integers(0, 12)) == 0:
+            del obj[key]
+    if draw(st.integers(0, 3)) == 0:
+        obj.pop("tenant_id", None)
+    if draw(st.integers(0, 3)) == 0:
+        obj.pop("user_id", None)
+    if draw(st.integers(0, 10)) == 0:
+        obj["switch_id"] = "sw-1"
+    return obj
+
+
+@st.composite
+def cdr_lines(draw):
+    obj = draw(cdr_objects())
+    style = draw(st.integers(0, 9))
+    if style <= 3:
+        raw = orjson.dumps(obj)
+    elif style <= 7:
+        raw = json.dumps(obj, ensure_ascii=draw(st.booleans())).encode()
+    elif style == 8:
+        items = list(obj.items())
+        random.Random(draw(st.integers())).shuffle(items)
+        raw = json.dumps(dict(items)).encode()
+    else:
+        raw = draw(st.sampled_from([b"", b"  ", b"{", b"[]", b"null", b"\xff", b"\xef\xbb\xbf{}", b"{}\r",
+                                    b'{"call_id": "a", "call_id": "b"}', b"\x00"]))
+    if draw(st.integers(0, 20)) == 0 and raw:  # damage it
+        cut = draw(st.integers(0, len(raw)))
+        raw = raw[:cut] + draw(st.binary(max_size=3)).replace(b"\n", b"") + raw[cut:]
+    return raw.replace(b"\n", b"")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cdr_lines())
+def test_pricing_a_cdr_twice_gives_the_same_bytes(raw):
+    first = rate_line(DECK, raw)
+    second = rate_line(DECK, raw)
+    assert orjson.dumps(first[0]) == orjson.dumps(second[0]) and first[1] == second[1]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cdr_lines())
+def test_charge_never_negative_on_any_line(raw):
+    record, _ = rate_line(DECK, raw)
+    assert not record["charge"].startswith("-") and record["billed_seconds"] >= 0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(cdr_lines(), min_size=1, max_size=25), st.sampled_from([bulk.CHUNK_BYTES, 700]),
+       st.sampled_from([b"\n", b"\r\n"]), st.booleans())
+def test_bulk_path_agrees_with_per_call_core_on_every_line(lines, chunk_bytes, eol, final_eol):
+    data = eol.join(lines) + (eol if final_eol else b"")
+    fast_out, fast_err = bulk.rate_bytes(DECK, data, name="p.jsonl", chunk_bytes=chunk_bytes)
+    slow_out, slow_err = bulk.rate_bytes_per_call(DECK, data, name="p.jsonl")
+    assert fast_out.splitlines() == slow_out.splitlines()
+    assert fast_out == slow_out
+    assert fast_err == slow_err
+
+
+def test_rate_bytes_per_call_is_the_command_loop():
+    """The reference of the property above is `cmd_rate`'s per-call loop itself."""
+    lines = [orjson.dumps({"call_id": "a", "kind": "inbound", "from": "+1", "to": "+2",
+                           "start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:00:01Z"}), b"", b"{"]
+    out, err = bulk.rate_bytes_per_call(DECK, b"\n".join(lines) + b"\n", name="x")
+    assert out == orjson.dumps(rate_line(DECK, lines[0])[0]) + b"\n" + orjson.dumps(rate_line(DECK, b"{")[0]) + b"\n"
+    assert err == "x:3: invalid: invalid_json\n"
+
+
+def test_day_cache_agrees_with_datetime():
+    assert _day_us(2026, 12, 1) == 1_796_083_200_000_000
