@@ -97,11 +97,15 @@ def _parse_instant_slow(text: str) -> Instant:
     return day_us + tod + tail
 
 
+@lru_cache(maxsize=65536)
+def _second_text(epoch_s: int) -> str:
+    return (_EPOCH + timedelta(seconds=epoch_s)).strftime("%Y-%m-%dT%H:%M:%S.")
+
+
 def format_instant(us: Instant) -> str:
     """`YYYY-MM-DDTHH:MM:SS.mmmZ`, floored to the millisecond."""
-    ms = us // 1000
-    dt = _EPOCH + timedelta(milliseconds=int(ms))
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+    s, ms = divmod(int(us // 1000), 1000)
+    return f"{_second_text(s)}{ms:03d}Z"
 
 
 def seconds_text(us: Instant) -> str:
