@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,14 @@ def generate(n: int, path: str | os.PathLike[str], *, seed: int = 7, tenants: in
     )
 
 
+def _cpu_pressure() -> str:
+    try:
+        text = Path("/proc/pressure/cpu").read_text()
+    except OSError:
+        return "n/a"
+    return text.split("avg10=")[1].split()[0] if "avg10=" in text else "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_report")
     ap.add_argument("--records", type=int, default=10_000_000)
@@ -172,9 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         size = data.stat().st_size
         out = Path(tmp) / "out"
         cmd = [sys.executable, "-c", RUN, str(data), "--out", str(out)]
+        pressure_before = _cpu_pressure()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         secs = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        pressure = _cpu_pressure()
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return 1
@@ -182,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         print(proc.stderr.strip())
         print(
             f"report: {args.records} records ({size / 1e9:.2f} GB) in {secs:.2f} s "
-            f"= {rate:,.0f} records/s (generation {gen_s:.1f} s)"
+            f"= {rate:,.0f} records/s; CPU {cpu:.1f} s (user+sys, all processes); "
+            f"max RSS {r1.ru_maxrss / 1e6:.2f} GB (includes the mmapped input); "
+            f"CPU pressure of other work (avg10) before/after: {pressure_before}/{pressure} "
+            f"(generation {gen_s:.1f} s)"
         )
         if not args.no_results:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -193,12 +210,18 @@ def main(argv: list[str] | None = None) -> int:
                         "# `rating-engine report` benchmark\n\n"
                         "Written by `loadtest/bench_report.py` (one run per line; target: "
                         "10 M records in under 20 s).\n\n"
-                        "| when (UTC) | records | file GB | seconds | records/s | cores | polars |\n"
-                        "|---|---|---|---|---|---|---|\n"
+                        "`CPU s` is user+sys of the report's processes: with 2 cores, the wall "
+                        "time on a quiet machine is at best about half of it. `CPU pressure` is "
+                        "/proc/pressure/cpu `some avg10` before/after the run: above 0, "
+                        "other work was competing for the cores.\n\n"
+                        "| when (UTC) | records | file GB | wall s | records/s | CPU s | "
+                        "CPU pressure | cores | polars |\n"
+                        "|---|---|---|---|---|---|---|---|---|\n"
                     )
                 f.write(
                     f"| {datetime.now(timezone.utc):%Y-%m-%d %H:%M} | {args.records} | "
-                    f"{size / 1e9:.2f} | {secs:.2f} | {rate:,.0f} | {os.cpu_count()} | "
+                    f"{size / 1e9:.2f} | {secs:.2f} | {rate:,.0f} | {cpu:.1f} | "
+                    f"{pressure_before}/{pressure} | {os.cpu_count()} | "
                     f"{pl.__version__} ({platform.machine()}) |\n"
                 )
     return 0

@@ -78,11 +78,12 @@ contracts) in ``bad_lines`` and in the notes; the report still comes out.
 
 Streaming
 ---------
-The tables are computed by polars lazy scans (``scan_ndjson`` with an
-explicit all-string schema) collected together with ``collect_all`` on the
-streaming engine: each file is read once, in batches, and only the
-aggregates (one row per tenant x day x kind x pool x status..., per tenant x
-user, per tenant x destination) are held in memory. When a file holds a
+The tables are computed from polars lazy scans (``scan_ndjson`` with an
+explicit schema) run on the streaming engine and handed over in batches
+(``collect_batches``): each file is read once, each batch is reduced to
+partial aggregates (one row per tenant x day x kind x pool x status..., per
+tenant x user, per tenant x destination), merged as it goes, so memory holds
+a few batches and the aggregates, not the input. When a file holds a
 line polars can't parse, it is first rewritten to a temporary file where
 each such line is replaced by a marker object (blocks that parse are copied
 as they are; only a failing block is checked line by line with orjson).
@@ -99,7 +100,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -284,44 +285,108 @@ USER_KEYS = ("tenant_id", "currency", "user_id")
 DEST_KEYS = ("tenant_id", "currency", "country", "number_type", "destination")
 
 
+_AGG_KEYS = {
+    "cube": (*CUBE_KEYS, "ok", "ign"),
+    "users": (*USER_KEYS, "ok"),
+    "dests": (*DEST_KEYS, "ok"),
+}
+
+
+def _batch_aggregates(batch: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """The aggregates of one batch (cube, users, dests) and its bad rows."""
+    c = pl.col
+    return [
+        batch.group_by(_AGG_KEYS["cube"]).agg(
+            *_measure_aggs(),
+            c("pool").is_not_null().sum().alias("pool_calls"),
+            (c("billed_ms") > 0).sum().alias("credit_calls"),
+        ),
+        batch.group_by(_AGG_KEYS["users"]).agg(
+            *_measure_aggs(), c("disconnected").is_not_null().sum().alias("disconnects")
+        ),
+        batch.group_by(_AGG_KEYS["dests"]).agg(*_measure_aggs()),
+        batch.filter(c("bad")).select("file_no", "rec", bad_reason().alias("reason")),
+    ]
+
+
+def _merge(frames: list[pl.DataFrame], keys: Sequence[str]) -> pl.DataFrame:
+    """Partial aggregates -> one, with fresh string buffers: a key must not
+    keep a whole batch of parsed lines alive (polars strings are views)."""
+    df = pl.concat(frames, how="vertical")
+    values = [n for n in df.columns if n not in keys]
+    return df.group_by(list(keys)).agg(pl.col(values).sum()).with_columns(
+        pl.col(pl.String).cast(pl.Categorical).cast(pl.String)
+    )
+
+
 def aggregate(
-    lf: pl.LazyFrame, *, max_bad_lines: int = 1000, tenants: Sequence[str] | None = None
+    lf: pl.LazyFrame,
+    *,
+    max_bad_lines: int = 1000,
+    tenants: Sequence[str] | None = None,
+    batch_rows: int = 200_000,
+    merge_every: int = 8,
 ) -> dict[str, pl.DataFrame]:
     """One streaming pass over ``lf`` (from :func:`normalise`).
 
-    Returns the aggregates ``cube`` (tenant x day x kind x pool x status...),
-    ``users`` and ``dests`` (with their ``ok``/``ign`` flags as keys: every
-    sink reads the same unfiltered frame, so the scan is shared), the bad
-    line counts by reason and the first ``max_bad_lines`` bad records.
+    The scan runs on polars' streaming engine and hands over batches of
+    ``batch_rows`` rows (``collect_batches``); each batch is reduced to its
+    partial aggregates, merged every ``merge_every`` batches, so memory holds
+    a few batches and the aggregates, whatever the size of the input.
+    Returns ``cube`` (tenant x day x kind x pool x status x reason x
+    disconnect), ``users``, ``dests`` (their ``*_all`` versions keep the
+    ``ok``/``ign`` rows), the bad line counts by reason and the first
+    ``max_bad_lines`` bad records (``file_no``, ``rec``, ``reason``).
     """
     c = pl.col
     if tenants:
         lf = lf.filter(c("tenant_id").is_in(list(tenants)) | c("bad"))
-    cube = lf.group_by(*CUBE_KEYS, "ok", "ign").agg(
-        *_measure_aggs(),
-        c("pool").is_not_null().sum().alias("pool_calls"),
-        (c("billed_ms") > 0).sum().alias("credit_calls"),
-    )
-    users = lf.group_by(*USER_KEYS, "ok").agg(
-        *_measure_aggs(), c("disconnected").is_not_null().sum().alias("disconnects")
-    )
-    dests = lf.group_by(*DEST_KEYS, "ok").agg(*_measure_aggs())
-    # one sink for the bad rows (a second one would not share the scan)
-    bad = lf.filter(c("bad")).select("file_no", "rec", bad_reason().alias("reason"))
-    names = ["cube", "users", "dests", "bad"]
-    frames = pl.collect_all([cube, users, dests, bad], engine="streaming")
-    out = dict(zip(names, frames, strict=True))
-    bad_all = out.pop("bad")
-    out["bad_counts"] = bad_all.group_by("reason").agg(pl.len().alias("n")).sort("reason")
-    out["bad"] = bad_all.sort("file_no", "rec").head(max_bad_lines)
-    for name in ("cube", "users", "dests"):
-        df = out[name]
-        out[name + "_all"] = df
-        out[name] = (
+    names = ("cube", "users", "dests")
+    merged: dict[str, pl.DataFrame | None] = dict.fromkeys(names)
+    pending: dict[str, list[pl.DataFrame]] = {n: [] for n in names}
+    bad_counts: list[pl.DataFrame] = []
+    bad_first: pl.DataFrame | None = None
+
+    def merge() -> None:
+        for n in names:
+            if pending[n]:
+                frames = ([merged[n]] if merged[n] is not None else []) + pending[n]
+                merged[n] = _merge(frames, _AGG_KEYS[n])
+                pending[n] = []
+
+    batches = 0
+    for batch in lf.collect_batches(chunk_size=batch_rows, maintain_order=False, engine="streaming"):
+        *parts, bad = pl.collect_all(_batch_aggregates(batch.lazy()))
+        for n, part in zip(names, parts, strict=True):
+            pending[n].append(part)
+        if bad.height:
+            bad_counts.append(bad.group_by("reason").agg(pl.len().alias("n")))
+            keep = bad if bad_first is None else pl.concat([bad_first, bad])
+            bad_first = keep.sort("file_no", "rec").head(max_bad_lines)
+        batches += 1
+        if batches % merge_every == 0:
+            merge()
+    merge()
+
+    empty = _batch_aggregates(lf.clear())  # the schemas, for an empty input
+    out: dict[str, pl.DataFrame] = {}
+    for n, schema_lf in zip(names, empty[:3], strict=True):
+        df = merged[n]
+        if df is None:
+            df = schema_lf.collect()
+        out[n + "_all"] = df
+        out[n] = (
             df.filter(c("ok"))
             .drop("ok", "ign", strict=False)
             .with_columns(c("tenant_id", "currency").fill_null(NONE_LABEL))
         )
+    bad_schema = empty[3].collect_schema()
+    out["bad"] = bad_first if bad_first is not None else pl.DataFrame(schema=bad_schema)
+    out["bad_counts"] = (
+        pl.concat(bad_counts).group_by("reason").agg(c("n").sum()).sort("reason")
+        if bad_counts
+        else pl.DataFrame(schema={"reason": pl.String, "n": pl.UInt32})
+    )
     return out
 
 
@@ -345,10 +410,12 @@ def _check_block(block: bytes) -> bool:
 
 
 def sanitise(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-    """Copy ``src`` to ``dst`` replacing each line polars can't parse (not
-    JSON, not an object, not UTF-8) by a marker object naming the problem;
-    same number of lines, so line numbers are kept."""
-    invalid, not_object = _marker("invalid_json"), _marker("not_an_object")
+    """Copy ``src`` to ``dst`` replacing each line polars can't read (not
+    JSON, not an object, not UTF-8, a number field of another JSON type) by a
+    marker object naming the problem; same lines, so line numbers are kept.
+
+    Blocks of about 8 MiB that polars reads are copied as they are; a block
+    it refuses is screened line by line with orjson."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         while True:
             block = fin.read(_BLOCK)
@@ -356,27 +423,33 @@ def sanitise(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
                 break
             if not block.endswith(b"\n"):
                 block += fin.readline()
+            if not block.endswith(b"\n"):
+                block += b"\n"
             if _check_block(block):
                 fout.write(block)
-                if not block.endswith(b"\n"):
-                    fout.write(b"\n")
                 continue
             lines = block.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            for raw in lines:
-                fout.write(_sanitise_line(raw, invalid, not_object))
+            lines.pop()  # after the final newline
+            screened = [_screen_line(raw) for raw in lines]
+            joined = b"".join(screened)
+            if not _check_block(joined):
+                # polars refuses a line orjson accepted: find it (rare)
+                joined = b"".join(
+                    ln if _check_block(ln) else _marker("unreadable") for ln in screened
+                )
+            fout.write(joined)
 
 
-def _sanitise_line(raw: bytes, invalid: bytes, not_object: bytes) -> bytes:
+def _screen_line(raw: bytes) -> bytes:
+    """One line, checked with orjson: as it is, or a marker."""
     if not raw.strip():
         return b"\n"
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return invalid
+        return _marker("invalid_json")
     if not isinstance(obj, dict):
-        return not_object
+        return _marker("not_an_object")
     for name, dtype in NUMERIC.items():
         value = obj.get(name)
         if value is None:
@@ -384,10 +457,7 @@ def _sanitise_line(raw: bytes, invalid: bytes, not_object: bytes) -> bytes:
         ok_type = int if dtype == pl.Int64 else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok_type) or abs(value) >= 2**63:
             return _marker(f"bad_field:{name}")
-    line = raw.rstrip(b"\r") + b"\n"
-    if _check_block(line):
-        return line
-    return _marker("unreadable")
+    return raw.rstrip(b"\r") + b"\n"
 
 
 def _line_numbers(path: str | os.PathLike[str], recs: Sequence[int]) -> dict[int, int]:
@@ -721,6 +791,9 @@ def build_tables(
             funding,
             {
                 **TENANT_KEYS,
+                "add_funds": MONEY,
+                "trigger_amount": MONEY,
+                "recharge_amount": MONEY,
                 "period_start": DATE,
                 "period_end": DATE,
                 "days": INT,
@@ -731,9 +804,6 @@ def build_tables(
                 "max_window_spend": MONEY,
                 "lead_days": INT,
                 "cover_days": INT,
-                "trigger_amount": MONEY,
-                "recharge_amount": MONEY,
-                "add_funds": MONEY,
                 "replay_min_balance": MONEY,
                 "replay_recharges": INT,
                 "advice": TEXT,

@@ -144,9 +144,9 @@ def write_csv(report: Report, out: Path) -> list[Path]:
 
 
 def xlsx_payload(report: Report) -> tuple[list, list[str]]:
-    """Plain Python values of every sheet (so a child process can write the
-    workbook without polars): [(sheet, [(column, kind)], [values per
-    column], widths)], and the notes (with a line per truncated sheet)."""
+    """Plain Python values of every sheet: [(sheet, [(column, kind)],
+    [values per column], widths)], and the notes (with a line per sheet cut
+    at Excel's row limit)."""
     notes = list(report.notes)
     names = [n for n in SHEET_ORDER if n in report.tables]
     names += [n for n in report.tables if n not in names]
@@ -227,18 +227,24 @@ def write_xlsx(report: Report, path: Path) -> Path:
     return path
 
 
+def _ratio(values: list, div: int) -> list:
+    # Python's int / int is correctly rounded: the double nearest the exact
+    # decimal (polars may multiply by the reciprocal: 912 / 100 -> 9.120000000000001)
+    return [None if v is None else v / div for v in values]
+
+
 def _xlsx_values(df: pl.DataFrame, col: str, kind: str) -> list:
     s = df[col]
     if kind == MONEY:
-        return (s / MONEY_UNIT).to_list()
+        return _ratio(s.to_list(), MONEY_UNIT)
     if kind == SECONDS:
-        return (s / 1000).to_list()
+        return _ratio(s.to_list(), 1000)
     if kind == MINUTES:
-        return (df.select(centi_minutes(pl.col(col)))[col] / 100).to_list()
+        return _ratio(df.select(centi_minutes(pl.col(col)))[col].to_list(), 100)
     if kind == INT:
         return s.cast(pl.Int64).to_list()
     if kind == NUMBER:
-        return s.cast(pl.Float64).round(1).to_list()
+        return [None if v is None else round(v, 1) for v in s.cast(pl.Float64).to_list()]
     if kind == DATE:
         return s.to_list()
     return s.cast(pl.String).to_list()
@@ -282,9 +288,9 @@ def draw_chart(data: dict) -> str:
     from matplotlib.figure import Figure
 
     currency = data["currency"]
-    fig = Figure(figsize=(13.5, 3.6))
-    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 1.0, 1.2]})
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.22, top=0.88, wspace=0.45)
+    fig = Figure(figsize=(14, 3.6))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.0, 1.1]})
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.2, top=0.9, wspace=0.62)
 
     ax = axes[0]
     xs = data["days"]
@@ -335,7 +341,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5
 h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:2px solid #3b6ea5;padding-bottom:.2em;margin-top:2em}
 h3{font-size:1.05em;margin:1.2em 0 .4em}
 table{border-collapse:collapse;font-size:.82em;margin:.3em 0 1em}
-th,td{border:1px solid #c9d1dc;padding:.2em .5em}th{background:#dde4ee;text-align:left}
+th,td{border:1px solid #c9d1dc;padding:.2em .5em;white-space:nowrap}th{background:#dde4ee;text-align:left}
+div.scroll{overflow-x:auto;max-width:100%}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 p.note,li{font-size:.9em}.muted{color:#5b6676}
 img.chart{max-width:100%;height:auto;border:1px solid #c9d1dc}
@@ -364,7 +371,10 @@ def html_table(
     cols = [c for c in table.kinds if c not in drop]
     numeric = [table.kinds[c] in NUMERIC_KINDS for c in cols]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    out = [f'<table data-table="{html.escape(table.name)}"><thead><tr>{head}</tr></thead><tbody>']
+    out = [
+        f'<div class="scroll"><table data-table="{html.escape(table.name)}">'
+        f"<thead><tr>{head}</tr></thead><tbody>"
+    ]
     esc = html.escape
     for row in text.select(cols).iter_rows():
         cells = [
@@ -373,7 +383,7 @@ def html_table(
             for v, num in zip(row, numeric, strict=True)
         ]
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     if max_rows is not None and total > max_rows:
         out.append(
             f'<p class="note muted">first {max_rows} of {total} rows; '
