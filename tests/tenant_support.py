@@ -1,17 +1,18 @@
 """Helpers for the tenant rule and property tests (accounts.md, contracts.md §2, §4, §5).
 
-Everything expected in the tests is computed by hand from the spec; these helpers
-only build inputs and decode outputs:
+They only build inputs and decode outputs; every expected value in the tests is
+computed by hand from the spec.
 
-- `deck`: a small literal deck compiled with `deck.compile_rows`. Most rows cost
-  0.060000/min = 0.001/s with 1 s / 1 s increments, so one second of credit talk
-  is "0.0010"; the GB row has a connection fee and 60 s / 6 s increments.
-- `run(events)`: serialize events (dicts, or raw `str`/`bytes` lines) to JSON
-  lines, run `engine.simulate_lines(deck, lines)` and return the decoded records,
-  each with its `"topic"`. Numbers decode exactly (floats as `Decimal`).
-- `run_raw(events)`: the same, as `(topic, payload bytes)`.
-- `sim()`: an `Engine` fed one line at a time, to look at tenant state between steps.
-- `ev`: builders for `call_start`, `call_end` and every accounts command.
+- `DECK_ROWS` / `build_deck()`: a literal deck for `deck.compile_rows`. Most rows cost
+  0.060000/min = 0.001/s with 1 s / 1 s increments, so a credit second is "0.0010";
+  the GB row has a 0.010000 fee and 60 s / 6 s increments; FR costs nothing.
+- `T(s)`: s seconds after 2026-11-24T10:00:00Z in the engine's print format.
+- builders: `call_start`, `call_end`, `add_funds`, `assign_licence`, `remove_licence`,
+  `set_pool`, `set_auto_recharge`, `payment_result`.
+- `run_with` / `run_raw_with`: simulate events (dicts or raw lines), decoded records
+  with their `"topic"` (floats as `Decimal`), or `(topic, bytes)`.
+- `Sim`: an `Engine` fed one line at a time, to inspect `Engine.tenants` between steps.
+- `of`, `brief`, `briefs`, `subset`: read outputs.
 """
 
 from __future__ import annotations
