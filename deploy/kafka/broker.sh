@@ -72,7 +72,7 @@ broker_pid() {
     pid="$(cat "$PID_FILE" 2>/dev/null || true)"
     is_uint "$pid" || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    [[ "$(ps -p "$pid" -o args= 2>/dev/null || true)" == *kafka.Kafka* ]] || return 1
+    [[ "$(ps -ww -p "$pid" -o args= 2>/dev/null || true)" == *kafka.Kafka* ]] || return 1
     echo "$pid"
 }
 

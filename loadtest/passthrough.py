@@ -1,0 +1,89 @@
+"""Passthrough baseline: an aiokafka consumer that reads `calls` (and `accounts`) and writes each
+event unchanged, with its key, to `<prefix>passthrough`. What Kafka + one Python process cost
+with no decision at all; the worker's events/s is reported as a ratio to it.
+
+    .venv/bin/python loadtest/passthrough.py --topic-prefix P --expect N [--timeout 300]
+
+Reads from the earliest offset in its own consumer group (`<prefix>passthrough`), stops after
+`--expect` records (or when idle for `--idle` s after the first), flushes, and prints one JSON
+line: count, first/last consume wall time, the 10 %/90 % crossing times and events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+
+BROKER = "127.0.0.1:9092"
+
+
+async def run(broker: str, prefix: str, expect: int, timeout_s: float, idle_s: float,
+              inputs: tuple[str, ...] = ("calls", "accounts")) -> dict:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(*(prefix + t for t in inputs), bootstrap_servers=broker,
+                                group_id=prefix + "passthrough", auto_offset_reset="earliest",
+                                enable_auto_commit=True, auto_commit_interval_ms=1000,
+                                max_poll_records=2000)
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=5, acks=1,
+                                max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    out = prefix + "passthrough"
+    count, first, last = 0, None, None
+    marks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout_s and count < expect:
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            now = time.time()
+            if not batch:
+                if first is not None and now - (last or now) > idle_s:
+                    break
+                continue
+            if first is None:
+                first = now
+            for msgs in batch.values():
+                for m in msgs:
+                    await producer.send(out, m.value, key=m.key)
+                    count += 1
+            last = time.time()
+            for name, share in (("t10", 0.1), ("t50", 0.5), ("t90", 0.9)):
+                if name not in marks and count >= share * expect:
+                    marks[name] = last
+                    cpu[name] = time.process_time()
+        await producer.flush()
+        last = time.time()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    result = {"count": count, "first": first, "last": last, **marks}
+    if first is not None and last is not None and last > first:
+        result["events_per_s"] = round(count / (last - first), 1)
+    if "t10" in marks and "t90" in marks and marks["t90"] > marks["t10"]:
+        result["sustained_events_per_s"] = round(0.8 * expect / (marks["t90"] - marks["t10"]), 1)
+    if "t10" in cpu and "t90" in cpu and cpu["t90"] > cpu["t10"]:
+        result["events_per_cpu_s"] = round(0.8 * expect / (cpu["t90"] - cpu["t10"]), 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--broker", default=BROKER)
+    ap.add_argument("--topic-prefix", required=True)
+    ap.add_argument("--expect", type=int, required=True)
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--idle", type=float, default=10.0)
+    args = ap.parse_args(argv)
+    result = asyncio.run(run(args.broker.removeprefix("kafka://"), args.topic_prefix, args.expect,
+                             args.timeout, args.idle))
+    print(json.dumps(result))
+    return 0 if result["count"] >= args.expect else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
