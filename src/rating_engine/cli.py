@@ -105,7 +105,10 @@ def cmd_rate(args: argparse.Namespace) -> int:
 
         # Large regular files take the vectorised path (same bytes, see bulk.py);
         # RATING_ENGINE_BULK_MIN_BYTES moves the threshold (0: always, -1: never).
-        min_bytes = int(os.environ.get("RATING_ENGINE_BULK_MIN_BYTES", bulk.BULK_MIN_BYTES))
+        try:
+            min_bytes = int(os.environ.get("RATING_ENGINE_BULK_MIN_BYTES", bulk.BULK_MIN_BYTES))
+        except ValueError:
+            min_bytes = bulk.BULK_MIN_BYTES
         if args.cdrs != "-" and min_bytes >= 0 and os.path.isfile(args.cdrs) \
                 and os.path.getsize(args.cdrs) >= min_bytes:
             lines = bulk.rate_stream(deck, src, dst, name, sys.stderr.write, progress)
@@ -184,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--metrics-port", type=int, default=int(_env("metrics_port", "9108") or 9108))
     work.add_argument("--state-dir", default=_env("state_dir", os.path.join(os.getcwd(), "var", "worker")))
     work.add_argument("--app-id", default=_env("app_id", "rating-engine"))
+    work.add_argument("--timer-grace-ms", type=int, default=int(_env("timer_grace_ms", "50") or 50),
+                      help="publish a timer tick this long after its due instant, so call events "
+                           "stamped just before it (still in flight) are applied first")
     work.set_defaults(func=cmd_worker)
 
     sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)

@@ -160,6 +160,7 @@ def build_app(args: argparse.Namespace) -> Any:
     tenants_table = app.Table("tenants", partitions=n, key_type=bytes, value_type=bytes)
     seen_table = app.Table("seen", partitions=n, key_type=bytes, value_type=bytes)
     timers = TimerHeap()
+    grace_us = args.timer_grace_ms * 1000
     cache: dict[str, Tenant] = {}
     live_counts: dict[str, int] = {}
 
@@ -235,11 +236,11 @@ def build_app(args: argparse.Namespace) -> Any:
         while True:
             timers.changed.clear()
             now = wall_us()
-            for tid, due, partition in timers.pop_due(now):
+            for tid, due, partition in timers.pop_due(now - grace_us):
                 await ticks.send(key=tid.encode(), partition=partition,
                                  value=orjson.dumps({"tenant_id": tid, "due": _inst_text(due)}))
             nxt = timers.next_instant()
-            timeout = None if nxt is None else max(0.0, float(nxt - wall_us()) / US_PER_S)
+            timeout = None if nxt is None else max(0.0, float(nxt + grace_us - wall_us()) / US_PER_S)
             try:
                 await asyncio.wait_for(timers.changed.wait(), timeout)
             except asyncio.TimeoutError:
