@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import io
 import json
 import os
 import platform
@@ -187,16 +188,18 @@ def _per_call_once(deck_path: Path, cdrs: Path, n: int) -> tuple[float, float, i
             if len(raws) >= n:
                 break
             raws.append(raw)
+    dst = io.BytesIO()
+    write = dst.write
     started, cpu0 = time.perf_counter(), time.process_time()
-    out = []
-    for raw in raws:  # the loop of cli.cmd_rate's per-call path
+    for raw in raws:  # the loop of cli.cmd_rate's per-call path (each line written at once)
         raw = raw.rstrip(b"\r\n")
         if not raw.strip():
             continue
         record, _ = rate_line(deck, raw)
-        out.append(orjson.dumps(record))
+        write(orjson.dumps(record))
+        write(b"\n")
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    return wall, cpu, len(raws), b"\n".join(out) + b"\n"
+    return wall, cpu, len(raws), dst.getvalue()
 
 
 def machine() -> str:

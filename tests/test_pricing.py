@@ -265,3 +265,11 @@ def test_rate_line_rated_record_matches_priced_fields(seconds):
     expected.update(priced_fields("rated", None, row, end - start, billed, price_micros(row, billed), row.currency))
     assert orjson.dumps(record) == orjson.dumps(expected)
     assert list(record) == list(expected)
+
+
+def test_rate_line_free_record_matches_priced_fields():
+    obj = cdr(kind="inbound", **span(NOV, "62.5"))
+    record, _ = rate_line(DECK, orjson.dumps(obj))
+    expected = {"call_id": "c1", "tenant_id": "contoso", "user_id": "ann@contoso.com", "kind": "inbound"}
+    expected.update(priced_fields("free", None, None, 62_500_000, 0, 0, "USD"))
+    assert orjson.dumps(record) == orjson.dumps(expected)

@@ -1,40 +1,44 @@
 """Vectorised bulk path of `rating-engine rate` (contracts.md section 3) for large CDR files.
 
-The per-call core (`cdr.rate_line`) is the reference: for every line this module prints the
-same bytes it would, in the same order, with the same `FILE:LINE: invalid: reason` messages.
+The per-call core (`cdr.rate_line` + orjson) is the reference: for every line this module
+prints the same bytes, in the same order, with the same `FILE:LINE: invalid: reason` messages
+(tests/test_rate_cli.py and the hypothesis test in tests/test_pricing_props.py check it).
 
-How a chunk (~64 MiB of whole lines) is rated:
+How a chunk (~64 MiB of whole lines; two chunks at a time on two threads) is rated:
 
 1. polars reads the chunk as one text column, one row per line (blank lines are null).
 2. A line takes the fast path only when it is exactly
    `{"call_id": "…", ["tenant_id": "…",] ["user_id": "…",] "kind": "…", "from": "…",
-   "to": "…", "start": "…", "end": "…"}` (that key order, string values, spaced as Python's
-   `json.dumps` or compact as orjson's) with no `"`, `\\` or control character inside a value,
-   and ASCII only. This is checked by cutting the line at its keys and gluing the template back
-   around the pieces: the glued text must equal the line. Such a line is valid JSON whose
-   values are exactly the pieces, so no JSON parser is needed and nothing can differ from orjson.
-3. Timestamps are cut into date, separator, `HH:MM`, `:SS` and tail (fraction and zone); each
-   distinct date and tail is validated and valued once by `clock.parse_instant` itself, so the
-   fast path accepts exactly the timestamps the per-call core accepts (with <= 6 fractional
-   digits), as exact integer microseconds.
-4. Longest prefix: the deck's window boundaries cut time into segments inside which the set of
-   rows in effect is fixed. For each prefix length L of the deck, from the longest, the first L
-   digits of the number, the segment of the start instant and the service form one Int64 key,
-   looked up in a map of the rows of length L; the first hit wins.
-5. Billed seconds and the charge are Int64 arithmetic on micro-units (never a float), rounded
-   half-up once; lines whose figures could overflow take the per-call core instead.
-6. The output JSON is glued from text pieces; the deck's fields of each row are pre-serialised
-   with orjson.
+   "to": "…", "start": "…", "end": "…"}` in that key order, with string values, spaced as
+   Python's `json.dumps` writes or compact as orjson writes, ASCII, and no `"`, `\\` or
+   control character inside a value: `find` locates the key tokens, and the line must be the
+   template glued around the pieces between them (see `_cut`). Such a line is valid JSON whose
+   values are exactly those pieces, so it needs no JSON parser and cannot differ from orjson.
+3. Timestamps are cut at fixed places into date (with separator), `HH:MM`, `:SS` and tail
+   (fraction and zone). Each distinct date and tail is judged and valued once by
+   `clock.parse_instant` itself, so the fast path accepts exactly the timestamps the per-call
+   core accepts (those with <= 6 fractional digits), as exact integer microseconds.
+4. Longest prefix: the deck's window boundaries cut time into segments inside which the set
+   of rows in effect is fixed. For each prefix length L of the deck, the first L digits of the
+   number, the segment of the start instant and the service make one Int64 key, looked up in
+   the map of rows of length L; the longest hit wins.
+5. Billed seconds and the charge are Int64 arithmetic on microseconds and micro-units (never a
+   float), rounded half-up once; a line whose figures could overflow goes per call instead.
+6. The output JSON is glued from text pieces; the deck fields of each row are serialised once
+   by orjson.
 
-Every other line (invalid JSON, missing or null fields, another key order, numbers as ids,
-escapes, bad numbers, odd timestamps, ...) goes through `cdr.rate_line`, and its record is put
-back at its place. Statuses made here: `rated`, `free`, `unrated`; every `invalid` line comes
-from the per-call core (so does its stderr message).
+Every other line (invalid JSON, missing or null fields, another key order, extra keys, ids
+that are not strings, escapes, non-ASCII text, bad numbers, odd timestamps, ...) goes through
+the per-call core, and its record is put back in its place. Statuses made here are `rated`,
+`free` and `unrated`; every `invalid` line and its stderr message come from the per-call core.
 """
 
 from __future__ import annotations
 
 import io
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
@@ -44,14 +48,13 @@ import polars as pl
 from . import clock
 from .cdr import rate_line
 from .deck import Deck
-from .money import format_money
 from .records import deck_fields
 
-CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024 * 1024  # ~290k lines of ~230 bytes
+WORKERS = min(2, os.cpu_count() or 1)  # chunks rated at once
 BULK_MIN_BYTES = 1024 * 1024  # below this, the per-call loop is as fast and simpler
 
 _KEYS = ("call_id", "tenant_id", "user_id", "kind", "from", "to", "start", "end")
-_OPTIONAL = ("tenant_id", "user_id")
 _STYLES = {"spaced": (": ", ", "), "compact": (":", ",")}
 _KINDS = ("user_outbound", "conference_dialout", "tollfree_inbound", "inbound")
 _SERVICE_ID = {"outbound": 0, "tollfree_inbound": 1}
@@ -61,7 +64,7 @@ _FIGURE_LIMIT = 1 << 61  # fee*60 + rate*billed stays below this in Int64 (2x + 
 _MAX_INCREMENT_S = 10**9
 _MAX_MAP_ENTRIES = 4_000_000
 _E164 = r"^\+[0-9]{8,15}$"
-_UNCLEAN = r'["\\\x00-\x1f\x7f-\U0010ffff]'  # quote, backslash, control or non-ASCII
+_UNCLEAN = r'["\\\x00-\x1f]'  # quote, backslash or control character (lines are ASCII here)
 
 
 @dataclass
@@ -160,10 +163,12 @@ def _index_deck(deck: Deck) -> _DeckIndex:
 _DATE_CACHE: dict[str, int | None] = {}
 _TAIL_CACHE: dict[str, int | None] = {}
 _CACHE_MAX = 1_000_000
-_HM = (pl.Series(list(clock._HM_BY_TEXT), dtype=pl.String),
-       pl.Series(list(clock._HM_BY_TEXT.values()), dtype=pl.Int64))
-_S = (pl.Series(list(clock._S_BY_TEXT), dtype=pl.String),
-      pl.Series(list(clock._S_BY_TEXT.values()), dtype=pl.Int64))
+# `HH:MM` and `:SS` are valid exactly when `clock._TS_RE` reads two digits each and HH <= 23,
+# MM <= 59, SS <= 59: these are all of them, with their microseconds.
+_HM = (pl.Series([f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)], dtype=pl.String),
+       pl.Series([(h * 60 + m) * 60 * _US for h in range(24) for m in range(60)], dtype=pl.Int64))
+_S = (pl.Series([f":{s:02d}" for s in range(60)], dtype=pl.String),
+      pl.Series([s * _US for s in range(60)], dtype=pl.Int64))
 
 
 def _date_value(text: str) -> int | None:
@@ -208,7 +213,7 @@ def _style_of(chunk: bytes) -> str:
     return "compact" if head.lstrip().startswith(b'{"call_id":"') else "spaced"
 
 
-def _cut(lines: pl.DataFrame, style: str) -> pl.DataFrame:
+def _cut(lines: pl.DataFrame, style: str, ascii_chunk: bool) -> pl.DataFrame:
     """The values of the lines that are exactly in the template layout, with their index `i`.
 
     `find` locates each key's token (`", "kind": "`). When the line starts with
@@ -252,33 +257,27 @@ def _cut(lines: pl.DataFrame, style: str) -> pl.DataFrame:
         pos["end"] >= begin["start"],
         stop["end"] >= begin["end"],
     ]
+    if not ascii_chunk:  # `find` counts bytes, `slice` characters: ASCII lines only
+        in_order.append(line.str.len_chars() == pl.col("n_bytes"))
 
     def value(k: str) -> pl.Expr:
         return line.str.slice(begin[k], stop[k] - begin[k]).alias(k)
 
-    def stamp(k: str) -> list[pl.Expr]:
-        return [line.str.slice(begin[k], 11).alias(k + "_d"),
-                line.str.slice(begin[k] + 11, 5).alias(k + "_hm"),
-                line.str.slice(begin[k] + 16, 3).alias(k + "_s"),
-                line.str.slice(begin[k] + 19, (stop[k] - begin[k] - 19).clip(lower_bound=0)).alias(k + "_t")]
+    def stamp(k: str) -> list[pl.Expr]:  # constant offsets into the short value are cheap
+        ts = pl.col(k)
+        return [ts.str.slice(0, 11).alias(k + "_d"), ts.str.slice(11, 5).alias(k + "_hm"),
+                ts.str.slice(16, 3).alias(k + "_s"), ts.str.slice(19).alias(k + "_t")]
 
     return (
         lines.lazy()
         .with_columns([line.str.find(sep[k], literal=True).cast(pl.Int64).alias("p_" + k) for k in _KEYS[1:]]
                       + [line.str.len_bytes().cast(pl.Int64).alias("n_bytes")])
         .filter(pl.all_horizontal(in_order).fill_null(False))
-        .with_columns([value(k) for k in ("call_id", "tenant_id", "user_id", "kind", "from", "to")]
-                      + stamp("start") + stamp("end"))
-        .drop("l", *("p_" + k for k in _KEYS[1:]), "n_bytes")
+        .with_columns([value(k) for k in _KEYS])
+        .with_columns(stamp("start") + stamp("end"))
+        .drop("l", "start", "end", *("p_" + k for k in _KEYS[1:]), "n_bytes")
         .collect()
     )
-
-
-def _seconds_text(d: pl.Expr, fracs: tuple[pl.Series, pl.Series]) -> list[pl.Expr]:
-    """`clock.seconds_text` of whole microseconds, as concat pieces: sign, whole, `.fraction`."""
-    a = d.abs()
-    return [pl.when(d < 0).then(pl.lit("-")), (a // _US).cast(pl.String),
-            (a % _US).replace_strict(fracs[0], fracs[1], default=None, return_dtype=pl.String)]
 
 
 _FRAC_CACHE: dict[int, str] = {}
@@ -342,8 +341,8 @@ def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
             key = pl.when(pl.col("n_len") >= length).then(key)
         hits.append(key.replace_strict(keys, rows, default=None, return_dtype=pl.Int32))
     row = pl.coalesce(hits) if hits else pl.lit(None, dtype=pl.Int32)
-    which = (pl.when(inbound).then(pl.lit(n_rows + 1)).when(row.is_null()).then(pl.lit(n_rows))
-             .otherwise(row).cast(pl.Int32))
+    which = pl.when(inbound).then(pl.lit(n_rows + 1, dtype=pl.Int32)).otherwise(
+        pl.col("row").fill_null(pl.lit(n_rows, dtype=pl.Int32)))
     w = pl.col("which")
     gathered = [pl.lit(series).gather(w).alias(name) for name, series in (
         ("first_s", idx.first_s), ("next_s", idx.next_s), ("rate", idx.rate_micros),
@@ -365,6 +364,7 @@ def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
                       (pl.col("end_us") - pl.col("start_us")).alias("d"))
         .filter(pl.col("ok"))
         .with_columns(step2)
+        .with_columns(row.alias("row"))
         .with_columns(which.alias("which"))
         .with_columns(gathered)
         .with_columns(billed.alias("billed"))
@@ -374,21 +374,28 @@ def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
     )
     fracs = _fractions((stage["d"].abs() % _US).unique())
     q = pl.col("charge")
+    a = d.abs()
+    texts = [  # `clock.seconds_text` of whole microseconds (sign, whole, `.fraction`), money, billed
+        pl.when(d < 0).then(pl.lit("-")).alias("t_sign"),
+        (a // _US).cast(pl.String).alias("t_whole"),
+        (a % _US).replace_strict(fracs[0], fracs[1], default=None, return_dtype=pl.String).alias("t_frac"),
+        b.cast(pl.String).alias("t_billed"),
+        (q // 10_000).cast(pl.String).alias("t_units"),
+        (q % 10_000).replace_strict(_CHARGE_FRAC[0], _CHARGE_FRAC[1], return_dtype=pl.String).alias("t_4dp"),
+        pl.when(pl.col("tenant_id").is_not_null()).then(pl.lit('","tenant_id":"')).alias("t_tenant"),
+        pl.when(pl.col("user_id").is_not_null()).then(pl.lit('","user_id":"')).alias("t_user"),
+    ]
     out = pl.concat_str(
         [
-            pl.lit('{"call_id":"'), pl.col("call_id"),
-            pl.when(pl.col("tenant_id").is_not_null()).then(pl.lit('","tenant_id":"')), pl.col("tenant_id"),
-            pl.when(pl.col("user_id").is_not_null()).then(pl.lit('","user_id":"')), pl.col("user_id"),
-            pl.lit('","kind":"'), kind, pl.lit('",'), pl.col("head"),
-            pl.lit(',"duration_seconds":'), *_seconds_text(d, fracs),
-            pl.lit(',"billed_seconds":'), b.cast(pl.String),
-            pl.lit(',"charge":"'), (q // 10_000).cast(pl.String),
-            (q % 10_000).replace_strict(_CHARGE_FRAC[0], _CHARGE_FRAC[1], return_dtype=pl.String),
-            pl.lit('","currency":' + idx.currency_json + "}"),
+            pl.lit('{"call_id":"'), pl.col("call_id"), pl.col("t_tenant"), pl.col("tenant_id"),
+            pl.col("t_user"), pl.col("user_id"), pl.lit('","kind":"'), kind, pl.lit('",'), pl.col("head"),
+            pl.lit(',"duration_seconds":'), pl.col("t_sign"), pl.col("t_whole"), pl.col("t_frac"),
+            pl.lit(',"billed_seconds":'), pl.col("t_billed"), pl.lit(',"charge":"'), pl.col("t_units"),
+            pl.col("t_4dp"), pl.lit('","currency":' + idx.currency_json + "}"),
         ],
         ignore_nulls=True,
     )
-    return stage.lazy().select("i", out.alias("out")).collect()
+    return stage.lazy().with_columns(texts).select("i", out.alias("out")).collect()
 
 
 def _lines_frame(chunk: bytes) -> pl.Series:
@@ -415,29 +422,33 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
     Returns the output lines (blank input lines dropped) and the stderr messages in order.
     """
     n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    original = chunk
     forced: dict[int, bytes] = {}  # lines polars must not see, by index: judged per call
     if b"\x00" in chunk or chunk.startswith(_BOM) or not chunk.isascii() and not _utf8(chunk):
-        parts = chunk.split(b"\n")
-        for i, part in enumerate(parts[:n_lines]):
+        parts = chunk.split(b"\n")[:n_lines]
+        for i, part in enumerate(parts):
             if b"\x00" in part or (i == 0 and part.startswith(_BOM)) or not part.isascii() and not _utf8(part):
                 forced[i] = part
                 parts[i] = b""
-        chunk = b"\n".join(parts)
+        chunk = b"\n".join(parts) + b"\n"  # one row per line, an emptied last line included
     lines = _lines_frame(chunk) if chunk else pl.Series("l", [], dtype=pl.String)
     if len(lines) != n_lines:  # never seen; the per-call core is the safe answer
-        return _rate_slowly(deck, chunk, first_line, name, forced)
+        return _rate_slowly(deck, original, first_line, name)
 
-    out = pl.Series("out", [None] * n_lines, dtype=pl.String)
-    fast = pl.Series("fast", [False] * n_lines, dtype=pl.Boolean)
+    out = pl.repeat(None, n_lines, dtype=pl.String, eager=True).alias("out")
+    fast = pl.repeat(False, n_lines, dtype=pl.Boolean, eager=True).alias("fast")
     if idx.usable and n_lines:
         frame = lines.to_frame("l").with_row_index("i")
         first, second = ("compact", "spaced") if _style_of(chunk) == "compact" else ("spaced", "compact")
-        cut = _cut(frame, first)
+        ascii_chunk = chunk.isascii()
+        cut = _cut(frame, first, ascii_chunk)
         if len(cut) < n_lines:  # the other spacing, for the lines left
             rest = frame.filter(pl.col("l").is_not_null() & ~pl.col("i").is_in(cut["i"].implode()))
             if len(rest):
-                cut = pl.concat([cut, _cut(rest, second)])
+                cut = pl.concat([cut, _cut(rest, second, ascii_chunk)])
         rated = _rate_frame(idx, cut)
+        if len(rated) == n_lines and not forced:  # every line rated here: nothing to merge
+            return (rated["out"] if rated["i"].is_sorted() else rated.sort("i")["out"]), []
         fast_idx = rated["i"]
         out = out.scatter(fast_idx, rated["out"])
         fast = fast.scatter(fast_idx, True)
@@ -467,12 +478,10 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _rate_slowly(deck: Deck, chunk: bytes, first_line: int, name: str,
-                 forced: dict[int, bytes]) -> tuple[pl.Series, list[str]]:
-    parts = chunk.split(b"\n")
+def _rate_slowly(deck: Deck, chunk: bytes, first_line: int, name: str) -> tuple[pl.Series, list[str]]:
     results, errors = [], []
-    for i in range(chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)):
-        line_out, reason = _per_call(deck, forced.get(i, parts[i]))
+    for i, raw in enumerate(io.BytesIO(chunk)):
+        line_out, reason = _per_call(deck, raw)
         if line_out is not None:
             results.append(line_out)
         if reason is not None:
@@ -496,20 +505,40 @@ def _write(dst: BinaryIO, out: pl.Series) -> None:
 
 
 def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callable[[str], object],
-                progress=None, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Rate a whole CDR stream; returns the number of lines read."""
+                progress=None, chunk_bytes: int = CHUNK_BYTES, workers: int = WORKERS) -> int:
+    """Rate a whole CDR stream; returns the number of lines read.
+
+    Up to `workers` chunks are rated at once (polars releases the GIL), and the output of each is
+    written, with its stderr messages, in input order; at most `workers + 1` chunks are held.
+    """
     idx = _index_deck(deck)
     line_no = 1
     done = 0
-    for chunk in _chunks(src, chunk_bytes):
-        out, errors = rate_chunk(deck, idx, chunk, line_no, name)
+    pending: deque = deque()
+
+    def finish() -> None:
+        nonlocal done
+        job, size, lines = pending.popleft()
+        out, errors = job.result() if isinstance(job, Future) else job
         for message in errors:
             err(message)
         _write(dst, out)
-        line_no += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-        done += len(chunk)
+        done += size
         if progress is not None:
-            progress.update(done, line_no - 1)
+            progress.update(done, lines)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for chunk in _chunks(src, chunk_bytes):
+            if workers > 1:
+                job = pool.submit(rate_chunk, deck, idx, chunk, line_no, name)
+            else:
+                job = rate_chunk(deck, idx, chunk, line_no, name)
+            line_no += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            pending.append((job, len(chunk), line_no - 1))
+            while len(pending) > max(0, workers - 1):
+                finish()
+        while pending:
+            finish()
     return line_no - 1
 
 
@@ -535,5 +564,4 @@ def rate_bytes_per_call(deck: Deck, data: bytes, name: str = "<bytes>") -> tuple
     return b"".join(out), "".join(messages)
 
 
-__all__ = ["BULK_MIN_BYTES", "CHUNK_BYTES", "rate_bytes", "rate_bytes_per_call", "rate_chunk",
-           "rate_stream", "format_money"]
+__all__ = ["BULK_MIN_BYTES", "CHUNK_BYTES", "rate_bytes", "rate_bytes_per_call", "rate_chunk", "rate_stream"]

@@ -10,11 +10,12 @@ from .clock import TimestampError, parse_instant, seconds_json
 from .deck import Deck
 from .money import ZERO_MONEY, format_money
 from .pricing import _E164_RE, KINDS, billed_seconds, price_micros
-from .records import Record, priced_fields
+from .records import Record, deck_fields, priced_fields
 
 REQUIRED_FIELDS = ("call_id", "kind", "from", "to", "start", "end")
 _REQUIRED = frozenset(REQUIRED_FIELDS)
 _E164 = _E164_RE.fullmatch
+_FREE_TAIL = {"reason": None, **deck_fields(None)}
 _SERVICE_OF_KIND = {"user_outbound": "outbound", "conference_dialout": "outbound",
                     "tollfree_inbound": "tollfree_inbound"}
 
@@ -55,8 +56,13 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
     except TimestampError:
         return _invalid(head, "bad_field:end", deck, None), "bad_field:end"
     duration = end - start
-    if kind == "inbound":
-        head.update(priced_fields("free", None, None, duration, 0, 0, deck.currency))
+    if kind == "inbound":  # `priced_fields("free", None, None, duration, 0, 0, deck.currency)`, inlined
+        head["status"] = "free"
+        head.update(_FREE_TAIL)
+        head["duration_seconds"] = seconds_json(duration)
+        head["billed_seconds"] = 0
+        head["charge"] = ZERO_MONEY
+        head["currency"] = deck.currency
         return head, None
     src, dst = obj["from"], obj["to"]
     if not (src.__class__ is str and _E164(src) and dst.__class__ is str and _E164(dst)):  # is_e164, inlined

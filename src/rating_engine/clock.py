@@ -40,23 +40,23 @@ def _day_us(year: int, month: int, day: int) -> int:
     return (datetime(year, month, day, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
 
 
-# Caches of already-validated pieces of timestamps. A string matching `_TS_RE` is always
-# date (10 chars) + separator + time (8 chars) + tail (fraction and zone), and its instant is
-# the sum of the pieces' values, so a text whose pieces are all known valid parses to the
-# same value without the regex. Only the slow path (the full regex) adds dates and tails.
-_DAY_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DD" -> midnight UTC
+# Already-validated pieces of timestamps. A string matching `_TS_RE` is always date and
+# separator (11 chars) + `HH:MM` + `:SS` + tail (fraction and zone), and its instant is the
+# sum of the pieces' values, so a text whose pieces are all known valid parses to the same
+# value without the regex. All valid `HH:MM` and `:SS` are listed; only the slow path (the
+# full regex) adds dates and tails.
+_DAY_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DDT" (with its separator) -> midnight UTC
 _HM_BY_TEXT = {f"{h:02d}:{m:02d}": (h * 60 + m) * 60 * US_PER_S for h in range(24) for m in range(60)}
 _S_BY_TEXT = {f":{s:02d}": s * US_PER_S for s in range(60)}  # ":SS" -> microseconds
 _TAIL_BY_TEXT: dict[str, int] = {"Z": 0, "z": 0}  # ".250+01:00" -> fraction minus offset (us)
-_SEPARATORS = frozenset("Tt ")
 _CACHE_MAX = 200_000
 
 
 def parse_instant(text: object) -> Instant:
     """Parse ISO 8601 with a zone (`Z` or `±HH:MM`) into exact epoch microseconds."""
     if text.__class__ is str:
-        day_us = _DAY_BY_TEXT.get(text[:10])  # type: ignore[index]
-        if day_us is not None and text[10:11] in _SEPARATORS:  # type: ignore[index]
+        day_us = _DAY_BY_TEXT.get(text[:11])  # type: ignore[index]
+        if day_us is not None:
             hm = _HM_BY_TEXT.get(text[11:16])  # type: ignore[index]
             sec = _S_BY_TEXT.get(text[16:19])  # type: ignore[index]
             if hm is not None and sec is not None:
@@ -91,7 +91,7 @@ def _parse_instant_slow(text: str) -> Instant:
         offset = (int(oh) * 60 + int(om)) * 60 * US_PER_S
         tail = tail - offset if sign == "+" else tail + offset
     if len(_DAY_BY_TEXT) < _CACHE_MAX:
-        _DAY_BY_TEXT[text[:10]] = day_us
+        _DAY_BY_TEXT[text[:11]] = day_us
     if tail.__class__ is int and len(_TAIL_BY_TEXT) < _CACHE_MAX:
         _TAIL_BY_TEXT[text[19:]] = tail  # type: ignore[assignment]
     return day_us + tod + tail
@@ -108,14 +108,23 @@ def format_instant(us: Instant) -> str:
     return f"{_second_text(s)}{ms:03d}Z"
 
 
+_MS_TEXT = [""] + [f".{ms:03d}".rstrip("0") for ms in range(1, 1000)]  # ".25" for 250 ms
+
+
 def seconds_text(us: Instant) -> str:
     """A count of seconds as JSON number text: exact when the decimal ends, else 3 places half-up."""
     if us.__class__ is int:  # whole microseconds: the decimal always ends (fast path, same text)
-        whole, part = divmod(-us if us < 0 else us, US_PER_S)
-        sign = "-" if us < 0 else ""
-        if part:
-            return f"{sign}{whole}.{part:06d}".rstrip("0")
-        return f"{sign}{whole}"
+        if us >= 0:
+            whole, part = divmod(us, US_PER_S)
+            sign = ""
+        else:
+            whole, part = divmod(-us, US_PER_S)
+            sign = "-"
+        if not part:
+            return f"{sign}{whole}"
+        if not part % 1000:
+            return f"{sign}{whole}{_MS_TEXT[part // 1000]}"
+        return f"{sign}{whole}.{part:06d}".rstrip("0")
     s = Fraction(us) / US_PER_S
     den = s.denominator
     twos = fives = 0

@@ -7,7 +7,7 @@ longest, one dict probe each, so it costs O(number length), never a scan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from .clock import Instant, day_start_us
@@ -74,6 +74,9 @@ class Deck:
     rows: list[Rate]
     table: dict[str, dict[str, tuple[Rate, ...]]]
     max_prefix_len: int
+    # `lengths[service][first two digits]`: the lengths, longest first, of that service's
+    # prefixes a number starting with those digits can have (so a lookup probes only those)
+    lengths: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     def lookup(self, service: str, digits: str, at: Instant) -> Rate | None:
         """Longest prefix of `digits` with a row of `service` in effect at `at`."""
@@ -81,7 +84,10 @@ class Deck:
         if not by_prefix:
             return None
         get = by_prefix.get
-        for length in range(min(len(digits), self.max_prefix_len), 0, -1):
+        candidates = self.lengths.get(service, {}).get(digits[:2])
+        if candidates is None:  # not two digits, or no index: every length
+            candidates = range(min(len(digits), self.max_prefix_len), 0, -1)
+        for length in candidates:
             rows = get(digits[:length])
             if rows is not None:
                 for row in rows:  # `row.covers(at)`, inlined: this is the per-call hot path
@@ -195,7 +201,27 @@ def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, s
                                 f"window overlaps line {early.line} for prefix {prefix} ({service})")
             table[service][prefix] = tuple(windows)
     max_len = max((len(r.prefix) for r in parsed), default=0)
-    return Deck(path, currency, parsed, table, max_len)
+    return Deck(path, currency, parsed, table, max_len, _lengths_index(table))
+
+
+def _lengths_index(table: dict[str, dict[str, tuple[Rate, ...]]]) -> dict[str, dict[str, tuple[int, ...]]]:
+    """For each service and each two-digit start, the prefix lengths worth probing, longest first.
+
+    A number starting `d1 d2` can only have a prefix `p` of length >= 2 with `p[:2] == d1 d2`,
+    or the one-digit prefix `d1`; a probe longer than the number finds nothing (a prefix is
+    never longer than the digits it matches), so the lookup stays exact.
+    """
+    index: dict[str, dict[str, tuple[int, ...]]] = {}
+    for service, by_prefix in table.items():
+        by_head: dict[str, set[int]] = {f"{a}{b}": set() for a in "0123456789" for b in "0123456789"}
+        for prefix in by_prefix:
+            if len(prefix) >= 2:
+                by_head[prefix[:2]].add(len(prefix))
+        for head, found in by_head.items():
+            if head[0] in by_prefix:
+                found.add(1)
+        index[service] = {head: tuple(sorted(found, reverse=True)) for head, found in by_head.items()}
+    return index
 
 
 def load_deck(path: str) -> Deck:
