@@ -267,7 +267,7 @@ cmd_start() {
         fetch_jars
         write_config
         format_storage
-        LOG_LINES_BEFORE="$(wc -l <"$LOG_FILE" 2>/dev/null || echo 0)"
+        LOG_LINES_BEFORE="$({ wc -l <"$LOG_FILE"; } 2>/dev/null || echo 0)"
         say "starting Kafka $KAFKA_VERSION on PLAINTEXT://$BOOTSTRAP (controller $HOST:$CONTROLLER_PORT), data in $DATA_DIR"
         # shellcheck disable=SC2086  # RATING_ENGINE_KAFKA_JVM_OPTS is a word list
         nohup java -Xms256m -Xmx512m \
