@@ -26,7 +26,6 @@ from .tenant_support import (
     T,
     add_funds,
     assign_licence,
-    brief,
     briefs,
     call_end,
     call_start,

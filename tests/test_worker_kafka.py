@@ -11,7 +11,6 @@ import json
 import re
 import urllib.request
 from collections import defaultdict
-from pathlib import Path
 
 import orjson
 import pytest

@@ -59,17 +59,17 @@ class Engine:
         """One input line: validate, move the clock (firing timers), apply."""
         parsed = parse_event(raw, self.deck.currency)
         if isinstance(parsed, Rejection):
-            return [_dead(parsed.reason, raw, line, parsed.tenant_id)]
+            return [dead_letter(parsed.reason, raw, line, parsed.tenant_id)]
         ev: Event = parsed
         if self.clock is not None and ev.ts < self.clock:
-            return [_dead("out_of_order", raw, line, ev.tenant_id)]
+            return [dead_letter("out_of_order", raw, line, ev.tenant_id)]
         out = self.run_until(ev.ts, EVENTS)
         self.clock = ev.ts
         tenant = self.tenant(ev.tenant_id)
         emitted, reject = tenant.apply(ev)
         out.extend(emitted)
         if reject is not None:
-            out.append(_dead(reject, raw, line, ev.tenant_id))
+            out.append(dead_letter(reject, raw, line, ev.tenant_id))
         self._reschedule(tenant)
         return out
 
@@ -80,7 +80,8 @@ class Engine:
         return self.run_until(self.clock, AFTER)
 
 
-def _dead(reason: str, raw: bytes, line: int | None, tenant_id: str | None) -> Output:
+def dead_letter(reason: str, raw: bytes, line: int | None, tenant_id: str | None) -> Output:
+    """A rejected input as a dead-letters output; `line` is the file line or the partition offset."""
     return DEAD_LETTERS, dumps(dead_letter_record(reason, raw, line, tenant_id))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, MutableMapping
 
-from .clock import US_PER_S, Instant, add_twelve_months, format_instant, month_label, next_month_start, seconds_json
+from .clock import US_PER_S, Instant, add_twelve_months, month_label, next_month_start, seconds_json
 from .deck import Deck, Rate
 from .events import Event
 from .money import MICROS_PER_CENTI_CENT, format_money
@@ -603,17 +603,3 @@ class Tenant:
         while self.forget and self.forget[0][0] <= now:
             _, key = self.forget.popleft()
             self.seen.pop(key, None)
-
-    # ------------------------------------------------------------- inspection
-
-    def snapshot(self) -> dict[str, Any]:
-        """A readable view for tests and debugging (not a persistence format)."""
-        return {
-            "clock": None if self.clock is None else format_instant(self.clock),
-            "balance": format_money(self.balance_micros),
-            "holds": format_money(self.holds_micros) if self.holds_micros % 100 == 0 else self.holds_micros,
-            "pools": {k: {"allowance_us": p.allowance_us, "used_us": p.used_us, "calls": list(p.calls)}
-                      for k, p in self.pools.items()},
-            "lots": [(lot.lot_id, lot.remaining_micros, lot.expired) for lot in self.lots],
-            "live": list(self.live),
-        }

@@ -30,7 +30,7 @@ import orjson
 from . import metrics
 from .clock import US_PER_S, Instant, parse_instant
 from .deck import load_deck
-from .engine import _dead
+from .engine import dead_letter
 from .events import Event, Rejection, parse_event
 from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
 from .state import dump_outputs, dump_tenant, load_outputs, load_tenant
@@ -215,7 +215,7 @@ def build_app(args: argparse.Namespace) -> Any:
                 parsed = parse_event(raw, deck.currency)
                 if isinstance(parsed, Rejection):
                     metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-                    await publish(parsed.tenant_id, [_dead(parsed.reason, raw, msg.offset, parsed.tenant_id)])
+                    await publish(parsed.tenant_id, [dead_letter(parsed.reason, raw, msg.offset, parsed.tenant_id)])
                 else:
                     ev: Event = parsed
                     metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
@@ -223,7 +223,7 @@ def build_app(args: argparse.Namespace) -> Any:
                     await publish(ev.tenant_id, t.advance(ev.ts, EVENTS), timed=True)
                     produced, reject = t.apply(ev)
                     if reject is not None:
-                        produced.append(_dead(reject, raw, msg.offset, ev.tenant_id))
+                        produced.append(dead_letter(reject, raw, msg.offset, ev.tenant_id))
                     await publish(ev.tenant_id, produced)
                     save(t, msg.partition)
             metrics.PROCESSING.observe(time.perf_counter() - started)
