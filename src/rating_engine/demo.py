@@ -299,18 +299,8 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
 
 async def create_topics(broker: str, prefix: str, partitions: int, names: list[str]) -> int:
     """Create `prefix+name` topics that do not exist yet (replication 1)."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafkaio.bootstrap(broker))
-    await admin.start()
-    try:
-        have = set(await admin.list_topics())
-        new = [NewTopic(prefix + n, partitions, 1) for n in names if prefix + n not in have]
-        if new:
-            await admin.create_topics(new)
-        say(f"created {len(new)} topics ({', '.join(t.name for t in new) or 'none'})")
-    finally:
-        await admin.close()
+    new = await kafkaio.ensure_topics(broker, prefix, partitions, names)
+    say(f"created {len(new)} topics ({', '.join(new) or 'none'})")
     return EXIT_OK
 
 

@@ -112,6 +112,22 @@ async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 
     return got
 
 
+async def ensure_topics(broker: str, prefix: str, partitions: int, names: Iterable[str]) -> list[str]:
+    """Create the `prefix+name` topics that do not exist yet (replication 1); returns those created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(broker))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(prefix + n, partitions, 1) for n in names if prefix + n not in existing]
+        if missing:
+            await admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
 async def wait_ready(broker: str, prefix: str, timeout_s: float = 120.0) -> None:
     """Send a probe line until the worker dead-letters it: proof it consumes and produces."""
     import uuid

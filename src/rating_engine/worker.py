@@ -32,6 +32,7 @@ from .clock import US_PER_S, Instant, parse_instant
 from .deck import load_deck
 from .engine import dead_letter
 from .events import Event, Rejection, parse_event
+from .kafkaio import ensure_topics
 from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
 from .state import dump_outputs, dump_tenant, load_outputs, load_tenant
 from .tenant import AFTER, EVENTS, Output, Tenant
@@ -274,28 +275,6 @@ def build_app(args: argparse.Namespace) -> Any:
     return app
 
 
-async def ensure_topics(broker: str, prefix: str, partitions: int) -> None:
-    """Create the input, output and ticks topics before the consumer joins its group.
-
-    Left to Faust, `ticks` could be declared after the first join (no timers
-    then), and a broker that auto-creates topics would give them 1 partition.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from .kafkaio import bootstrap
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(broker))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        names = [prefix + n for n in ("calls", "accounts", "ticks", *OUTPUT_TOPICS)]
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
-        if missing:
-            await admin.create_topics(missing)
-    finally:
-        await admin.close()
-
-
 def run_worker(args: argparse.Namespace) -> int:
     import os
 
@@ -310,7 +289,10 @@ def run_worker(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"metrics port {args.metrics_port}: {exc.strerror}") from None
     try:
-        asyncio.run(ensure_topics(args.broker, args.topic_prefix, args.partitions))
+        # Created before the group join: left to Faust, `ticks` could be declared after the
+        # first join (no timers), and a broker that auto-creates topics gives them 1 partition.
+        asyncio.run(ensure_topics(args.broker, args.topic_prefix, args.partitions,
+                                  ("calls", "accounts", "ticks", *OUTPUT_TOPICS)))
     except Exception as exc:  # the broker is down or refuses: one clear line, exit 2
         raise CliError(f"broker {args.broker}: cannot create topics: {exc}") from None
     metrics.prime()
