@@ -14,7 +14,7 @@ DISCONNECT_LATENESS = Histogram(
 )
 PROCESSING = Histogram(
     "rating_event_processing_seconds",
-    "Time to decide one input (or timer tick) and hand its outputs to the producer",
+    "Time the decision core takes for one input (or timer tick)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
 )
 LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's tenants")

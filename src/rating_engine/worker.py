@@ -33,6 +33,7 @@ from .deck import load_deck
 from .engine import dead_letter
 from .events import Event, Rejection, parse_event
 from .kafkaio import ensure_topics
+from .outbox import Outbox
 from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
 from .state import dump_outputs, dump_tenant, load_outputs, load_tenant
 from .tenant import AFTER, EVENTS, Output, Tenant
@@ -54,30 +55,42 @@ def _inst_parse(text: str) -> Instant:
 
 
 class TableSeen(MutableMapping[str, list[Output]]):
-    """The core's duplicate memory, kept in a Faust table under `tenant\\x1fkey`."""
+    """The core's duplicate memory, kept in a Faust table under `tenant\\x1fkey`.
 
-    def __init__(self, table: Any, tenant_id: str) -> None:
-        self.table, self.prefix = table, tenant_id + "\x1f"
+    Writes go to the table's store at once (the core reads them back within the
+    batch) and to `changes`, published to the changelog with the batch.
+    """
+
+    def __init__(self, table: Any, tenant_id: str, changes: "Changes") -> None:
+        self.store, self.prefix, self.changes = table.data, tenant_id + "\x1f", changes
+        self.topic = table.changelog_topic.get_topic_name()
+        self.partition = 0  # the partition of the input being decided: set by the agent
 
     def __getitem__(self, key: str) -> list[Output]:
-        data = self.table.get((self.prefix + key).encode())
+        data = self.store.get((self.prefix + key).encode())
         if data is None:
             raise KeyError(key)
         return load_outputs(data)
 
     def __setitem__(self, key: str, value: list[Output]) -> None:
-        self.table[(self.prefix + key).encode()] = dump_outputs(value)
+        full, data = (self.prefix + key).encode(), dump_outputs(value)
+        self.store[full] = data
+        self.changes.append((self.topic, self.partition, full, data))
 
     def __delitem__(self, key: str) -> None:
         full = (self.prefix + key).encode()
-        if full in self.table:
-            del self.table[full]
+        if full in self.store:
+            del self.store[full]
+            self.changes.append((self.topic, self.partition, full, None))
 
     def __iter__(self) -> Iterator[str]:
         raise NotImplementedError("the seen table is not iterated per tenant")
 
     def __len__(self) -> int:
         raise NotImplementedError("the seen table is not counted per tenant")
+
+
+Changes = list[tuple[str, int, bytes, "bytes | None"]]
 
 
 class TimerHeap:
@@ -163,23 +176,61 @@ def build_app(args: argparse.Namespace) -> Any:
     timers = TimerHeap()
     grace_us = args.timer_grace_ms * 1000
     cache: dict[str, Tenant] = {}
+    seens: dict[str, TableSeen] = {}
     live_counts: dict[str, int] = {}
+    changes: Changes = []  # seen-table writes of the batch being decided
+    tenants_topic = tenants_table.changelog_topic.get_topic_name()
 
-    def tenant_for(tid: str) -> Tenant:
+    def tenant_for(tid: str, partition: int) -> Tenant:
         t = cache.get(tid)
         if t is None:
-            data = tenants_table.get(tid.encode())
-            seen = TableSeen(seen_table, tid)
+            data = tenants_table.data.get(tid.encode())
+            seen = seens[tid] = TableSeen(seen_table, tid, changes)
             t = Tenant(tid, deck, seen) if data is None else load_tenant(data, deck, seen)[0]
             cache[tid] = t
             metrics.TENANTS.set(len(cache))
+        seens[tid].partition = partition
         return t
 
-    async def publish(tid: str | None, produced: list[Output], timed: bool = False) -> None:
-        """Send outputs; `timed` marks records fired by timers, whose lateness we measure."""
-        key = tid.encode() if tid is not None else None
-        for name, payload in produced:
-            await outputs[name].send(key=key, value=payload)
+    def decide(event: Any, out: list[tuple[str | None, Output, bool]], dirty: dict[str, int]) -> None:
+        """One input through the core; its outputs are appended to `out` (tenant, output, timed)."""
+        msg = event.message
+        raw: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        topic_name = msg.topic[len(prefix):]
+        if topic_name == "ticks":
+            tick = orjson.loads(raw)
+            tid = tick["tenant_id"]
+            metrics.EVENTS_IN.labels(topic_name, "tick").inc()
+            metrics.TIMER_FIRES.inc()
+            t = tenant_for(tid, msg.partition)
+            out.extend((tid, o, True) for o in t.advance(_inst_parse(tick["due"]), AFTER))
+            dirty[tid] = msg.partition
+            return
+        parsed = parse_event(raw, deck.currency)
+        if isinstance(parsed, Rejection):
+            metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
+            out.append((parsed.tenant_id, dead_letter(parsed.reason, raw, msg.offset, parsed.tenant_id), False))
+            return
+        ev: Event = parsed
+        tid = ev.tenant_id
+        metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
+        t = tenant_for(tid, msg.partition)
+        out.extend((tid, o, True) for o in t.advance(ev.ts, EVENTS))
+        produced, reject = t.apply(ev)
+        out.extend((tid, o, False) for o in produced)
+        if reject is not None:
+            out.append((tid, dead_letter(reject, raw, msg.offset, tid), False))
+        dirty[tid] = msg.partition
+
+    def on_delivered(fut: Any) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:  # the input would be committed without its outputs: stop, replay on restart
+            log.error("could not publish a record: %r; stopping so the input is replayed", exc)
+            asyncio.ensure_future(app.crash(exc))
+
+    async def publish(outbox: Outbox, out: list[tuple[str | None, Output, bool]]) -> None:
+        for tid, (name, payload), timed in out:
+            await outbox.add(prefix + name, None if tid is None else tid.encode(), payload)
             metrics.RECORDS_OUT.labels(name).inc()
             if name == DISCONNECTS and timed:
                 at = parse_instant(orjson.loads(payload)["at"])
@@ -187,47 +238,37 @@ def build_app(args: argparse.Namespace) -> Any:
             elif name == DEAD_LETTERS:
                 metrics.DEAD_LETTERS.labels(orjson.loads(payload)["reason"]).inc()
 
-    def save(t: Tenant, partition: int) -> None:
-        tenants_table[t.tenant_id.encode()] = dump_tenant(t, {"partition": partition})
-        due = t.next_due()
-        timers.set(t.tenant_id, None if due is None else due[0], partition)
-        live = len(t.live)
-        if live_counts.get(t.tenant_id, 0) != live:
-            live_counts[t.tenant_id] = live
-            metrics.LIVE_CALLS.set(sum(live_counts.values()))
+    async def save(outbox: Outbox, dirty: dict[str, int]) -> None:
+        """The batch's state, after its outputs: seen entries, then each changed tenant once."""
+        for topic, partition, key, value in changes:
+            await outbox.add(topic, key, value, partition)
+        changes.clear()
+        for tid, partition in dirty.items():
+            t = cache[tid]
+            key, data = tid.encode(), dump_tenant(t, {"partition": partition})
+            tenants_table.data[key] = data
+            await outbox.add(tenants_topic, key, data, partition)
+            due = t.next_due()
+            timers.set(tid, None if due is None else due[0], partition)
+            live = len(t.live)
+            if live_counts.get(tid, 0) != live:
+                live_counts[tid] = live
+                metrics.LIVE_CALLS.set(sum(live_counts.values()))
 
     @app.agent(source)
     async def rate(stream: Any) -> None:
-        async for event in stream.events():
-            started = time.perf_counter()
-            msg = event.message
-            raw: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            topic_name = msg.topic[len(prefix):]
-            if topic_name == "ticks":
-                tick = orjson.loads(raw)
-                tid = tick["tenant_id"]
-                metrics.EVENTS_IN.labels(topic_name, "tick").inc()
-                metrics.TIMER_FIRES.inc()
-                t = tenant_for(tid)
-                produced = t.advance(_inst_parse(tick["due"]), AFTER)
-                await publish(tid, produced, timed=True)
-                save(t, msg.partition)
-            else:
-                parsed = parse_event(raw, deck.currency)
-                if isinstance(parsed, Rejection):
-                    metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-                    await publish(parsed.tenant_id, [dead_letter(parsed.reason, raw, msg.offset, parsed.tenant_id)])
-                else:
-                    ev: Event = parsed
-                    metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
-                    t = tenant_for(ev.tenant_id)
-                    await publish(ev.tenant_id, t.advance(ev.ts, EVENTS), timed=True)
-                    produced, reject = t.apply(ev)
-                    if reject is not None:
-                        produced.append(dead_letter(reject, raw, msg.offset, ev.tenant_id))
-                    await publish(ev.tenant_id, produced)
-                    save(t, msg.partition)
-            metrics.PROCESSING.observe(time.perf_counter() - started)
+        """Decide a batch of inputs in order, then publish its outputs, then its state."""
+        outbox = Outbox(app.producer._ensure_producer(), on_delivered)
+        async for batch in stream.take_events(args.batch_max, within=args.batch_ms / 1000):
+            out: list[tuple[str | None, Output, bool]] = []
+            dirty: dict[str, int] = {}
+            for event in batch:
+                started = time.perf_counter()
+                decide(event, out, dirty)
+                metrics.PROCESSING.observe(time.perf_counter() - started)
+            await publish(outbox, out)
+            await save(outbox, dirty)
+            await outbox.flush()
 
     @app.task
     async def fire_timers() -> None:
@@ -250,6 +291,7 @@ def build_app(args: argparse.Namespace) -> Any:
     @app.on_partitions_revoked.connect
     async def forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
         cache.clear()
+        seens.clear()
         live_counts.clear()
         timers.clear()
         metrics.TENANTS.set(0)
@@ -260,8 +302,8 @@ def build_app(args: argparse.Namespace) -> Any:
         """After recovery, schedule every owned tenant's next timer from the table."""
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == prefix + "calls"}
         tenants = 0
-        for key, data in list(tenants_table.items()):
-            t, extra = load_tenant(data, deck, TableSeen(seen_table, key.decode()))
+        for key, data in list(tenants_table.data.items()):
+            t, extra = load_tenant(data, deck, None)
             partition = extra.get("partition")
             if partition in owned:
                 tenants += 1
@@ -298,5 +340,8 @@ def run_worker(args: argparse.Namespace) -> int:
     metrics.prime()
     app = build_app(args)
     worker = Worker(app, loglevel="WARNING", quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG (faust/worker.py
+    # _setup_spinner_handler): every library debug line would then be built and dropped.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
