@@ -631,6 +631,11 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
         pt = result["passthrough"].get("sustained_events_per_s")
         if pt and result["sustained_events_per_s"]:
             result["ratio_to_passthrough"] = round(result["sustained_events_per_s"] / pt, 3)
+        proc = subprocess.run([sys.executable, str(HERE / "faust_passthrough.py"), "--topic-prefix", prefix,
+                               "--expect", str(len(sched.items))],
+                              capture_output=True, timeout=args.drain_timeout + 60, cwd=REPO)
+        lines = proc.stdout.decode().strip().splitlines()
+        result["faust_passthrough"] = json.loads(lines[-1]) if lines else {}
     got = await collect(BROKER, prefix, idle_s=3.0, max_s=600.0)
     write_outputs(run_dir / "outputs.jsonl", got)
     result["check"] = check([raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us)
@@ -704,10 +709,13 @@ def report(args: argparse.Namespace) -> None:
               "Provision the tenants, then burst the call events into `calls` as fast as one producer goes,",
               "with the workers already running and every partition owned; events/s between 10 % and 90 % of",
               "the events consumed (worker metric `rating_events_in_total`). The passthrough baseline reads",
-              "the same topics afterwards in its own group.", "",
+              "the same topics afterwards in its own group. The Faust passthrough (`loadtest/faust_passthrough.py`)",
+              "is the worker's envelope with no decision: a Faust agent with the same `take_events` batches and",
+              "`Outbox` forwarding each event unchanged, i.e. the ceiling Faust itself puts on the worker.", "",
               "| run | workers | events | sustained ev/s | overall ev/s | worker CPU share | ev per worker CPU-s | "
-              "passthrough ev/s (per CPU-s) | ratio | vs 1 worker | checker | load avg | command |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "passthrough ev/s (per CPU-s) | ratio | Faust passthrough ev/s (per CPU-s) | vs 1 worker | checker | "
+              "load avg | command |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ones = {series(r): r["sustained_events_per_s"] for r in sat if r["args"]["workers"] == 1}
     for r in sat:
         c = r["check"]
@@ -715,10 +723,12 @@ def report(args: argparse.Namespace) -> None:
         pt = r.get("passthrough", {}).get("sustained_events_per_s")
         vs = f"{r['sustained_events_per_s'] / one:.2f}x" if one and r["sustained_events_per_s"] else "-"
         ptc = r.get("passthrough", {}).get("events_per_cpu_s")
+        fpt = r.get("faust_passthrough", {})
+        fp = f"{fpt.get('sustained_events_per_s', '-')} ({fpt.get('events_per_cpu_s', '-')})" if fpt else "-"
         lines.append(f"| {r['name']} | {r['args']['workers']} | {r['events']:,} | {r['sustained_events_per_s']} | "
                      f"{r['overall_events_per_s']} | {r.get('worker_cpu_share', '-')} | "
                      f"{r.get('events_per_worker_cpu_s', '-')} | {pt or '-'} ({ptc or '-'}) | "
-                     f"{r.get('ratio_to_passthrough', '-')} | {vs} | "
+                     f"{r.get('ratio_to_passthrough', '-')} | {fp} | {vs} | "
                      f"{summary_check(c)} | {r['loadavg_before'][0]:.1f} | `{r['command']}` |")
     core = core_ceiling()
     if core:

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--timer-grace-ms", type=int, default=int(_env("timer_grace_ms", "50") or 50),
                       help="publish a timer tick this long after its due instant, so call events "
                            "stamped just before it (still in flight) are applied first")
-    work.add_argument("--batch-max", type=int, default=int(_env("batch_max", "500") or 500),
+    work.add_argument("--batch-max", type=int, default=int(_env("batch_max", "1000") or 1000),
                       help="decide at most this many inputs before publishing their outputs and state")
     work.add_argument("--batch-ms", type=float, default=float(_env("batch_ms", "5") or 5),
                       help="publish a batch at the latest this long after its first input arrived")
