@@ -50,22 +50,37 @@ _HM_BY_TEXT = {f"{h:02d}:{m:02d}": (h * 60 + m) * 60 * US_PER_S for h in range(2
 _S_BY_TEXT = {f":{s:02d}": s * US_PER_S for s in range(60)}  # ":SS" -> microseconds
 _TAIL_BY_TEXT: dict[str, int] = {"Z": 0, "z": 0}  # ".250+01:00" -> fraction minus offset (us)
 _CACHE_MAX = 200_000
+# "YYYY-MM-DDTHH:MM" -> its instant: a known date and a valid HH:MM, summed once per minute met
+_MINUTE_BY_TEXT: dict[str, int] = {}
+_MINUTES_MAX = 50_000
 
 
 def parse_instant(text: object) -> Instant:
     """Parse ISO 8601 with a zone (`Z` or `±HH:MM`) into exact epoch microseconds."""
     if text.__class__ is str:
-        day_us = _DAY_BY_TEXT.get(text[:11])  # type: ignore[index]
-        if day_us is not None:
-            hm = _HM_BY_TEXT.get(text[11:16])  # type: ignore[index]
+        minute = _MINUTE_BY_TEXT.get(text[:16])  # type: ignore[index]
+        if minute is None:
+            minute = _known_minute(text)  # type: ignore[arg-type]
+        if minute is not None:
             sec = _S_BY_TEXT.get(text[16:19])  # type: ignore[index]
-            if hm is not None and sec is not None:
+            if sec is not None:
                 tail = _TAIL_BY_TEXT.get(text[19:])  # type: ignore[index]
                 if tail is not None:
-                    return day_us + hm + sec + tail
+                    return minute + sec + tail
     elif not isinstance(text, str):
         raise TimestampError("timestamp is not a string")
     return _parse_instant_slow(text)  # type: ignore[arg-type]
+
+
+def _known_minute(text: str) -> int | None:
+    """The instant of `text[:16]` when its date is known valid and its `HH:MM` is; else None."""
+    day_us = _DAY_BY_TEXT.get(text[:11])
+    hm = _HM_BY_TEXT.get(text[11:16])
+    if day_us is None or hm is None:
+        return None
+    if len(_MINUTE_BY_TEXT) < _MINUTES_MAX:
+        _MINUTE_BY_TEXT[text[:16]] = day_us + hm
+    return day_us + hm
 
 
 def _parse_instant_slow(text: str) -> Instant:
@@ -97,15 +112,34 @@ def _parse_instant_slow(text: str) -> Instant:
     return day_us + tod + tail
 
 
-@lru_cache(maxsize=65536)
-def _second_text(epoch_s: int) -> str:
-    return (_EPOCH + timedelta(seconds=epoch_s)).strftime("%Y-%m-%dT%H:%M:%S.")
+# Printing pieces: "YYYY-MM-DDTHH:MM" by minute since the epoch (filled as minutes are met,
+# from "YYYY-MM-DDT" by day), ":SS." by second, "mmmZ" by millisecond; an instant's text is
+# their sum.
+_MINUTE_TEXT: dict[int, str] = {}
+_DAY_TEXT: dict[int, str] = {}
+_HM_TEXT = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
+_SEC_TEXT = [f":{s:02d}." for s in range(60)]
+_MS_Z_TEXT = [f"{ms:03d}Z" for ms in range(1000)]
+
+
+def _minute_text(minute: int) -> str:
+    day, of_day = divmod(minute, 1440)
+    day_text = _DAY_TEXT.get(day)
+    if day_text is None:
+        day_text = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        if len(_DAY_TEXT) < _CACHE_MAX:
+            _DAY_TEXT[day] = day_text
+    text = day_text + _HM_TEXT[of_day]
+    if len(_MINUTE_TEXT) < _MINUTES_MAX:
+        _MINUTE_TEXT[minute] = text
+    return text
 
 
 def format_instant(us: Instant) -> str:
     """`YYYY-MM-DDTHH:MM:SS.mmmZ`, floored to the millisecond."""
-    s, ms = divmod(int(us // 1000), 1000)
-    return f"{_second_text(s)}{ms:03d}Z"
+    minute, ms = divmod(us // 1000 if us.__class__ is int else int(us // 1000), 60_000)
+    sec, ms = divmod(ms, 1000)
+    return (_MINUTE_TEXT.get(minute) or _minute_text(minute)) + _SEC_TEXT[sec] + _MS_Z_TEXT[ms]
 
 
 _MS_TEXT = [""] + [f".{ms:03d}".rstrip("0") for ms in range(1, 1000)]  # ".25" for 250 ms
@@ -114,6 +148,9 @@ _MS_TEXT = [""] + [f".{ms:03d}".rstrip("0") for ms in range(1, 1000)]  # ".25" f
 def seconds_text(us: Instant) -> str:
     """A count of seconds as JSON number text: exact when the decimal ends, else 3 places half-up."""
     if us.__class__ is int:  # whole microseconds: the decimal always ends (fast path, same text)
+        if us >= 0 and not us % 1000:  # whole milliseconds, the usual case
+            whole, part = divmod(us, US_PER_S)
+            return f"{whole}{_MS_TEXT[part // 1000]}"
         if us >= 0:
             whole, part = divmod(us, US_PER_S)
             sign = ""

@@ -35,17 +35,37 @@ class Engine:
 
     def _reschedule(self, tenant: Tenant) -> None:
         due = tenant.next_due()
+        tid = tenant.tenant_id
         if due is None:
-            self._queued.pop(tenant.tenant_id, None)
-        elif self._queued.get(tenant.tenant_id) != due:
-            self._queued[tenant.tenant_id] = due
-            heapq.heappush(self._heap, (due[0], due[1], self._order[tenant.tenant_id], tenant.tenant_id))
+            self._queued.pop(tid, None)
+        elif self._queued.get(tid) != due:
+            self._queued[tid] = due
+            heap = self._heap
+            heapq.heappush(heap, (due[0], due[1], self._order[tid], tid))
+            if len(heap) > 4 * len(self._queued) + 1024:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the heap from the plans: one entry per tenant, stale ones dropped.
+
+        Plans that flip (a far refill, a near call timer, back again) would otherwise pile
+        up entries that only leave when their instant passes. An older entry equal to a
+        plan fires nothing the plan's own entry does not: after a fire the tenant is
+        re-planned, so a second equal entry is either stale or re-pushed anyway.
+        """
+        order = self._order
+        self._heap = [(at, ph, order[tid], tid) for tid, (at, ph) in self._queued.items()]
+        heapq.heapify(self._heap)
 
     def run_until(self, until: Instant, phase: int) -> list[Output]:
         """Fire every tenant's timers due before (until, phase), globally in time order."""
         out: list[Output] = []
         heap = self._heap
-        while heap and (heap[0][0], heap[0][1]) < (until, phase):
+        while heap:
+            top = heap[0]
+            at = top[0]
+            if at > until or (at == until and top[1] >= phase):  # not before (until, phase)
+                break
             at, ph, _, tid = heapq.heappop(heap)
             if self._queued.get(tid) != (at, ph):
                 continue  # stale entry: the tenant was re-planned since
@@ -53,21 +73,27 @@ class Engine:
             tenant = self.tenants[tid]
             out.extend(tenant.fire(at, ph))
             self._reschedule(tenant)
+            heap = self._heap  # `_reschedule` may have compacted it
         return out
 
     def feed(self, raw: bytes, line: int) -> list[Output]:
         """One input line: validate, move the clock (firing timers), apply."""
         parsed = parse_event(raw, self.deck.currency)
-        if isinstance(parsed, Rejection):
+        if parsed.__class__ is Rejection:
             return [dead_letter(parsed.reason, raw, line, parsed.tenant_id)]
         ev: Event = parsed
-        if self.clock is not None and ev.ts < self.clock:
+        ts = ev.ts
+        if self.clock is not None and ts < self.clock:
             return [dead_letter("out_of_order", raw, line, ev.tenant_id)]
-        out = self.run_until(ev.ts, EVENTS)
-        self.clock = ev.ts
-        tenant = self.tenant(ev.tenant_id)
+        heap = self._heap
+        out = self.run_until(ts, EVENTS) if heap and heap[0][0] <= ts else []  # else nothing is due
+        self.clock = ts
+        tenant = self.tenants.get(ev.tenant_id) or self.tenant(ev.tenant_id)
         emitted, reject = tenant.apply(ev)
-        out.extend(emitted)
+        if out:
+            out.extend(emitted)
+        else:
+            out = emitted  # apply's own list: nothing else holds it
         if reject is not None:
             out.append(dead_letter(reject, raw, line, ev.tenant_id))
         self._reschedule(tenant)
@@ -90,7 +116,7 @@ def simulate_lines(deck: Deck, lines: Iterable[bytes]) -> Iterator[Output]:
     engine = Engine(deck)
     for number, raw in enumerate(lines, start=1):
         raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
+        if not raw or raw.isspace():  # `not raw.strip()` without the copy: the same ASCII spaces
             continue
         yield from engine.feed(raw, number)
     yield from engine.finish()

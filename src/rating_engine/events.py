@@ -32,9 +32,12 @@ CALL_FIELDS: dict[str, tuple[str, ...]] = {
 PLANS = frozenset({"domestic", "international", "conferencing"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """A valid input: `type`, tenant, instant and the normalized fields the core needs."""
+    """A valid input: `type`, tenant, instant and the normalized fields the core needs.
+
+    Read-only by convention; not `frozen` because a frozen init costs ~0.6 us an event.
+    """
 
     type: str
     tenant_id: str
@@ -143,6 +146,47 @@ def parse_event(raw: bytes, currency: str | None) -> Event | Rejection:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return Rejection("invalid_json", None)
+    if obj.__class__ is dict:
+        kind = obj.get("type")
+        if kind == "call_end" or kind == "call_start":
+            ev = _valid_call(kind, obj)
+            if ev is not None:
+                return ev
+    return _parse_object(obj, currency)
+
+
+def _valid_call(kind: str, obj: dict[str, Any]) -> Event | None:
+    """A call event that passes every rule, without naming failures (then None: the full path).
+
+    Calls are nearly all of the traffic; this checks the same rules as `_parse_object`
+    with direct lookups, and leaves any doubt (a missing or odd field) to it.
+    """
+    try:
+        tid, key, text = obj["tenant_id"], obj["call_id"], obj["ts"]
+        if kind == "call_start":
+            k, user, loc, switch_id = obj["kind"], obj["user_id"], obj["usage_location"], obj["switch_id"]
+            fields = {"kind": k, "user_id": user, "from": obj["from"], "to": obj["to"],
+                      "usage_location": loc, "switch_id": switch_id}
+        else:
+            fields = {}
+    except KeyError:
+        return None
+    if tid.__class__ is not str or not tid or key.__class__ is not str or not key:
+        return None
+    if kind == "call_start" and not (
+            k.__class__ is str and k in KINDS
+            and (user is None or (user.__class__ is str and user))
+            and (loc is None or (loc.__class__ is str and loc))
+            and (switch_id is None or isinstance(switch_id, (str, int)))):
+        return None
+    try:
+        ts = parse_instant(text)
+    except TimestampError:
+        return None
+    return Event(kind, tid, ts, key, fields)
+
+
+def _parse_object(obj: Any, currency: str | None) -> Event | Rejection:
     if not isinstance(obj, dict):
         return Rejection("not_an_object", None)
     tenant = obj.get("tenant_id")

@@ -52,9 +52,11 @@ def round_micros_to_4dp(micros_times_den: int, den: int = 1) -> int:
 def format_money(micros: int) -> str:
     """Format a 4-place amount held in micros as `"12.3400"`."""
     assert micros % MICROS_PER_CENTI_CENT == 0, f"amount {micros} micros is not 4-place"
-    sign = "-" if micros < 0 else ""
-    q = abs(micros) // MICROS_PER_CENTI_CENT
-    return f"{sign}{q // 10_000}.{q % 10_000:04d}"
+    if micros >= 0:
+        whole, part = divmod(micros, MICROS_PER_UNIT)
+        return f"{whole}.{part // MICROS_PER_CENTI_CENT:04d}"
+    q = -micros // MICROS_PER_CENTI_CENT
+    return f"-{q // 10_000}.{q % 10_000:04d}"
 
 
 ZERO_MONEY = format_money(0)

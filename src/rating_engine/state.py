@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from fractions import Fraction
-from typing import Any, MutableMapping
+from typing import Any, MutableMapping, Sequence
 
 import orjson
 
@@ -58,7 +58,7 @@ def dump_tenant(t: Tenant, extra: dict[str, Any] | None = None) -> bytes:
     return orjson.dumps(doc)
 
 
-def load_tenant(data: bytes, deck: Deck, seen: MutableMapping[str, list[Output]] | None = None
+def load_tenant(data: bytes, deck: Deck, seen: MutableMapping[str, Sequence[Output]] | None = None
                 ) -> tuple[Tenant, dict[str, Any]]:
     doc = orjson.loads(data)
     if doc.get("v") != FORMAT_VERSION:
@@ -85,7 +85,7 @@ def load_tenant(data: bytes, deck: Deck, seen: MutableMapping[str, list[Output]]
     return t, doc["extra"]
 
 
-def dump_outputs(outputs: list[Output]) -> bytes:
+def dump_outputs(outputs: Sequence[Output]) -> bytes:
     """Remembered outputs of one input, for duplicate re-emission: `topic\\tjson` lines."""
     return b"\n".join(topic.encode() + b"\t" + payload for topic, payload in outputs)
 

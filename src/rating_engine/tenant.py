@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, MutableMapping
+from typing import Any, MutableMapping, Sequence
 
 from .clock import US_PER_S, Instant, add_twelve_months, month_label, next_month_start, seconds_json
 from .deck import Deck, Rate
@@ -26,8 +26,8 @@ from .records import (
     DISCONNECTS,
     NOTIFICATIONS,
     PAYMENTS,
-    charge_record,
-    disconnect_record,
+    charge_json,
+    disconnect_json,
     dumps,
     notification_record,
     payment_record,
@@ -41,8 +41,53 @@ BACKOFF_US = 24 * 3600 * US_PER_S
 # sets no limit, so none by default: a redelivered add_funds must never add money twice.
 DEDUP_RETENTION_US: int | None = None
 LICENSED_KINDS = frozenset({"user_outbound", "conference_dialout"})
+_REFUSAL_STATUS = {"no_rate": "unrated", "bad_number": "invalid"}  # else "rated"
 
 Output = tuple[str, bytes]
+
+
+_RATES_MAX = 100_000
+# (id(deck), toll-free?, number) -> (deck, row, lo, hi): `rate_for`'s answer for `at` in [lo, hi)
+_RATES: dict[tuple[int, bool, str], tuple[Deck, Rate | None, Instant | None, Instant | None]] = {}
+
+
+def _rate_for(deck: Deck, kind: str, from_number: str, to_number: str, at: Instant) -> Rate | None:
+    """`rate_for`, remembered per number over the span in which its answer cannot change.
+
+    A lookup depends on `at` only through the effective windows of the rows on the
+    number's prefixes, so it is constant between two consecutive bounds of them.
+    """
+    tollfree = kind == "tollfree_inbound"
+    number = from_number if tollfree else to_number
+    key = (id(deck), tollfree, number)
+    hit = _RATES.get(key)
+    if hit is not None and hit[0] is deck:  # the entry keeps its deck alive: the id is not reused
+        lo, hi = hit[2], hit[3]
+        if (lo is None or at >= lo) and (hi is None or at < hi):
+            return hit[1]
+    row = rate_for(deck, kind, from_number, to_number, at)
+    lo, hi = _constant_span(deck, "tollfree_inbound" if tollfree else "outbound", number[1:], at)
+    if len(_RATES) >= _RATES_MAX:
+        _RATES.clear()
+    _RATES[key] = (deck, row, lo, hi)
+    return row
+
+
+def _constant_span(deck: Deck, service: str, digits: str,
+                   at: Instant) -> tuple[Instant | None, Instant | None]:
+    """The window bounds of rows on any prefix of `digits` nearest `at`: the last <= it, the first > it."""
+    lo = hi = None
+    by_prefix = deck.table.get(service) or {}
+    for n in range(1, min(len(digits), deck.max_prefix_len) + 1):
+        for row in by_prefix.get(digits[:n], ()):
+            for bound in (row.effective_from_us, row.effective_to_us):
+                if bound is None:
+                    continue
+                if bound <= at:
+                    lo = bound if lo is None or bound > lo else lo
+                else:
+                    hi = bound if hi is None or bound < hi else hi
+    return lo, hi
 
 
 def _div(x: Instant, n: int) -> Instant:
@@ -130,7 +175,8 @@ class LiveCall:
 class Tenant:
     """All state of one tenant and the rules that change it."""
 
-    def __init__(self, tenant_id: str, deck: Deck, seen: MutableMapping[str, list[Output]] | None = None):
+    def __init__(self, tenant_id: str, deck: Deck,
+                 seen: MutableMapping[str, Sequence[Output]] | None = None):
         self.tenant_id = tenant_id
         self.deck = deck
         self.currency = deck.currency
@@ -151,29 +197,47 @@ class Tenant:
         self.plain_notices_n = 0
         self.call_seq = 0
         self.live: dict[str, LiveCall] = {}
-        self.seen: MutableMapping[str, list[Output]] = {} if seen is None else seen
+        # input key -> what it emitted, for re-emission (edge rule 7); kept as tuples: a long
+        # simulate remembers every input, and the garbage collector skips tuples of bytes
+        self.seen: MutableMapping[str, Sequence[Output]] = {} if seen is None else seen
         self.forget: deque[tuple[Instant, str]] = deque()
 
     # ----------------------------------------------------------------- timers
 
     def next_due(self) -> tuple[Instant, int] | None:
-        """The earliest (instant, phase) at which `fire` has work, or None."""
-        best: tuple[Instant, int] | None = None
-        cal = [t for t in (self.month_due if self.pools else None, self.backoff_until) if t is not None]
+        """The earliest (instant, phase) at which `fire` has work, or None.
+
+        Called after every input, so it skips what cannot be due: without live calls no
+        pool drains (a pool's calls are live calls) and no increment is due. On a tie the
+        first candidate wins (calendar, pools, credits), as `min` and `(instant, phase)`
+        ordering would choose, so the same value is returned.
+        """
+        at = self._calendar_due()
+        if not self.live:
+            return None if at is None else (at, CALENDAR)
+        phase = CALENDAR
+        for pool in self.pools.values():
+            if pool.calls:
+                due = pool.next_due()
+                if due is not None and (at is None or due < at):
+                    at, phase = due, CALL_TIMERS
+        due = self._credit_due()
+        if due is not None and (at is None or due < at):
+            at, phase = due, CALL_TIMERS
+        return None if at is None else (at, phase)
+
+    def _calendar_due(self) -> Instant | None:
+        """The earliest of the month refill (if there are pools), the back-off end, a lot expiry."""
+        at = self.month_due if self.pools else None
+        backoff = self.backoff_until
+        if backoff is not None and (at is None or backoff < at):
+            at = backoff
         for lot in self.lots:
             if not lot.expired:
-                cal.append(lot.expires_at)
+                if at is None or lot.expires_at < at:
+                    at = lot.expires_at
                 break
-        if cal:
-            best = (min(cal), CALENDAR)
-        for pool in self.pools.values():
-            due = pool.next_due()
-            if due is not None and (best is None or (due, CALL_TIMERS) < best):
-                best = (due, CALL_TIMERS)
-        due = self._credit_due()
-        if due is not None and (best is None or (due, CALL_TIMERS) < best):
-            best = (due, CALL_TIMERS)
-        return best
+        return at
 
     def _credit_due(self) -> Instant | None:
         """When credit calls next need a look: the first increment boundary that could fail.
@@ -209,6 +273,8 @@ class Tenant:
 
     def _catch_up(self, until: Instant) -> None:
         """Prepay every boundary before `until`; `_credit_due` proved they all succeed."""
+        if not self.live:
+            return
         for call in self.live.values():
             if call.credit_start is None:
                 continue
@@ -391,8 +457,10 @@ class Tenant:
                     amount=format_money(excess), currency=self.currency))))
 
     def _drop_empty_lots(self) -> None:
-        if any(lot.remaining_micros == 0 for lot in self.lots):
-            self.lots = [lot for lot in self.lots if lot.remaining_micros > 0]
+        for lot in self.lots:
+            if lot.remaining_micros == 0:
+                self.lots = [lot for lot in self.lots if lot.remaining_micros > 0]
+                return
 
     def _deduct(self, amount: int, at: Instant, out: list[Output]) -> None:
         """Take a finished call's charge from the lots that expire first."""
@@ -441,28 +509,25 @@ class Tenant:
 
     def _refuse(self, ev: Event, reason: str, row: Rate | None, out: list[Output]) -> None:
         f = ev.fields
-        out.append((DISCONNECTS, dumps(disconnect_record(self.tenant_id, ev.key, f["switch_id"], reason, ev.ts))))
-        status = {"no_rate": "unrated", "bad_number": "invalid"}.get(reason, "rated")
+        out.append((DISCONNECTS, disconnect_json(self.tenant_id, ev.key, f["switch_id"], reason, ev.ts)))
+        status = _REFUSAL_STATUS.get(reason, "rated")
         currency = row.currency if row is not None else self.currency
-        out.append((CHARGES, dumps(charge_record(
-            tenant_id=self.tenant_id, call_id=ev.key, user_id=f["user_id"], kind=f["kind"], status=status,
-            reason=reason, row=row, start=ev.ts, end=ev.ts, billed_s=0, charge_micros=0,
-            currency=currency, pool=None, pool_us=0, disconnected=reason))))
+        out.append((CHARGES, charge_json(self.tenant_id, ev.key, f["user_id"], f["kind"], status, reason, row,
+                                         ev.ts, ev.ts, 0, 0, currency, None, 0, reason)))
 
     def _start(self, ev: Event, at: Instant, out: list[Output]) -> None:
         f = ev.fields
         kind = f["kind"]
         self.call_seq += 1
-        call = LiveCall(ev.key, self.call_seq, f["user_id"], kind, f["switch_id"], None, at)
         if kind == "inbound":
-            self.live[call.call_id] = call
+            self.live[ev.key] = LiveCall(ev.key, self.call_seq, f["user_id"], kind, f["switch_id"], None, at)
             return
         if not (is_e164(f["from"]) and is_e164(f["to"])):
             return self._refuse(ev, "bad_number", None, out)
-        row = rate_for(self.deck, kind, f["from"], f["to"], at)
+        row = _rate_for(self.deck, kind, f["from"], f["to"], at)
         if row is None:
             return self._refuse(ev, "no_rate", None, out)
-        call.row = row
+        call = LiveCall(ev.key, self.call_seq, f["user_id"], kind, f["switch_id"], row, at)
         pool = self._pool_for(kind, row, f["usage_location"])
         if pool is not None:
             pool.settle(at)
@@ -502,20 +567,19 @@ class Tenant:
             assert charge <= call.hold_micros, "a call charged more than it held"
             self._set_hold(call, 0)
         if disconnected is not None:
-            out.append((DISCONNECTS, dumps(disconnect_record(self.tenant_id, call.call_id, call.switch_id,
-                                                             disconnected, end))))
+            out.append((DISCONNECTS, disconnect_json(self.tenant_id, call.call_id, call.switch_id,
+                                                     disconnected, end)))
         row = call.row
-        out.append((CHARGES, dumps(charge_record(
-            tenant_id=self.tenant_id, call_id=call.call_id, user_id=call.user_id, kind=call.kind,
-            status="free" if call.kind == "inbound" else "rated", reason=None, row=row,
-            start=call.start, end=end, billed_s=billed, charge_micros=charge,
-            currency=row.currency if row is not None else self.currency,
-            pool=call.pool_key, pool_us=pool_us, disconnected=disconnected))))
+        status = "free" if call.kind == "inbound" else "rated"
+        out.append((CHARGES, charge_json(
+            self.tenant_id, call.call_id, call.user_id, call.kind, status, None, row, call.start, end, billed,
+            charge, row.currency if row is not None else self.currency, call.pool_key, pool_us, disconnected)))
         before = self.balance_micros
         if charge:
             self._deduct(charge, end, out)
         self._after_balance(before, end, out)
-        self._remember_until(self._clock(), "call_start\x1f" + call.call_id)
+        if DEDUP_RETENTION_US is not None:
+            self._remember_until(self._clock(), "call_start\x1f" + call.call_id)
 
     # ----------------------------------------------------------------- events
 
@@ -525,12 +589,16 @@ class Tenant:
 
     def apply(self, ev: Event) -> tuple[list[Output], str | None]:
         """Apply one valid input at the tenant's clock; returns outputs and a dead-letter reason."""
-        self._tick(ev.ts)
-        at = self._clock()  # a late event (on the wire) applies at the tenant's clock
+        at = ev.ts
+        if self.clock is None or at > self.clock:
+            self.clock = at
+        else:
+            at = self.clock  # a late event (on the wire) applies at the tenant's clock
         self._catch_up(at)
-        self._forget_old(at)
-        is_call = ev.type in ("call_start", "call_end")
-        seen_key = f"{ev.type}\x1f{ev.key}" if is_call else f"cmd\x1f{ev.key}"
+        if self.forget:
+            self._forget_old(at)
+        t = ev.type
+        seen_key = f"{t}\x1f{ev.key}" if t == "call_start" or t == "call_end" else f"cmd\x1f{ev.key}"
         previous = self.seen.get(seen_key)
         if previous is not None:
             return list(previous), None
@@ -538,10 +606,10 @@ class Tenant:
         reject = self._dispatch(ev, at, out)
         if reject is not None:
             return out, reject
-        self.seen[seen_key] = out
-        if ev.type != "call_start" or ev.key not in self.live:
+        self.seen[seen_key] = tuple(out)  # a copy: the caller may extend `out`
+        if DEDUP_RETENTION_US is not None and (t != "call_start" or ev.key not in self.live):
             self._remember_until(at, seen_key)
-        return list(out), None
+        return out, None
 
     def _remember_until(self, now: Instant, seen_key: str) -> None:
         if DEDUP_RETENTION_US is not None:
