@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="decide at most this many inputs before publishing their outputs and state")
     work.add_argument("--batch-ms", type=float, default=float(_env("batch_ms", "5") or 5),
                       help="publish a batch at the latest this long after its first input arrived")
+    work.add_argument("--tick-defer-max-ms", type=int, default=int(_env("tick_defer_max_ms", "5000") or 5000),
+                      help="a timer tick waits for inputs sent before it (a backlog) at most this long "
+                           "after its due instant")
     work.set_defaults(func=cmd_worker)
 
     sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)

@@ -40,6 +40,8 @@ from .tenant import AFTER, EVENTS, Output, Tenant
 
 log = logging.getLogger("rating_engine.worker")
 
+DEFER_RETRY_US = 50_000  # a deferred tick is tried again this long after
+
 
 def wall_us() -> int:
     return time.time_ns() // 1000
@@ -94,11 +96,15 @@ Changes = list[tuple[str, int, bytes, "bytes | None"]]
 
 
 class TimerHeap:
-    """Next due instant per tenant; one sleeping task wakes at the earliest."""
+    """Next due instant per tenant; one sleeping task wakes at the earliest.
+
+    A timer fires at its due instant, or later when its tick was deferred
+    (`defer`): then `fire_at` is the wall instant of the next try.
+    """
 
     def __init__(self) -> None:
         self.heap: list[tuple[Instant, str]] = []
-        self.due: dict[str, tuple[Instant, int]] = {}  # tenant -> (instant, partition)
+        self.due: dict[str, tuple[Instant, int, Instant]] = {}  # tenant -> (due, partition, fire_at)
         self.changed = asyncio.Event()
 
     def set(self, tenant_id: str, due: Instant | None, partition: int) -> None:
@@ -107,30 +113,39 @@ class TimerHeap:
             if current is not None:
                 del self.due[tenant_id]
         elif current is None or current[0] != due:
-            self.due[tenant_id] = (due, partition)
-            heapq.heappush(self.heap, (due, tenant_id))
-            if self.heap[0] == (due, tenant_id):
-                self.changed.set()
+            self._put(tenant_id, due, partition, due)
         metrics.TIMERS_PENDING.set(len(self.due))
+
+    def defer(self, tenant_id: str, due: Instant, partition: int, fire_at: Instant) -> None:
+        """Try the tick of `due` again at `fire_at`, unless the tenant is re-planned before."""
+        if tenant_id not in self.due:
+            self._put(tenant_id, due, partition, fire_at)
+        metrics.TIMERS_PENDING.set(len(self.due))
+
+    def _put(self, tenant_id: str, due: Instant, partition: int, fire_at: Instant) -> None:
+        self.due[tenant_id] = (due, partition, fire_at)
+        heapq.heappush(self.heap, (fire_at, tenant_id))
+        if self.heap[0] == (fire_at, tenant_id):
+            self.changed.set()
 
     def pop_due(self, now: Instant) -> list[tuple[str, Instant, int]]:
         fired = []
         while self.heap and self.heap[0][0] <= now:
-            due, tid = heapq.heappop(self.heap)
+            fire_at, tid = heapq.heappop(self.heap)
             cur = self.due.get(tid)
-            if cur is None or cur[0] != due:
+            if cur is None or cur[2] != fire_at:
                 continue
             del self.due[tid]
-            fired.append((tid, due, cur[1]))
+            fired.append((tid, cur[0], cur[1]))
         metrics.TIMERS_PENDING.set(len(self.due))
         return fired
 
     def next_instant(self) -> Instant | None:
         while self.heap:
-            due, tid = self.heap[0]
+            fire_at, tid = self.heap[0]
             cur = self.due.get(tid)
-            if cur is not None and cur[0] == due:
-                return due
+            if cur is not None and cur[2] == fire_at:
+                return fire_at
             heapq.heappop(self.heap)
         return None
 
@@ -142,6 +157,7 @@ class TimerHeap:
 def build_app(args: argparse.Namespace) -> Any:
     """Create the Faust app, its topics, tables, agent and timer task."""
     import faust
+    from faust.types import TP
 
     deck = load_deck(args.rates)
     prefix = args.topic_prefix
@@ -180,6 +196,42 @@ def build_app(args: argparse.Namespace) -> Any:
     live_counts: dict[str, int] = {}
     changes: Changes = []  # seen-table writes of the batch being decided
     tenants_topic = tenants_table.changelog_topic.get_topic_name()
+    defer_max_us = args.tick_defer_max_ms * 1000
+    inputs = (prefix + "calls", prefix + "accounts")
+    decided: dict[Any, int] = {}  # input topic-partition -> offset of the last input decided
+
+    async def input_ends(partition: int) -> list[int | None]:
+        """The input partitions' ends: as this consumer last saw them, else asked of the broker."""
+        tps = [TP(name, partition) for name in inputs]
+        ends: list[int | None] = []
+        for tp in tps:
+            try:
+                ends.append(app.consumer.highwater(tp))
+            except (AssertionError, KeyError):  # not assigned (any more)
+                ends.append(None)
+        if None in ends:  # nothing fetched yet, e.g. just after a rebalance: the broker knows
+            try:
+                asked = await app.consumer.highwaters(*tps)
+                ends = [asked.get(tp) for tp in tps]
+            except Exception as exc:  # no deferral then, the tick fires as before
+                log.warning("input ends of partition %d unknown: %r", partition, exc)
+        return ends
+
+    def behind(partition: int, after: list[int | None] | None) -> bool:
+        """Are inputs that were on the wire when the tick was sent still undecided?
+
+        A tick can overtake them (it travels on its own topic); deciding them
+        first gives the tenant the same timeline as `simulate`.
+        """
+        for name, end in zip(inputs, after or ()):
+            if end is None:
+                continue
+            tp = TP(name, partition)
+            done = decided.get(tp)
+            next_offset = done + 1 if done is not None else app.consumer._committed_offset.get(tp)
+            if next_offset is not None and next_offset < end:
+                return True
+        return False
 
     def tenant_for(tid: str, partition: int) -> Tenant:
         t = cache.get(tid)
@@ -199,13 +251,18 @@ def build_app(args: argparse.Namespace) -> Any:
         topic_name = msg.topic[len(prefix):]
         if topic_name == "ticks":
             tick = orjson.loads(raw)
-            tid = tick["tenant_id"]
+            tid, due = tick["tenant_id"], _inst_parse(tick["due"])
             metrics.EVENTS_IN.labels(topic_name, "tick").inc()
+            if behind(msg.partition, tick.get("after")) and wall_us() < due + defer_max_us:
+                metrics.TICKS_DEFERRED.inc()
+                timers.defer(tid, due, msg.partition, wall_us() + DEFER_RETRY_US)
+                return
             metrics.TIMER_FIRES.inc()
             t = tenant_for(tid, msg.partition)
-            out.extend((tid, o, True) for o in t.advance(_inst_parse(tick["due"]), AFTER))
+            out.extend((tid, o, True) for o in t.advance(due, AFTER))
             dirty[tid] = msg.partition
             return
+        decided[msg.tp] = msg.offset
         parsed = parse_event(raw, deck.currency)
         if isinstance(parsed, Rejection):
             metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
@@ -279,8 +336,8 @@ def build_app(args: argparse.Namespace) -> Any:
             timers.changed.clear()
             now = wall_us()
             for tid, due, partition in timers.pop_due(now - grace_us):
-                await ticks.send(key=tid.encode(), partition=partition,
-                                 value=orjson.dumps({"tenant_id": tid, "due": _inst_text(due)}))
+                tick = {"tenant_id": tid, "due": _inst_text(due), "after": await input_ends(partition)}
+                await ticks.send(key=tid.encode(), partition=partition, value=orjson.dumps(tick))
             nxt = timers.next_instant()
             timeout = None if nxt is None else max(0.0, float(nxt + grace_us - wall_us()) / US_PER_S)
             try:
@@ -292,6 +349,7 @@ def build_app(args: argparse.Namespace) -> Any:
     async def forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
         cache.clear()
         seens.clear()
+        decided.clear()
         live_counts.clear()
         timers.clear()
         metrics.TENANTS.set(0)
