@@ -61,21 +61,36 @@ class TableSeen(MutableMapping[str, list[Output]]):
 
     Writes go to the table's store at once (the core reads them back within the
     batch) and to `changes`, published to the changelog with the batch.
+
+    Each entry is stamped with the input (topic, offset) that wrote it, and the
+    tenant's state carries `applied`, the last offset of each input topic that
+    the state includes. A batch's `seen` entries are published before its
+    tenant states, so a worker killed in between leaves entries newer than the
+    state: after the restart they are ignored and the replayed input is decided
+    again (the same bytes, as the core is deterministic) instead of being taken
+    for a duplicate whose effect the state never got.
     """
 
-    def __init__(self, table: Any, tenant_id: str, changes: "Changes") -> None:
+    def __init__(self, table: Any, tenant_id: str, changes: "Changes", applied: dict[str, int]) -> None:
         self.store, self.prefix, self.changes = table.data, tenant_id + "\x1f", changes
         self.topic = table.changelog_topic.get_topic_name()
-        self.partition = 0  # the partition of the input being decided: set by the agent
+        self.applied = applied
+        self.partition = 0  # the input being decided: set by the agent
+        self.origin = b""
 
     def __getitem__(self, key: str) -> list[Output]:
         data = self.store.get((self.prefix + key).encode())
         if data is None:
             raise KeyError(key)
+        if data.startswith(b"@"):
+            origin, _, data = data.partition(b"\n")
+            topic, _, offset = origin[1:].decode().rpartition(":")
+            if int(offset) > self.applied.get(topic, -1):
+                raise KeyError(key)  # written by a batch whose state was lost
         return load_outputs(data)
 
     def __setitem__(self, key: str, value: list[Output]) -> None:
-        full, data = (self.prefix + key).encode(), dump_outputs(value)
+        full, data = (self.prefix + key).encode(), self.origin + dump_outputs(value)
         self.store[full] = data
         self.changes.append((self.topic, self.partition, full, data))
 
@@ -93,6 +108,14 @@ class TableSeen(MutableMapping[str, list[Output]]):
 
 
 Changes = list[tuple[str, int, bytes, "bytes | None"]]
+
+
+def apply_input(t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int) -> tuple[list[Output], str | None]:
+    """`Tenant.apply` for the input at `offset` of `topic`, with the stamps TableSeen relies on."""
+    seen.origin = b"@%s:%d\n" % (topic.encode(), offset)
+    produced, reject = t.apply(ev)
+    seen.applied[topic] = offset
+    return list(produced), reject
 
 
 class TimerHeap:
@@ -237,8 +260,12 @@ def build_app(args: argparse.Namespace) -> Any:
         t = cache.get(tid)
         if t is None:
             data = tenants_table.data.get(tid.encode())
-            seen = seens[tid] = TableSeen(seen_table, tid, changes)
-            t = Tenant(tid, deck, seen) if data is None else load_tenant(data, deck, seen)[0]
+            seen = seens[tid] = TableSeen(seen_table, tid, changes, {})
+            if data is None:
+                t = Tenant(tid, deck, seen)
+            else:
+                t, extra = load_tenant(data, deck, seen)
+                seen.applied.update(extra.get("applied", {}))
             cache[tid] = t
             metrics.TENANTS.set(len(cache))
         seens[tid].partition = partition
@@ -273,7 +300,7 @@ def build_app(args: argparse.Namespace) -> Any:
         metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
         t = tenant_for(tid, msg.partition)
         out.extend((tid, o, True) for o in t.advance(ev.ts, EVENTS))
-        produced, reject = t.apply(ev)
+        produced, reject = apply_input(t, seens[tid], ev, topic_name, msg.offset)
         out.extend((tid, o, False) for o in produced)
         if reject is not None:
             out.append((tid, dead_letter(reject, raw, msg.offset, tid), False))
@@ -302,7 +329,7 @@ def build_app(args: argparse.Namespace) -> Any:
         changes.clear()
         for tid, partition in dirty.items():
             t = cache[tid]
-            key, data = tid.encode(), dump_tenant(t, {"partition": partition})
+            key, data = tid.encode(), dump_tenant(t, {"partition": partition, "applied": seens[tid].applied})
             tenants_table.data[key] = data
             await outbox.add(tenants_topic, key, data, partition)
             due = t.next_due()

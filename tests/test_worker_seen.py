@@ -1,0 +1,82 @@
+"""The worker's duplicate memory across a crash between a batch's `seen` entries and its state.
+
+Edge rule 7 (a duplicate changes nothing and re-emits identical records) must hold for
+inputs the switch really sent twice, but an input replayed after a crash whose state was
+never saved is not a duplicate: its effect must be applied. No broker: `TableSeen` over a
+dict store, the same code the Faust agent runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from rating_engine.events import parse_event
+from rating_engine.state import dump_tenant, load_tenant
+from rating_engine.tenant import Tenant
+from rating_engine.worker import TableSeen, apply_input
+from tests.tenant_support import T, add_funds, assign_licence, build_deck, call_start
+
+
+class Topic:
+    def get_topic_name(self) -> str:
+        return "app-seen-changelog"
+
+
+class Table:
+    """What TableSeen uses of a Faust table: its store and its changelog topic's name."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.changelog_topic = Topic()
+
+
+DECK = build_deck()
+
+
+def feed(t: Tenant, seen: TableSeen, topic: str, offset: int, ev: dict[str, Any]) -> list[Any]:
+    parsed = parse_event(orjson.dumps(ev), DECK.currency)
+    produced, reject = apply_input(t, seen, parsed, topic, offset)  # type: ignore[arg-type]
+    assert reject is None
+    return produced
+
+
+def restore(table: Table, saved: bytes) -> tuple[Tenant, TableSeen]:
+    seen = TableSeen(table, "t1", [], {})
+    t, extra = load_tenant(saved, DECK, seen)
+    seen.applied.update(extra["applied"])
+    return t, seen
+
+
+def provisioned() -> tuple[Table, Tenant, TableSeen, bytes]:
+    table = Table()
+    seen = TableSeen(table, "t1", [], {})
+    t = Tenant("t1", DECK, seen)
+    feed(t, seen, "accounts", 0, add_funds("c1", T(0), "10"))
+    feed(t, seen, "accounts", 1, assign_licence("c2", T(0)))
+    return table, t, seen, dump_tenant(t, {"applied": seen.applied})
+
+
+def test_input_replayed_after_lost_state_is_decided_again() -> None:
+    table, t, seen, saved = provisioned()
+    first = feed(t, seen, "calls", 5, call_start("k1", T(10)))
+    assert "k1" in t.live
+    # killed after the batch's seen entries reached the changelog, before its state did
+    t2, seen2 = restore(table, saved)
+    assert "k1" not in t2.live
+    again = feed(t2, seen2, "calls", 5, call_start("k1", T(10)))
+    assert "k1" in t2.live  # applied, not taken for a duplicate
+    assert again == first  # and the same bytes, ids included
+
+
+def test_duplicate_sent_twice_is_still_a_duplicate_after_restore() -> None:
+    table, t, seen, _ = provisioned()
+    first = feed(t, seen, "calls", 5, call_start("k1", T(10)))
+    saved = dump_tenant(t, {"applied": seen.applied})
+    t2, seen2 = restore(table, saved)
+    before = dump_tenant(t2, {"applied": seen2.applied})
+    again = feed(t2, seen2, "calls", 9, call_start("k1", T(10)))
+    assert again == first
+    assert len(t2.live) == 1
+    assert orjson.loads(dump_tenant(t2, {}))["live"] == orjson.loads(before)["live"]
