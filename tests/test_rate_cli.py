@@ -3,6 +3,7 @@ blank lines, exit codes), and the vectorised bulk path printing the same bytes."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -414,4 +415,72 @@ def test_bulk_path_rates_most_lines_itself(monkeypatch):
     objs = [dict(BASE_CDR, call_id=f"c{i}") for i in range(500)]
     out, err = bulk.rate_bytes(deck, jsonl(objs) + jsonl([json.dumps(o).encode() for o in objs]))
     assert err == "" and len(out.splitlines()) == 1000
+    assert calls == []
+
+
+def _counting_per_call(monkeypatch) -> list[bytes]:
+    calls: list[bytes] = []
+    real = bulk._per_call
+    monkeypatch.setattr(bulk, "_per_call", lambda d, raw: calls.append(raw) or real(d, raw))
+    return calls
+
+
+def test_bulk_path_longest_prefix_intervals_and_long_prefixes(monkeypatch):
+    """The interval table of prefixes <= 8 digits and the maps of longer ones pick the deck's row
+    for numbers at, around and inside nested prefixes, in and out of their windows."""
+    from .rate_support import make_deck
+
+    deck = make_deck(ROWS + [
+        row("4420", "London", "0.01", country="GB"), row("442071", "London Central", "0.02", country="GB"),
+        row("44207123", "Eight digits", "0.03", country="GB"), row("442071234", "Nine digits", "0.04", country="GB"),
+        row("442071230", "Nine digits ending in 0", "0.045", country="GB"),
+        row("4420712345678", "Thirteen digits", "0.05", country="GB", effective_from="2026-11-24"),
+        row("9", "Nines", "0.5"), row("99999999", "Top of the key space", "0.6"),
+        row("999999999999999", "Fifteen nines", "0.7"), row("0", "Zero", "0.8"),
+    ])
+    numbers = ["+44207123", "+442071234", "+4420712345", "+44207123456789", "+442071234567", "+4420712345678",
+               "+44207122999", "+44207124000", "+4420700000", "+44199999999", "+44200000000", "+99999999",
+               "+999999999999999", "+99999998", "+00000000", "+10000000", "+447512345678", "+447712345678",
+               "+18005550100", "+21212345678"]
+    starts = ["2026-10-31T23:59:59Z", "2026-11-23T23:59:59.999999Z", "2026-11-24T00:00:00Z", "2026-12-01T00:00:00Z"]
+    objs = [cdr(call_id=f"c{i}", to=n, **span(s, "61.5")) for i, (n, s) in
+            enumerate((n, s) for n in numbers for s in starts)]
+    objs += [cdr(call_id=f"t{i}", kind="tollfree_inbound", from_=n, to="+18005550100") for i, n in enumerate(numbers)]
+    data = jsonl(objs) + jsonl(json.dumps(o).encode() for o in objs)
+    expected = bulk.rate_bytes_per_call(deck, data)
+    calls = _counting_per_call(monkeypatch)
+    assert bulk.rate_bytes(deck, data) == expected
+    assert calls == []
+    assert b'"Thirteen digits"' in expected[0] and b'"Fifteen nines"' in expected[0]
+
+
+def test_bulk_path_spaced_ids_with_spaces_go_per_call(monkeypatch):
+    """On spaced lines the output drops every space up to the kind, so ids with a space are per call."""
+    objs = [cdr(call_id="c 1", tenant_id="Contoso Ltd"), cdr(user_id="ann smith"), cdr()]
+    data = jsonl(json.dumps(o).encode() for o in objs) + jsonl(objs)
+    expected = bulk.rate_bytes_per_call(DECK, data)
+    calls = _counting_per_call(monkeypatch)
+    out, err = bulk.rate_bytes(DECK, data)
+    assert (out, err) == expected
+    assert len(calls) == 2 and b'"Contoso Ltd"' in out
+
+
+def test_bulk_path_learns_timestamp_pieces_past_its_cap(monkeypatch):
+    """Dates-and-hours and tails are learnt as they come (the table restarts past its cap): every
+    line is still rated here, with the same bytes."""
+    monkeypatch.setattr(bulk, "_PIECES_MAX", 30)
+    monkeypatch.setattr(bulk, "_HOURS", bulk._Pieces(bulk._hour_value))
+    monkeypatch.setattr(bulk, "_TAILS", bulk._Pieces(bulk._tail_value))
+    rnd = random.Random(7)
+    objs = []
+    for i in range(400):
+        day, hour, minute = rnd.randint(1, 365), rnd.randint(0, 23), rnd.randint(0, 59)
+        start = (dt.date(2026, 1, 1) + dt.timedelta(days=day - 1)).isoformat() + f"T{hour:02d}:{minute:02d}:00"
+        zone = rnd.choice(["Z", "+01:00", "-05:30", f".{rnd.randint(0, 999):03d}Z", "z"])
+        end = start[:17] + "59.5" + zone.lstrip(".0123456789")
+        objs.append(cdr(call_id=f"c{i}", start=start + zone, end=end))
+    data = jsonl(objs)
+    expected = bulk.rate_bytes_per_call(DECK, data)
+    calls = _counting_per_call(monkeypatch)
+    assert bulk.rate_bytes(DECK, data, chunk_bytes=4096) == expected
     assert calls == []

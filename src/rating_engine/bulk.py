@@ -4,28 +4,34 @@ The per-call core (`cdr.rate_line` + orjson) is the reference: for every line th
 prints the same bytes, in the same order, with the same `FILE:LINE: invalid: reason` messages
 (tests/test_rate_cli.py and the hypothesis test in tests/test_pricing_props.py check it).
 
-How a chunk (~64 MiB of whole lines; two chunks at a time on two threads) is rated:
+How a chunk (~16 MiB of whole lines, rated on one thread while the main thread reads the next
+and writes the last; polars spreads each query over the cores) is rated, in two polars passes
+over all its lines (no filtering: a line that fails a check gets a null output):
 
 1. polars reads the chunk as one text column, one row per line (blank lines are null).
 2. A line takes the fast path only when it is exactly
    `{"call_id": "…", ["tenant_id": "…",] ["user_id": "…",] "kind": "…", "from": "…",
    "to": "…", "start": "…", "end": "…"}` in that key order, with string values, spaced as
-   Python's `json.dumps` writes or compact as orjson writes, ASCII, and no `"`, `\\` or
-   control character inside a value: `find` locates the key tokens, and the line must be the
-   template glued around the pieces between them (see `_cut`). Such a line is valid JSON whose
-   values are exactly those pieces, so it needs no JSON parser and cannot differ from orjson.
-3. Timestamps are cut at fixed places into date (with separator), `HH:MM`, `:SS` and tail
-   (fraction and zone). Each distinct date and tail is judged and valued once by
-   `clock.parse_instant` itself, so the fast path accepts exactly the timestamps the per-call
-   core accepts (those with <= 6 fractional digits), as exact integer microseconds.
-4. Longest prefix: the deck's window boundaries cut time into segments inside which the set
-   of rows in effect is fixed. For each prefix length L of the deck, the first L digits of the
-   number, the segment of the start instant and the service make one Int64 key, looked up in
-   the map of rows of length L; the longest hit wins.
+   Python's `json.dumps` writes or compact as orjson writes, and printable ASCII with no `"` or
+   `\\` inside a value. One anchored regex (`_layout`) proves the layout up to the start value,
+   with the kind one of the four and both numbers E.164; the start and end values are proven by
+   the timestamp lookups of step 3 (their tables hold no `"`), and the line must end with `"}`.
+   Such a line is valid JSON holding exactly those strings, so it needs no JSON parser and
+   cannot differ from orjson; `find` then locates the key tokens, which cannot occur in values.
+3. Timestamps are cut at fixed places into date (with separator), `HH:MM:SS` and tail (fraction
+   and zone), each looked up by a cast to a polars Enum of its valid texts. Each distinct date
+   and tail is judged and valued once by `clock.parse_instant` itself, so the fast path accepts
+   exactly the timestamps the per-call core accepts (those with <= 6 fractional digits), as
+   exact integer microseconds.
+4. Longest prefix: the deck's window boundaries cut time into segments inside which the set of
+   rows in effect is fixed. The number (padded to 15 digits), the segment of the start instant
+   and the service make one Int64 key; the prefixes of <= 8 digits (all E.164 numbers have
+   that many) cut the key space into intervals, each with its longest prefix's row, found by one
+   `search_sorted`. Longer prefixes (rare) are probed in one map per length first.
 5. Billed seconds and the charge are Int64 arithmetic on microseconds and micro-units (never a
    float), rounded half-up once; a line whose figures could overflow goes per call instead.
-6. The output JSON is glued from text pieces; the deck fields of each row are serialised once
-   by orjson.
+6. The output JSON is glued by one `concat_str`: the line's own text up to the kind (spaces
+   dropped), the deck fields of its row (serialised once by orjson) and the figures as text.
 
 Every other line (invalid JSON, missing or null fields, another key order, extra keys, ids
 that are not strings, escapes, non-ASCII text, bad numbers, odd timestamps, ...) goes through
@@ -36,9 +42,9 @@ the per-call core, and its record is put back in its place. Statuses made here a
 from __future__ import annotations
 
 import io
-import os
+import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
@@ -50,21 +56,23 @@ from .cdr import rate_line
 from .deck import Deck
 from .records import deck_fields
 
-CHUNK_BYTES = 64 * 1024 * 1024  # ~290k lines of ~230 bytes
-WORKERS = min(2, os.cpu_count() or 1)  # chunks rated at once
+CHUNK_BYTES = 16 * 1024 * 1024  # ~75k lines of ~230 bytes
+WORKERS = 1  # threads rating chunks (polars runs each query on all cores; more cost more)
 BULK_MIN_BYTES = 1024 * 1024  # below this, the per-call loop is as fast and simpler
 
-_KEYS = ("call_id", "tenant_id", "user_id", "kind", "from", "to", "start", "end")
 _STYLES = {"spaced": (": ", ", "), "compact": (":", ",")}
-_KINDS = ("user_outbound", "conference_dialout", "tollfree_inbound", "inbound")
+_KIND_LEN = {"inbound": 7, "user_outbound": 13, "tollfree_inbound": 16, "conference_dialout": 18}
 _SERVICE_ID = {"outbound": 0, "tollfree_inbound": 1}
 _BOM = b"\xef\xbb\xbf"
 _US = 1_000_000
+_PAD = 15  # numbers are padded to 15 digits (the longest E.164 number) in lookup keys
+_SHORT = 8  # prefixes up to this long (the shortest E.164 number) go in the interval table
 _FIGURE_LIMIT = 1 << 61  # fee*60 + rate*billed stays below this in Int64 (2x + 6000 < 2**63)
 _MAX_INCREMENT_S = 10**9
 _MAX_MAP_ENTRIES = 4_000_000
-_E164 = r"^\+[0-9]{8,15}$"
-_UNCLEAN = r'["\\\x00-\x1f]'  # quote, backslash or control character (lines are ASCII here)
+_VALUE = r'[ !#-\[\]-\x7f]*'  # printable ASCII and DEL but `"` and `\` (no control character)
+_TIGHT_VALUE = r'[!#-\[\]-\x7f]*'  # the same without space (spaced lines: see `_cut`)
+_E164 = r'\+[0-9]{8,15}'
 
 
 @dataclass
@@ -74,21 +82,23 @@ class _DeckIndex:
     usable: bool
     bounds: pl.Series | None = None  # sorted window boundaries (Int64 us)
     n_ss: int = 2  # segments x services
-    maps: tuple[tuple[int, pl.Series, pl.Series], ...] = ()  # (L, keys, row indices), longest L first
+    starts: pl.Series | None = None  # sorted keys where the intervals of short prefixes start
+    rows_at: pl.Series | None = None  # each interval's row (or the UNRATED pseudo-row)
+    long_maps: tuple[tuple[int, pl.Series, pl.Series], ...] = ()  # (L, keys, rows), L > _SHORT, longest first
     first_s: pl.Series | None = None  # per row, then the UNRATED and FREE pseudo-rows (zeros)
     next_s: pl.Series | None = None
     rate_micros: pl.Series | None = None
     fee_micros: pl.Series | None = None
     max_billed: pl.Series | None = None
-    heads: pl.Series | None = None  # `"status":…,"reason":…,<deck fields>` per row and pseudo-row
-    currency_json: str = "null"
+    heads: pl.Series | None = None  # `"status":…,<deck fields>,"duration_seconds":` per row and pseudo-row
+    cents: pl.Series | None = None  # `.0000","currency":"USD"}` … `.9999","currency":"USD"}`
 
 
 def _index_deck(deck: Deck) -> _DeckIndex:
     rows = deck.rows
     bounds = sorted({b for r in rows for b in (r.effective_from_us, r.effective_to_us) if b is not None})
     n_seg = len(bounds) + 1
-    n_ss = 2 * n_seg
+    n_ss = 2 * n_seg  # keys stay below n_ss * 10**15 <= 8192e15 < 2**63
     if n_seg > 4096:
         return _DeckIndex(False)
 
@@ -98,23 +108,27 @@ def _index_deck(deck: Deck) -> _DeckIndex:
         hi_ok = hi is None or (seg < len(bounds) and hi >= bounds[seg])
         return lo_ok and hi_ok
 
+    short: list[dict[str, int]] = [{} for _ in range(n_ss)]  # per segment x service: prefix -> row
     by_len: dict[int, dict[int, int]] = {}
     entries = 0
     for i, r in enumerate(rows):
-        if len(r.prefix) > 15 or r.service not in _SERVICE_ID:
+        if len(r.prefix) > _PAD or r.service not in _SERVICE_ID:
             return _DeckIndex(False)
-        base = int(r.prefix) * n_ss + _SERVICE_ID[r.service]
-        table = by_len.setdefault(len(r.prefix), {})
         for seg in range(n_seg):
             if covers(r, seg):
-                key = base + 2 * seg
+                ss = 2 * seg + _SERVICE_ID[r.service]
+                if len(r.prefix) <= _SHORT:
+                    table, key = short[ss], r.prefix
+                else:
+                    table, key = by_len.setdefault(len(r.prefix), {}), int(r.prefix) * n_ss + ss
                 if key in table:  # overlapping windows: compile_rows refuses those
                     return _DeckIndex(False)
                 table[key] = i
                 entries += 1
         if entries > _MAX_MAP_ENTRIES:
             return _DeckIndex(False)
-    maps = tuple(
+    starts, rows_at = _intervals(short, len(rows))
+    long_maps = tuple(
         (length, pl.Series(list(t.keys()), dtype=pl.Int64), pl.Series(list(t.values()), dtype=pl.Int32))
         for length, t in sorted(by_len.items(), reverse=True)
     )
@@ -125,7 +139,8 @@ def _index_deck(deck: Deck) -> _DeckIndex:
         fields.update(deck_fields(row))
         return orjson.dumps(fields).decode()[1:-1]
 
-    heads = [head("rated", None, r) for r in rows] + [head("unrated", "no_rate", None), head("free", None, None)]
+    heads = [head("rated", None, r) + ',"duration_seconds":' for r in rows] + [
+        head("unrated", "no_rate", None) + ',"duration_seconds":', head("free", None, None) + ',"duration_seconds":']
     max_billed = []
     for r in rows:
         ok = (r.first_increment_s <= _MAX_INCREMENT_S and r.next_increment_s <= _MAX_INCREMENT_S
@@ -141,41 +156,63 @@ def _index_deck(deck: Deck) -> _DeckIndex:
         usable=True,
         bounds=pl.Series(bounds, dtype=pl.Int64),
         n_ss=n_ss,
-        maps=maps,
+        starts=starts,
+        rows_at=rows_at,
+        long_maps=long_maps,
         first_s=pl.Series([r.first_increment_s for r in rows] + zeros, dtype=pl.Int64),
         next_s=pl.Series([r.next_increment_s for r in rows] + [1, 1], dtype=pl.Int64),
         rate_micros=pl.Series([r.rate_micros_per_min for r in rows] + zeros, dtype=pl.Int64),
         fee_micros=pl.Series([r.fee_micros for r in rows] + zeros, dtype=pl.Int64),
         max_billed=pl.Series(max_billed + [1 << 62, 1 << 62], dtype=pl.Int64),
         heads=pl.Series(heads, dtype=pl.String),
-        currency_json=currency_json,
+        cents=pl.Series([f'.{i:04d}","currency":{currency_json}}}' for i in range(10_000)], dtype=pl.String),
     )
+
+
+def _intervals(short: list[dict[str, int]], unrated: int) -> tuple[pl.Series, pl.Series]:
+    """The short prefixes as sorted disjoint intervals of keys `ss * 10**15 + number15`.
+
+    A prefix P of L digits covers the padded numbers [P * 10**(15-L), (P+1) * 10**(15-L)):
+    nested for nested prefixes, so between two consecutive interval ends the longest prefix in
+    effect is the same everywhere, namely the longest prefix of the interval's first number.
+    """
+    starts: list[int] = []
+    rows_at: list[int] = []
+    top = 10**_PAD
+    for ss, table in enumerate(short):
+        cuts = {0}
+        for prefix in table:
+            scale = 10 ** (_PAD - len(prefix))
+            cuts.update((int(prefix) * scale, (int(prefix) + 1) * scale))
+        for cut in sorted(c for c in cuts if c < top):
+            digits = str(cut).zfill(_PAD)
+            row = next((table[digits[:n]] for n in range(_SHORT, 0, -1) if digits[:n] in table), unrated)
+            if not rows_at or row != rows_at[-1] or cut == 0:
+                starts.append(ss * top + cut)
+                rows_at.append(row)
+    return pl.Series(starts, dtype=pl.Int64), pl.Series(rows_at, dtype=pl.Int32)
 
 
 # --- timestamps: their pieces are valued by the per-call parser itself -----------------------
 
-# A timestamp `clock._TS_RE` accepts is always `YYYY-MM-DDT` (11 chars, `T`, `t` or space),
-# `HH:MM`, `:SS`, then an optional fraction and the zone (the tail). Its instant is the sum of
-# the values of `<date>00:00:00Z`, `HH:MM`, `:SS` and `1970-01-01T00:00:00<tail>`, and it is
-# valid exactly when all four pieces are: so each distinct date and tail is judged once by
+# A timestamp `clock._TS_RE` accepts is always `YYYY-MM-DDTHH` (13 chars; `T`, `t` or space),
+# `:MM:SS`, then an optional fraction and the zone (the tail). Its instant is the sum of the
+# values of `<date and hour>:00:00Z`, `:MM:SS` and `1970-01-01T00:00:00<tail>`, and it is valid
+# exactly when all three pieces are: so each distinct date-and-hour and tail is judged once by
 # `clock.parse_instant`, and the fast path accepts exactly what the per-call core accepts (but
 # only with <= 6 fractional digits, which stay whole microseconds).
-_DATE_CACHE: dict[str, int | None] = {}
-_TAIL_CACHE: dict[str, int | None] = {}
-_CACHE_MAX = 1_000_000
-# `HH:MM` and `:SS` are valid exactly when `clock._TS_RE` reads two digits each and HH <= 23,
-# MM <= 59, SS <= 59: these are all of them, with their microseconds.
-_HM = (pl.Series([f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)], dtype=pl.String),
-       pl.Series([(h * 60 + m) * 60 * _US for h in range(24) for m in range(60)], dtype=pl.Int64))
-_S = (pl.Series([f":{s:02d}" for s in range(60)], dtype=pl.String),
-      pl.Series([s * _US for s in range(60)], dtype=pl.Int64))
+# `:MM:SS` is valid exactly when `clock._TS_RE` reads two digits each and MM <= 59, SS <= 59:
+# these are all of them, in order, so a text's index is its second of the hour. (A small Enum:
+# a cast builds the category map each time.)
+_MS = pl.Enum([f":{m:02d}:{s:02d}" for m in range(60) for s in range(60)])
+_PIECES_MAX = 20_000  # texts remembered per piece
 
 
-def _date_value(text: str) -> int | None:
-    if len(text) != 11:
+def _hour_value(text: str) -> int | None:
+    if len(text) != 13:
         return None
     try:
-        return clock.parse_instant(text + "00:00:00Z")  # type: ignore[return-value]
+        return clock.parse_instant(text + ":00:00Z")  # type: ignore[return-value]
     except clock.TimestampError:
         return None
 
@@ -188,161 +225,170 @@ def _tail_value(text: str) -> int | None:
     return us if us.__class__ is int else None  # type: ignore[return-value]
 
 
-def _mapping(values: pl.Series, cache: dict[str, int | None],
-             value: Callable[[str], int | None]) -> tuple[pl.Series, pl.Series]:
-    """(texts, values) of the valid distinct `values`, valued once per process."""
-    old: list[str] = []
-    new: list[int] = []
-    get = cache.get
-    for text in values.to_list():
-        v = get(text, False)
-        if v is False:
-            v = value(text)
-            if len(cache) < _CACHE_MAX:
-                cache[text] = v
-        if v is not None:
-            old.append(text)
-            new.append(v)  # type: ignore[arg-type]
-    return pl.Series(old, dtype=pl.String), pl.Series(new, dtype=pl.Int64)
+class _Pieces:
+    """The valid texts of one timestamp piece seen so far, with their values, as an Enum.
+
+    A cast to the Enum is a fast lookup; a text not in it reads as null, so a line whose pieces
+    are not all known yet fails the fast path and `_rate_frame` learns its pieces and retries.
+    """
+
+    def __init__(self, value: Callable[[str], int | None]) -> None:
+        self.value = value
+        self.seen: dict[str, int | None] = {}
+        self.table: tuple[pl.Enum, pl.Series] = (pl.Enum([]), pl.Series([], dtype=pl.Int64))
+        self.lock = threading.Lock()
+
+    def learn(self, texts: pl.Series) -> tuple[bool, tuple[pl.Enum, pl.Series]]:
+        """Value the texts not seen yet: (whether the table grew, a table holding all `texts`)."""
+        with self.lock:
+            distinct = texts.drop_nulls().unique().to_list()
+            fresh = [t for t in distinct if t not in self.seen]
+            cleared = len(self.seen) + len(fresh) > _PIECES_MAX  # a cast builds the category map: keep it small
+            if cleared:
+                self.seen.clear()
+                fresh = distinct
+            grew = False
+            for text in fresh:
+                v = self.seen[text] = self.value(text)
+                grew = grew or v is not None
+            if grew or cleared:
+                valid = [(t, v) for t, v in self.seen.items() if v is not None]
+                self.table = (pl.Enum([t for t, _ in valid]), pl.Series([v for _, v in valid], dtype=pl.Int64))
+            return grew, self.table
+
+
+def _lookup(piece: pl.Expr, table: tuple[pl.Enum, pl.Series]) -> pl.Expr:
+    return pl.lit(table[1]).gather(piece.cast(table[0], strict=False).to_physical())
+
+
+_HOURS = _Pieces(_hour_value)
+_TAILS = _Pieces(_tail_value)
 
 
 # --- one chunk -------------------------------------------------------------------------------
 
 def _style_of(chunk: bytes) -> str:
     head = chunk[:200]
-    return "compact" if head.lstrip().startswith(b'{"call_id":"') else "spaced"
+    return "compact" if head.lstrip().startswith(_opening("compact").encode()) else "spaced"
+
+
+def _opening(style: str) -> str:
+    return '{"call_id"' + _STYLES[style][0] + '"'
+
+
+def _tokens(style: str) -> dict[str, str]:
+    """The key tokens `find` locates, each from the closing quote of the value before."""
+    colon, comma = _STYLES[style]
+    return {k: f'"{comma}"{k}"{colon}"' for k in ("kind", "from", "to", "start", "end")}
+
+
+def _layout(style: str) -> str:
+    """The regex of a template line up to its start value (see the module docstring)."""
+    colon, comma = _STYLES[style]
+    ids = _TIGHT_VALUE if style == "spaced" else _VALUE
+
+    def field(key: str, value: str) -> str:
+        return f'"{key}"{colon}"{value}"'
+
+    return ("^\\{" + field("call_id", ids)
+            + f"(?:{comma}{field('tenant_id', ids)})?(?:{comma}{field('user_id', ids)})?"
+            + comma + field("kind", "(?:" + "|".join(_KIND_LEN) + ")")
+            + comma + field("from", _E164) + comma + field("to", _E164) + comma + f'"start"{colon}"')
 
 
 def _cut(lines: pl.DataFrame, style: str, ascii_chunk: bool) -> pl.DataFrame:
-    """The values of the lines that are exactly in the template layout, with their index `i`.
+    """Pass 1: the lines in the template layout (`ok`), and their pieces (null on other lines).
 
-    `find` locates each key's token (`", "kind": "`). When the line starts with
-    `{"call_id": "`, ends with `"}` and the tokens follow each other in template order without
-    overlapping, the line is the template glued around the pieces between the tokens, which are
-    the values. With no `"`, `\\` or control character in any value (checked in `_rate_frame`:
-    the free-text values against `_UNCLEAN`, the kind, numbers and timestamps against stricter
-    patterns) it is valid JSON holding exactly those strings, with no key twice.
-    Timestamps come as their four pieces (`start_d`, `start_hm`, `start_s`, `start_t`).
+    `pre` is the output's text up to the kind (the line's own, spaces dropped), `kind_len` tells
+    the four kinds apart, `num15` is the number to price (`to`, `from` when toll-free) padded
+    to 15 digits, and each timestamp comes as date and hour, `:MM:SS` and tail.
     """
-    colon, comma = _STYLES[style]
-    start_tok = '{"call_id"' + colon + '"'
-    sep = {k: '"' + comma + '"' + k + '"' + colon + '"' for k in _KEYS[1:]}
-    end_tok = '"}'
+    tok = _tokens(style)
     line = pl.col("l")
-    pos = {k: pl.col("p_" + k) for k in _KEYS[1:]}
-    begin = {"call_id": pl.lit(len(start_tok), dtype=pl.Int64)}
-    for k in _KEYS[1:]:
-        begin[k] = pos[k] + len(sep[k])
-    stop = {
-        "call_id": pl.coalesce(pos["tenant_id"], pos["user_id"], pos["kind"]),
-        "tenant_id": pl.coalesce(pos["user_id"], pos["kind"]),
-        "user_id": pos["kind"],
-        "kind": pos["from"],
-        "from": pos["to"],
-        "to": pos["start"],
-        "start": pos["end"],
-        "end": pl.col("n_bytes") - len(end_tok),
-    }
-    # Template order: every present token starts at or after the end of the one before.
-    in_order = [
-        line.str.starts_with(start_tok),
-        line.str.ends_with(end_tok),
-        *(pos[k].is_not_null() for k in ("kind", "from", "to", "start", "end")),
-        pos["tenant_id"].is_null() | (pos["tenant_id"] >= len(start_tok)),
-        pos["user_id"].is_null() | (pos["user_id"] >= pl.coalesce(begin["tenant_id"], len(start_tok))),
-        pos["kind"] >= pl.coalesce(begin["user_id"], begin["tenant_id"], len(start_tok)),
-        pos["from"] >= begin["kind"],
-        pos["to"] >= begin["from"],
-        pos["start"] >= begin["to"],
-        pos["end"] >= begin["start"],
-        stop["end"] >= begin["end"],
-    ]
+    ok = line.str.contains(_layout(style)) & line.str.ends_with('"}')
     if not ascii_chunk:  # `find` counts bytes, `slice` characters: ASCII lines only
-        in_order.append(line.str.len_chars() == pl.col("n_bytes"))
+        ok = ok & (line.str.len_chars() == line.str.len_bytes())
+    found = [line.str.find(t, literal=True).cast(pl.Int64).alias("p_" + k) for k, t in tok.items()]
+    begin = [pl.when(pl.col("ok")).then(pl.col("p_" + k) + len(t)).alias(k) for k, t in tok.items()]
+    b = {k: pl.col(k) for k in tok}
+    n = line.str.len_bytes().cast(pl.Int64)
+    kind_len = b["from"] - len(tok["from"]) - b["kind"]
+    tollfree = pl.col("kind_len") == _KIND_LEN["tollfree_inbound"]
+    num_at = pl.when(tollfree).then(b["from"]).otherwise(b["to"]) + 1  # digits after the `+`
+    num_end = pl.when(tollfree).then(b["to"] - len(tok["to"])).otherwise(b["start"] - len(tok["start"]))
+    n_len = pl.col("n_len")
+    pad = pl.lit(pl.Series([10 ** (_PAD - k) if k <= _PAD else 0 for k in range(_PAD + 1)], dtype=pl.Int64))
+    pre = line.str.head(b["from"] - len(tok["from"]) + 2)
+    if style == "spaced":  # ids without spaces (`_layout`): every space there is the template's
+        pre = pre.str.replace_all(" ", "", literal=True)
 
-    def value(k: str) -> pl.Expr:
-        return line.str.slice(begin[k], stop[k] - begin[k]).alias(k)
-
-    def stamp(k: str) -> list[pl.Expr]:  # constant offsets into the short value are cheap
-        ts = pl.col(k)
-        return [ts.str.slice(0, 11).alias(k + "_d"), ts.str.slice(11, 5).alias(k + "_hm"),
-                ts.str.slice(16, 3).alias(k + "_s"), ts.str.slice(19).alias(k + "_t")]
+    def stamp(k: str, at: pl.Expr, stop: pl.Expr) -> list[pl.Expr]:
+        return [line.str.slice(at, 13).alias(k + "h"), line.str.slice(at + 13, 6).alias(k + "ms"),
+                line.str.slice(at + 19, (stop - at - 19).clip(0)).alias(k + "t")]
 
     return (
         lines.lazy()
-        .with_columns([line.str.find(sep[k], literal=True).cast(pl.Int64).alias("p_" + k) for k in _KEYS[1:]]
-                      + [line.str.len_bytes().cast(pl.Int64).alias("n_bytes")])
-        .filter(pl.all_horizontal(in_order).fill_null(False))
-        .with_columns([value(k) for k in _KEYS])
-        .with_columns(stamp("start") + stamp("end"))
-        .drop("l", "start", "end", *("p_" + k for k in _KEYS[1:]), "n_bytes")
+        .with_columns(ok.alias("ok"), *found)
+        .with_columns(begin)
+        .with_columns(kind_len.alias("kind_len"))
+        .with_columns((num_end - num_at).alias("n_len"), num_at.alias("num_at"))
+        .with_columns(
+            pre.alias("pre"),
+            (line.str.slice(pl.col("num_at"), n_len).str.to_integer(strict=False)
+             * pad.gather(n_len.clip(0, _PAD))).alias("num15"),
+            *stamp("s", b["start"], b["end"] - len(tok["end"])),
+            *stamp("e", b["end"], n - 2),
+        )
+        .select("ok", "pre", "kind_len", "n_len", "num15", "sh", "sms", "st", "eh", "ems", "et")
         .collect()
     )
 
 
-_FRAC_CACHE: dict[int, str] = {}
-_CHARGE_FRAC = (pl.Series(range(10_000), dtype=pl.Int64), pl.Series([f".{i:04d}" for i in range(10_000)]))
+# `clock.seconds_text` of whole microseconds: the fraction `part` (0 <= part < 10**6) is
+# `_FRAC_HEAD[hi + 1000 * (lo > 0)] + _FRAC_TAIL[lo]` with hi, lo = divmod(part, 1000); the
+# tail carries the next key (fewer pieces to glue).
+_FRAC_HEAD = pl.Series([""] + [f".{ms:03d}".rstrip("0") for ms in range(1, 1000)] + [f".{h:03d}" for h in range(1000)])
+_FRAC_TAIL = pl.Series([f"{lo:03d}".rstrip("0") + ',"billed_seconds":' for lo in range(1000)])
 
 
-def _fractions(values: pl.Series) -> tuple[pl.Series, pl.Series]:
-    old, new = [], []
-    for v in values.to_list():
-        text = _FRAC_CACHE.get(v)
-        if text is None:
-            text = f".{v:06d}".rstrip("0") if v else ""
-            if len(_FRAC_CACHE) < _CACHE_MAX:
-                _FRAC_CACHE[v] = text
-        old.append(v)
-        new.append(text)
-    return pl.Series(old, dtype=pl.Int64), pl.Series(new, dtype=pl.String)
+def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.Series:
+    """Pass 2: the output JSON line of each line of `cut`, null where the fast path cannot say.
 
-
-def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
-    """Columns `i` and `out` (the JSON line) of the cut lines the fast path rates exactly.
-
-    Each step is its own `with_columns`, so polars computes each intermediate column once.
+    Lines in the layout that fail are retried once if some of their timestamp pieces were new.
     """
-    dates = _mapping(pl.concat([cut["start_d"], cut["end_d"]]).unique(), _DATE_CACHE, _date_value)
-    tails = _mapping(pl.concat([cut["start_t"], cut["end_t"]]).unique(), _TAIL_CACHE, _tail_value)
+    out = _price(idx, cut, _HOURS.table, _TAILS.table)
+    retry = (out.is_null() & cut["ok"]).arg_true()
+    if len(retry):
+        again = cut[retry]
+        new_hours, hours = _HOURS.learn(pl.concat([again["sh"], again["eh"]]))
+        new_tails, tails = _TAILS.learn(pl.concat([again["st"], again["et"]]))
+        if new_hours or new_tails:
+            out = out.scatter(retry, _price(idx, again, hours, tails))
+    return out
 
+
+def _price(idx: _DeckIndex, cut: pl.DataFrame, hours: tuple[pl.Enum, pl.Series],
+           tails: tuple[pl.Enum, pl.Series]) -> pl.Series:
     def instant(k: str) -> pl.Expr:
-        return (pl.col(k + "_d").replace_strict(dates[0], dates[1], default=None, return_dtype=pl.Int64)
-                + pl.col(k + "_hm").replace_strict(_HM[0], _HM[1], default=None, return_dtype=pl.Int64)
-                + pl.col(k + "_s").replace_strict(_S[0], _S[1], default=None, return_dtype=pl.Int64)
-                + pl.col(k + "_t").replace_strict(tails[0], tails[1], default=None, return_dtype=pl.Int64)
-                ).alias(k + "_us")
+        return (_lookup(pl.col(k + "h"), hours) + _lookup(pl.col(k + "t"), tails)
+                + pl.col(k + "ms").cast(_MS, strict=False).to_physical().cast(pl.Int64) * _US).alias(k + "_us")
 
-    kind = pl.col("kind")
-    inbound = kind == "inbound"
-    tollfree = kind == "tollfree_inbound"
+    kind_len = pl.col("kind_len")
+    tollfree = (kind_len == _KIND_LEN["tollfree_inbound"]).cast(pl.Int64)
     n_rows = len(idx.heads) - 2
-    clean = ~pl.concat_str([pl.col(k) for k in ("call_id", "tenant_id", "user_id", "from", "to")],
-                           ignore_nulls=True).str.contains(_UNCLEAN)
-    ok = (clean & kind.is_in(_KINDS) & pl.col("start_us").is_not_null() & pl.col("end_us").is_not_null()
-          & (inbound | (pl.col("from").str.contains(_E164) & pl.col("to").str.contains(_E164))))
-    number = pl.when(tollfree).then(pl.col("from")).otherwise(pl.col("to"))
     if len(idx.bounds):
-        seg = pl.lit(idx.bounds).search_sorted(pl.col("start_us"), side="right").cast(pl.Int64)
+        seg = pl.lit(idx.bounds).search_sorted(pl.col("s_us"), side="right").cast(pl.Int64)
     else:
         seg = pl.lit(0, dtype=pl.Int64)
-    n_len = pl.col("number").str.len_bytes().cast(pl.Int64) - 1
-    step2 = [
-        n_len.alias("n_len"),
-        (pl.col("number").str.slice(1).cast(pl.Int64, strict=False)
-         * n_len.replace_strict(list(range(8, 16)), [10 ** (15 - n) for n in range(8, 16)],
-                                default=None, return_dtype=pl.Int64)).alias("num15"),
-        (seg * 2 + tollfree.cast(pl.Int64)).alias("ss"),
-    ]
-    # longest prefix: one map per prefix length, the longest hit wins
+    ss = seg * 2 + tollfree
+    key = (ss * 10**_PAD + pl.col("num15")).fill_null(0)
     hits = []
-    for length, keys, rows in idx.maps:
-        key = (pl.col("num15") // 10 ** (15 - length)) * idx.n_ss + pl.col("ss")
-        if length > 8:  # E.164 numbers have at least 8 digits
-            key = pl.when(pl.col("n_len") >= length).then(key)
-        hits.append(key.replace_strict(keys, rows, default=None, return_dtype=pl.Int32))
-    row = pl.coalesce(hits) if hits else pl.lit(None, dtype=pl.Int32)
-    which = pl.when(inbound).then(pl.lit(n_rows + 1, dtype=pl.Int32)).otherwise(
-        pl.col("row").fill_null(pl.lit(n_rows, dtype=pl.Int32)))
+    for length, keys, rows in idx.long_maps:  # longest first; n_len >= 8 always
+        long_key = pl.when(pl.col("n_len") >= length).then(pl.col("num15") // 10 ** (_PAD - length) * idx.n_ss + ss)
+        hits.append(long_key.replace_strict(keys, rows, default=None, return_dtype=pl.Int32))
+    interval = pl.lit(idx.starts).search_sorted(key, side="right").cast(pl.Int64) - 1
+    row = pl.coalesce(*hits, pl.lit(idx.rows_at).gather(interval))
+    which = pl.when(kind_len == _KIND_LEN["inbound"]).then(pl.lit(n_rows + 1, dtype=pl.Int32)).otherwise(row)
     w = pl.col("which")
     gathered = [pl.lit(series).gather(w).alias(name) for name, series in (
         ("first_s", idx.first_s), ("next_s", idx.next_s), ("rate", idx.rate_micros),
@@ -356,46 +402,39 @@ def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
               .otherwise(pl.col("first_s") + (d - first_us + next_us - 1) // next_us * pl.col("next_s")))
     b = pl.col("billed")
     charge = pl.when(b > 0).then((2 * (pl.col("fee") * 60 + pl.col("rate") * b) + 6000) // 12000).otherwise(0)
-
-    stage = (
+    q = pl.col("charge")
+    part = d.abs() % _US
+    lo = part % 1000
+    texts = [  # the figures as text, then glued in one go (each step runs its columns in parallel)
+        pl.when(d < 0).then(pl.lit("-")).alias("t_sign"), (d.abs() // _US).cast(pl.String).alias("t_whole"),
+        pl.lit(_FRAC_HEAD).gather(part // 1000 + 1000 * (lo > 0).cast(pl.Int64)).alias("t_frac"),
+        pl.lit(_FRAC_TAIL).gather(lo).alias("t_frac2"), b.cast(pl.String).alias("t_billed"),
+        (q // 10_000).cast(pl.String).alias("t_units"), pl.lit(idx.cents).gather(q % 10_000).alias("t_cents"),
+    ]
+    out = pl.concat_str(
+        [pl.col("pre"), pl.col("head"), pl.col("t_sign"), pl.col("t_whole"), pl.col("t_frac"), pl.col("t_frac2"),
+         pl.col("t_billed"), pl.lit(',"charge":"'), pl.col("t_units"), pl.col("t_cents")],
+        ignore_nulls=True,
+    )
+    fast = (pl.col("ok") & pl.col("s_us").is_not_null() & pl.col("e_us").is_not_null()
+            & (pl.col("billed") <= pl.col("max_billed")))
+    return (
         cut.lazy()
-        .with_columns(instant("start"), instant("end"))
-        .with_columns(ok.fill_null(False).alias("ok"), number.alias("number"),
-                      (pl.col("end_us") - pl.col("start_us")).alias("d"))
-        .filter(pl.col("ok"))
-        .with_columns(step2)
-        .with_columns(row.alias("row"))
+        .with_columns(instant("s"), instant("e"))
+        .with_columns((pl.col("e_us") - pl.col("s_us")).alias("d"), row.alias("row"))
         .with_columns(which.alias("which"))
         .with_columns(gathered)
         .with_columns(billed.alias("billed"))
-        .filter(b <= pl.col("max_billed"))
         .with_columns(charge.alias("charge"))
+        .with_columns(texts)
+        .select(pl.when(fast.fill_null(False)).then(out).alias("out"))
         .collect()
+        .to_series()
     )
-    fracs = _fractions((stage["d"].abs() % _US).unique())
-    q = pl.col("charge")
-    a = d.abs()
-    texts = [  # `clock.seconds_text` of whole microseconds (sign, whole, `.fraction`), money, billed
-        pl.when(d < 0).then(pl.lit("-")).alias("t_sign"),
-        (a // _US).cast(pl.String).alias("t_whole"),
-        (a % _US).replace_strict(fracs[0], fracs[1], default=None, return_dtype=pl.String).alias("t_frac"),
-        b.cast(pl.String).alias("t_billed"),
-        (q // 10_000).cast(pl.String).alias("t_units"),
-        (q % 10_000).replace_strict(_CHARGE_FRAC[0], _CHARGE_FRAC[1], return_dtype=pl.String).alias("t_4dp"),
-        pl.when(pl.col("tenant_id").is_not_null()).then(pl.lit('","tenant_id":"')).alias("t_tenant"),
-        pl.when(pl.col("user_id").is_not_null()).then(pl.lit('","user_id":"')).alias("t_user"),
-    ]
-    out = pl.concat_str(
-        [
-            pl.lit('{"call_id":"'), pl.col("call_id"), pl.col("t_tenant"), pl.col("tenant_id"),
-            pl.col("t_user"), pl.col("user_id"), pl.lit('","kind":"'), kind, pl.lit('",'), pl.col("head"),
-            pl.lit(',"duration_seconds":'), pl.col("t_sign"), pl.col("t_whole"), pl.col("t_frac"),
-            pl.lit(',"billed_seconds":'), pl.col("t_billed"), pl.lit(',"charge":"'), pl.col("t_units"),
-            pl.col("t_4dp"), pl.lit('","currency":' + idx.currency_json + "}"),
-        ],
-        ignore_nulls=True,
-    )
-    return stage.lazy().with_columns(texts).select("i", out.alias("out")).collect()
+
+
+def _rate_lines(idx: _DeckIndex, lines: pl.Series, style: str, ascii_chunk: bool) -> pl.Series:
+    return _rate_frame(idx, _cut(lines.to_frame("l"), style, ascii_chunk))
 
 
 def _lines_frame(chunk: bytes) -> pl.Series:
@@ -416,12 +455,13 @@ def _per_call(deck: Deck, raw: bytes) -> tuple[str | None, str | None]:
 
 
 def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name: str,
-               ) -> tuple[pl.Series, list[str]]:
-    """Rate the whole lines of `chunk` (line numbers from `first_line`).
+               n_lines: int | None = None) -> tuple[pl.Series, list[str]]:
+    """Rate the whole lines of `chunk` (line numbers from `first_line`; `n_lines` if counted).
 
     Returns the output lines (blank input lines dropped) and the stderr messages in order.
     """
-    n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    if n_lines is None:
+        n_lines = _count_lines(chunk)
     original = chunk
     forced: dict[int, bytes] = {}  # lines polars must not see, by index: judged per call
     if b"\x00" in chunk or chunk.startswith(_BOM) or not chunk.isascii() and not _utf8(chunk):
@@ -436,25 +476,17 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
         return _rate_slowly(deck, original, first_line, name)
 
     out = pl.repeat(None, n_lines, dtype=pl.String, eager=True).alias("out")
-    fast = pl.repeat(False, n_lines, dtype=pl.Boolean, eager=True).alias("fast")
     if idx.usable and n_lines:
-        frame = lines.to_frame("l").with_row_index("i")
         first, second = ("compact", "spaced") if _style_of(chunk) == "compact" else ("spaced", "compact")
         ascii_chunk = chunk.isascii()
-        cut = _cut(frame, first, ascii_chunk)
-        if len(cut) < n_lines:  # the other spacing, for the lines left
-            rest = frame.filter(pl.col("l").is_not_null() & ~pl.col("i").is_in(cut["i"].implode()))
-            if len(rest):
-                cut = pl.concat([cut, _cut(rest, second, ascii_chunk)])
-        rated = _rate_frame(idx, cut)
-        if len(rated) == n_lines and not forced:  # every line rated here: nothing to merge
-            return (rated["out"] if rated["i"].is_sorted() else rated.sort("i")["out"]), []
-        fast_idx = rated["i"]
-        out = out.scatter(fast_idx, rated["out"])
-        fast = fast.scatter(fast_idx, True)
+        out = _rate_lines(idx, lines, first, ascii_chunk)
+        left = (out.is_null() & lines.is_not_null()).arg_true()
+        if len(left) and lines.gather(left).str.starts_with(_opening(second)).any():
+            out = out.scatter(left, _rate_lines(idx, lines.gather(left), second, ascii_chunk))
 
-    slow = (~fast & (lines.is_not_null() | pl.Series([i in forced for i in range(n_lines)])
-                     if forced else ~fast & lines.is_not_null()))
+    slow = out.is_null() & lines.is_not_null()
+    if forced:
+        slow = slow | pl.Series([i in forced for i in range(n_lines)])
     slow_idx = slow.arg_true().to_list()
     errors: list[str] = []
     if slow_idx:
@@ -489,6 +521,10 @@ def _rate_slowly(deck: Deck, chunk: bytes, first_line: int, name: str) -> tuple[
     return pl.Series("out", results, dtype=pl.String), errors
 
 
+def _count_lines(chunk: bytes) -> int:
+    return chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+
+
 def _chunks(src: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
     while True:
         block = src.read(chunk_bytes)
@@ -508,8 +544,8 @@ def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callab
                 progress=None, chunk_bytes: int = CHUNK_BYTES, workers: int = WORKERS) -> int:
     """Rate a whole CDR stream; returns the number of lines read.
 
-    Up to `workers` chunks are rated at once (polars releases the GIL), and the output of each is
-    written, with its stderr messages, in input order; at most `workers + 1` chunks are held.
+    Chunks are rated on `workers` threads (polars releases the GIL) while this one reads the next
+    and writes the output of the last, with its stderr messages, in input order.
     """
     idx = _index_deck(deck)
     line_no = 1
@@ -519,7 +555,7 @@ def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callab
     def finish() -> None:
         nonlocal done
         job, size, lines = pending.popleft()
-        out, errors = job.result() if isinstance(job, Future) else job
+        out, errors = job.result()
         for message in errors:
             err(message)
         _write(dst, out)
@@ -529,13 +565,11 @@ def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callab
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for chunk in _chunks(src, chunk_bytes):
-            if workers > 1:
-                job = pool.submit(rate_chunk, deck, idx, chunk, line_no, name)
-            else:
-                job = rate_chunk(deck, idx, chunk, line_no, name)
-            line_no += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            pending.append((job, len(chunk), line_no - 1))
-            while len(pending) > max(0, workers - 1):
+            n_lines = _count_lines(chunk)  # once: a pass over the chunk holding the GIL
+            pending.append((pool.submit(rate_chunk, deck, idx, chunk, line_no, name, n_lines),
+                            len(chunk), line_no + n_lines - 1))
+            line_no += n_lines
+            while len(pending) > max(1, workers):
                 finish()
         while pending:
             finish()
