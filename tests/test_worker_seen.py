@@ -16,7 +16,7 @@ from rating_engine.events import parse_event
 from rating_engine.state import dump_tenant, load_tenant
 from rating_engine.tenant import Tenant
 from rating_engine.worker import TableSeen, apply_input
-from tests.tenant_support import T, add_funds, assign_licence, build_deck, call_start
+from tests.tenant_support import T, add_funds, assign_licence, build_deck, call_start, set_pool
 
 
 class Topic:
@@ -55,6 +55,7 @@ def provisioned() -> tuple[Table, Tenant, TableSeen, bytes]:
     t = Tenant("t1", DECK, seen)
     feed(t, seen, "accounts", 0, add_funds("c1", T(0), "10"))
     feed(t, seen, "accounts", 1, assign_licence("c2", T(0)))
+    feed(t, seen, "accounts", 2, set_pool("c3", T(0), "domestic", "US", 100))
     return table, t, seen, dump_tenant(t, {"applied": seen.applied})
 
 
@@ -80,3 +81,17 @@ def test_duplicate_sent_twice_is_still_a_duplicate_after_restore() -> None:
     assert again == first
     assert len(t2.live) == 1
     assert orjson.loads(dump_tenant(t2, {}))["live"] == orjson.loads(before)["live"]
+
+
+def test_replay_of_an_older_input_keeps_later_inputs_duplicates() -> None:
+    table, t, seen, _ = provisioned()
+    feed(t, seen, "calls", 4, call_start("k0", T(5)))
+    first = feed(t, seen, "calls", 5, call_start("k1", T(10)))
+    saved = dump_tenant(t, {"applied": seen.applied})
+    # after a rebalance the partition is read again from the last commit (offset 4)
+    t2, seen2 = restore(table, saved)
+    feed(t2, seen2, "calls", 4, call_start("k0", T(5)))
+    again = feed(t2, seen2, "calls", 5, call_start("k1", T(10)))
+    assert again == first
+    assert seen2.applied["calls"] == 5
+    assert t2.pools["domestic:US"].calls == ["k0", "k1"]  # k1 not started twice

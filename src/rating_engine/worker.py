@@ -114,7 +114,8 @@ def apply_input(t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int) 
     """`Tenant.apply` for the input at `offset` of `topic`, with the stamps TableSeen relies on."""
     seen.origin = b"@%s:%d\n" % (topic.encode(), offset)
     produced, reject = t.apply(ev)
-    seen.applied[topic] = offset
+    if offset > seen.applied.get(topic, -1):  # a replay of an older input must not lower it
+        seen.applied[topic] = offset
     return list(produced), reject
 
 
