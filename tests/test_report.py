@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import json
 import re
 import sys
@@ -601,3 +602,96 @@ def test_number_fields_of_another_type_and_crlf(tmp_path):
     }
     row = one(out, "summary", tenant_id="contoso")
     assert (row["calls"], row["talk_seconds"], row["charge"]) == ("2", "1187.25", "0.0234")
+
+
+# ---------------------------------------------------------------------------
+# streaming: batches, merges and the chart child
+
+
+def test_small_batches_give_the_same_tables(tmp_path):
+    """Partial aggregates merged over many batches (some holding bad lines or
+    records of other topics, some not) add up to the one-batch figures."""
+    src = tmp_path / "c.jsonl"
+    src.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    work = tmp_path / "w.jsonl"
+    report.sanitise(src, work)
+    one = report.aggregate([(work, True)])
+    many = report.aggregate([(work, True)], batch_rows=2, merge_every=3)
+    for name, keys in report.AGG_KEYS.items():
+        assert one[name].sort(list(keys)).equals(many[name].sort(list(keys))), name
+    for name in ("states", "bad", "bad_counts"):
+        assert one[name].sort(one[name].columns).equals(many[name].sort(many[name].columns)), name
+    code = {reason: report.MARKED + 1 + i for i, reason in enumerate(report.BAD_REASONS)}
+    assert dict(many["states"].iter_rows()) == {
+        report.OK: 11,
+        report.IGNORED: 1,
+        report.MARKED: 3,  # lines 5, 7, 11: rewritten by sanitise
+        code["bad_field:charge"]: 1,
+        code["bad_field:status"]: 1,
+        code["missing_field:charge"]: 1,
+        code["bad_field:start"]: 1,
+    }
+    assert many["bad"].height == len(BAD)
+
+
+def test_early_chart_child_draws_the_charts(tmp_path, monkeypatch):
+    """From EARLY_CHILD_BYTES of input the chart process starts before the
+    scan; its charts are the ones drawn in-process."""
+    src = tmp_path / "c.jsonl"
+    src.write_text("\n".join(line(r) for r in (R1, R2, R3, R9, R10)) + "\n", encoding="utf-8")
+    monkeypatch.setattr(report, "EARLY_CHILD_BYTES", 0)
+    from rating_engine import report_render
+
+    started = []
+    real = report_render.ChartChild
+
+    class Spy(real):
+        def __init__(self) -> None:
+            super().__init__()
+            started.append(self)
+
+    monkeypatch.setattr(report_render, "ChartChild", Spy)
+    assert main([str(src), "--out", str(tmp_path / "early")]) == 0
+    assert len(started) == 1 and started[0].proc.returncode == 0
+    report_render.write_all(report.build_report([str(src)]), tmp_path / "seq", parallel=False)
+    imgs = [
+        re.findall(r"src='(data:image/png;base64,[^']+)'", (tmp_path / d / "report.html").read_text())
+        for d in ("early", "seq")
+    ]
+    assert len(imgs[0]) == 2 and imgs[0] == imgs[1]
+
+
+def test_unused_chart_child_exits(tmp_path):
+    """A chart child that gets no data (an unreadable input, one tenant)
+    ends quietly when closed."""
+    from rating_engine import report_render
+
+    child = report_render.ChartChild()
+    child.close()
+    child.close()  # idempotent
+    assert child.proc.returncode == 0
+    src = tmp_path / "c.jsonl"
+    src.write_text(line(R1) + "\n", encoding="utf-8")
+    child = report_render.ChartChild()
+    report_render.write_all(report.build_report([str(src)]), tmp_path / "out", child=child)
+    assert child.proc.returncode == 0  # one chart: drawn in-process, the child closed
+
+
+def test_ndjson_read_size_set_only_during_the_scan(tmp_path, monkeypatch):
+    name, value = report.NDJSON_READ_SIZE
+    monkeypatch.delenv(name, raising=False)
+    seen = []
+    real = report.build_report
+
+    def spy(*args, **kw):
+        seen.append(os.environ.get(name))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(report, "build_report", spy)
+    src = tmp_path / "c.jsonl"
+    src.write_text(line(R1) + "\n", encoding="utf-8")
+    assert main([str(src), "--out", str(tmp_path / "o")]) == 0
+    assert seen == [value] and name not in os.environ
+    monkeypatch.setenv(name, "65536")  # the user's choice wins
+    assert main([str(src), "--out", str(tmp_path / "o2")]) == 0
+    assert seen[-1] == "65536" and os.environ[name] == "65536"

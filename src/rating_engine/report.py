@@ -78,20 +78,31 @@ contracts) in ``bad_lines`` and in the notes; the report still comes out.
 
 Streaming
 ---------
-The tables are computed from polars lazy scans (``scan_ndjson`` with an
-explicit schema) run on the streaming engine and handed over in batches
-(``collect_batches``): each file is read once, each batch is reduced to
-partial aggregates (one row per tenant x day x kind x pool x status..., per
-tenant x user, per tenant x destination), merged as it goes, so memory holds
-a few batches and the aggregates, not the input. When a file holds a
-line polars can't parse, it is first rewritten to a temporary file where
-each such line is replaced by a marker object (blocks that parse are copied
-as they are; only a failing block is checked line by line with orjson).
+Each file is read once, by polars' NDJSON reader (``scan_ndjson`` with an
+explicit schema: only the fields above, as the reader looks each one up in
+every record) on the streaming engine, which parses on every core and hands
+the records over in batches (``collect_batches``). Each batch is normalised
+(typed and checked: one small ``state`` per row says whether it is a
+charges record, a record of another topic, or a bad line and why; the raw
+fields are then dropped) and reduced to four partial aggregates, merged as
+it goes: per tenant x day, per tenant x kind x pool x status x reason x
+disconnect, per tenant x user, per tenant x destination. Every table is
+derived from those, so memory holds a few batches and the aggregates, not
+the input. (One group-by over all those keys would be no reduction: it has
+about as many groups as rows.) Parsing the JSON is most of the work; the
+aggregation and the outputs come next (see loadtest/results/report.md).
+
+When a file holds a line polars can't parse, it is first rewritten to a
+temporary file where each such line is replaced by a marker object (blocks
+that parse are copied as they are; only a failing block is checked line by
+line with orjson). For a big input, the process that draws the charts
+starts before the scan, so that its imports are done when the tables are.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import io
 import math
@@ -99,12 +110,16 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import polars as pl
+
+if TYPE_CHECKING:
+    from rating_engine.report_render import ChartChild
 
 PROG = "rating-engine report"
 
@@ -133,7 +148,9 @@ BAD_MARK = "__rating_engine_report_bad__"
 # Numbers are read as numbers (a value of another JSON type makes polars
 # refuse the file, which then goes through `sanitise`); the rest as text.
 NUMERIC = {"duration_seconds": pl.Float64, "pool_seconds": pl.Float64, "billed_seconds": pl.Int64}
-SCHEMA = {name: NUMERIC.get(name, pl.String) for name in (*FIELDS, BAD_MARK)}
+SCHEMA = {name: NUMERIC.get(name, pl.String) for name in FIELDS}
+# A file rewritten by `sanitise` also carries the marker of each line it replaced.
+MARKED_SCHEMA = {**SCHEMA, BAD_MARK: pl.String}
 
 STATUSES = ("rated", "free", "unrated", "invalid")
 DISCONNECT_REASONS = ("no_rate", "not_licensed", "no_funds", "funds_exhausted", "bad_number")
@@ -197,11 +214,63 @@ class ReportError(Exception):
 # ---------------------------------------------------------------------------
 # scanning
 
+# What each row is, as one small integer (``state``): a charges record to
+# count, a record of another topic, or a bad line and why.
+OK, IGNORED, MARKED = 0, 1, 2
+BAD_REASONS = (  # states MARKED + 1, MARKED + 2, ... in the order they are checked
+    "missing_field:charge",
+    "bad_field:charge",
+    "missing_field:status",
+    "bad_field:status",
+    "missing_field:billed_seconds",
+    "bad_field:start",
+)
 
-def scan_file(path: str | os.PathLike[str], file_no: int = 0) -> pl.LazyFrame:
-    """Lazy scan of one charges file, normalised (see :func:`normalise`)."""
-    lf = pl.scan_ndjson(path, schema=SCHEMA, row_index_name="rec")
-    return normalise(lf, file_no)
+# The columns a batch keeps once normalised: the grouping keys, the integer
+# measures (see `normalise`), ``state`` and ``rec`` (record index in its file).
+KEYS = (
+    "tenant_id",
+    "currency",
+    "user_id",
+    "kind",
+    "pool",
+    "status",
+    "reason",
+    "disconnected",
+    "country",
+    "number_type",
+    "destination",
+)
+SUMS = ("talk_ms", "pool_ms", "billed_ms", "charge_u")
+
+# The partial aggregates of the charges records, by name: their keys. They
+# are not crossed with one another: one group-by over all the keys would have
+# about as many groups as rows. No breakdown of the report crosses the day
+# with another dimension, so the day gets an aggregate of its own ("days",
+# one row per tenant x day) and the other call dimensions share one ("dims").
+TK = ("tenant_id", "currency")
+AGG_KEYS: dict[str, tuple[str, ...]] = {
+    "days": (*TK, "day"),
+    "dims": (*TK, "kind", "pool", "status", "reason", "disconnected"),
+    "users": (*TK, "user_id"),
+    "dests": (*TK, "country", "number_type", "destination"),
+}
+
+# Bytes of input polars' NDJSON reader parses at a time. Its default for a
+# local file is about 0.5 MB (1000 records), many small pieces to glue into
+# each batch: 4 MiB ones cost about 6 % less CPU. Read from the environment
+# when a scan starts (see `main`), ignored by a version without it.
+NDJSON_READ_SIZE = ("POLARS_FORCE_NDJSON_READ_SIZE", str(4 << 20))
+
+
+def scan_file(path: str | os.PathLike[str], *, marked: bool = False) -> pl.LazyFrame:
+    """Lazy scan of one charges file (records numbered in ``rec``); ``marked``:
+    a file rewritten by :func:`sanitise`, which may hold marker objects.
+
+    Only the fields the report reads are asked for: the reader looks each of
+    them up in every record, so a narrower schema is a cheaper parse."""
+    schema = MARKED_SCHEMA if marked else SCHEMA
+    return pl.scan_ndjson(path, schema=schema, row_index_name="rec")
 
 
 def _ms(col: str) -> pl.Expr:
@@ -209,104 +278,86 @@ def _ms(col: str) -> pl.Expr:
     return (pl.col(col) * 1000).round(0).cast(pl.Int64)
 
 
-def normalise(lf: pl.LazyFrame, file_no: int = 0) -> pl.LazyFrame:
-    """Typed, checked columns of raw charges records (see ``SCHEMA``).
-
-    Adds ``ok`` (a charges record to count), ``ign`` (a record of another
-    topic), ``bad`` (neither: a bad line), ``day`` (UTC date of ``start``)
-    and the integer measures ``talk_ms``, ``pool_ms``, ``billed_ms``,
-    ``charge_u`` (0.0001 units).
-    """
-    c = pl.col
-    start = c("start")
+def _day() -> pl.Expr:
+    """UTC date of ``start``: ``...Z`` times read from their first 10
+    characters, the others (an offset) through the full ISO 8601 parse."""
+    start = pl.col("start")
     zulu = start.str.ends_with("Z") & (start.str.slice(10, 1) == "T")
     other = pl.when(~zulu).then(start)  # only those go through the full parse
-    day = pl.coalesce(
+    return pl.coalesce(
         pl.when(zulu).then(start.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)),
         other.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC").dt.date(),
     )
+
+
+def _state(marked: bool) -> pl.Expr:
+    """``state`` of a row of :func:`normalise` (see ``OK``, ``BAD_REASONS``)."""
+    c = pl.col
+    topic = c("topic")
+    cases = [(topic.is_not_null() & (topic != "charges"), IGNORED)]
+    if marked:  # a marker is bad whatever else the row says
+        cases.insert(0, (c(BAD_MARK).is_not_null(), MARKED))
+    checks = (
+        c("charge").is_null(),
+        c("charge_u").is_null(),
+        c("status").is_null(),
+        ~c("status").is_in(STATUSES),
+        c("billed_seconds").is_null(),
+        c("start").is_not_null() & c("day").is_null(),
+    )
+    cases += [(check, code) for code, check in enumerate(checks, start=MARKED + 1)]
+    expr = pl.when(cases[0][0]).then(pl.lit(cases[0][1], pl.Int8))
+    for check, code in cases[1:]:
+        expr = expr.when(check).then(pl.lit(code, pl.Int8))
+    return expr.otherwise(pl.lit(OK, pl.Int8))
+
+
+def normalise(lf: pl.LazyFrame, *, marked: bool = False) -> pl.LazyFrame:
+    """Raw charges records (see ``SCHEMA``) -> the grouping keys, ``day``
+    (UTC date of ``start``), the integer measures ``talk_ms``, ``pool_ms``,
+    ``billed_ms``, ``charge_u`` (0.0001 units), ``state`` and ``rec``; the raw
+    fields are dropped once read, so a batch carries only what is summed."""
+    c = pl.col
+    charge = c("charge")
     lf = lf.with_columns(
-        charge_u=pl.when(c("charge").str.slice(-5, 1) == ".").then(
-            c("charge").str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+        charge_u=pl.when(charge.str.slice(-5, 1) == ".").then(
+            charge.str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
         ),
         billed_ms=c("billed_seconds") * 1000,
         talk_ms=_ms("duration_seconds").fill_null(0),
         pool_ms=_ms("pool_seconds").fill_null(0),
-        day=day,
-        file_no=pl.lit(file_no, dtype=pl.Int32),
+        day=_day(),
     )
-    unmarked = c(BAD_MARK).is_null()
-    good = (
-        unmarked
-        & c("charge_u").is_not_null()
-        & c("status").is_in(STATUSES)
-        & c("billed_ms").is_not_null()
-        & (start.is_null() | c("day").is_not_null())
-    )
-    ign = unmarked & c("topic").is_not_null() & (c("topic") != "charges")
-    return lf.with_columns(ok=good & ~ign, ign=ign, bad=~good & ~ign)
+    mark = [BAD_MARK] if marked else []
+    return lf.select("rec", *KEYS, "day", *SUMS, *mark, state=_state(marked))
 
 
-def bad_reason() -> pl.Expr:
-    """Why a row of :func:`normalise` with ``bad`` set is bad."""
+def _partial_aggregates(rows: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """The aggregates (``AGG_KEYS`` order) of normalised charges records."""
     c = pl.col
-    return (
-        pl.when(c(BAD_MARK).is_not_null())
-        .then(c(BAD_MARK))
-        .when(c("charge").is_null())
-        .then(pl.lit("missing_field:charge"))
-        .when(c("charge_u").is_null())
-        .then(pl.lit("bad_field:charge"))
-        .when(c("status").is_null())
-        .then(pl.lit("missing_field:status"))
-        .when(~c("status").is_in(STATUSES))
-        .then(pl.lit("bad_field:status"))
-        .when(c("billed_seconds").is_null())
-        .then(pl.lit("missing_field:billed_seconds"))
-        .when(c("start").is_not_null() & c("day").is_null())
-        .then(pl.lit("bad_field:start"))
-        .otherwise(pl.lit("bad_record"))
-    )
-
-
-def _measure_aggs() -> list[pl.Expr]:
-    c = pl.col
-    return [
-        pl.len().alias("calls"),
-        c("talk_ms").sum().alias("talk_ms"),
-        c("pool_ms").sum().alias("pool_ms"),
-        c("billed_ms").sum().alias("billed_ms"),
-        c("charge_u").sum().alias("charge_u"),
-    ]
-
-
-CUBE_KEYS = ("tenant_id", "currency", "day", "kind", "pool", "status", "reason", "disconnected")
-USER_KEYS = ("tenant_id", "currency", "user_id")
-DEST_KEYS = ("tenant_id", "currency", "country", "number_type", "destination")
-
-
-_AGG_KEYS = {
-    "cube": (*CUBE_KEYS, "ok", "ign"),
-    "users": (*USER_KEYS, "ok"),
-    "dests": (*DEST_KEYS, "ok"),
-}
-
-
-def _batch_aggregates(batch: pl.LazyFrame) -> list[pl.LazyFrame]:
-    """The aggregates of one batch (cube, users, dests) and its bad rows."""
-    c = pl.col
-    return [
-        batch.group_by(_AGG_KEYS["cube"]).agg(
-            *_measure_aggs(),
+    extra = {
+        "dims": [
             c("pool").is_not_null().sum().alias("pool_calls"),
             (c("billed_ms") > 0).sum().alias("credit_calls"),
-        ),
-        batch.group_by(_AGG_KEYS["users"]).agg(
-            *_measure_aggs(), c("disconnected").is_not_null().sum().alias("disconnects")
-        ),
-        batch.group_by(_AGG_KEYS["dests"]).agg(*_measure_aggs()),
-        batch.filter(c("bad")).select("file_no", "rec", bad_reason().alias("reason")),
-    ]
+        ],
+        "users": [c("disconnected").is_not_null().sum().alias("disconnects")],
+    }
+    sums = [pl.len().alias("calls"), *(c(s).sum() for s in SUMS)]
+    return [rows.group_by(keys).agg(*sums, *extra.get(n, [])) for n, keys in AGG_KEYS.items()]
+
+
+def _bad_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rec`` and ``reason`` of the bad rows of a normalised batch."""
+    c = pl.col
+    reason = c("state").replace_strict(
+        range(MARKED + 1, MARKED + 1 + len(BAD_REASONS)),
+        BAD_REASONS,
+        default=None,
+        return_dtype=pl.String,
+    )
+    if BAD_MARK in rows.columns:
+        reason = pl.when(c("state") == MARKED).then(c(BAD_MARK)).otherwise(reason)
+    return rows.filter(c("state") >= MARKED).select("rec", reason.alias("reason"))
 
 
 def _merge(frames: list[pl.DataFrame], keys: Sequence[str]) -> pl.DataFrame:
@@ -319,75 +370,101 @@ def _merge(frames: list[pl.DataFrame], keys: Sequence[str]) -> pl.DataFrame:
     )
 
 
+class _Aggregates:
+    """Partial aggregates merged as batches come (every ``merge_every``), rows
+    counted by state, and the first ``max_bad_lines`` bad lines."""
+
+    def __init__(self, max_bad_lines: int, merge_every: int) -> None:
+        self.max_bad_lines = max_bad_lines
+        self.merge_every = merge_every
+        self.merged: dict[str, pl.DataFrame | None] = dict.fromkeys(AGG_KEYS)
+        self.pending: dict[str, list[pl.DataFrame]] = {n: [] for n in AGG_KEYS}
+        self.states: dict[int, int] = {}
+        self.bad_counts: dict[str, int] = {}
+        self.bad_first: pl.DataFrame | None = None
+        self.batches = 0
+
+    def add(self, file_no: int, rows: pl.DataFrame) -> None:
+        """Take in one normalised batch of the file ``file_no``."""
+        state = rows["state"]
+        if not state.max():  # only charges records (the usual case)
+            self.states[OK] = self.states.get(OK, 0) + rows.height
+        else:
+            for code, n in state.value_counts().iter_rows():
+                self.states[code] = self.states.get(code, 0) + n
+            self._add_bad(file_no, _bad_rows(rows))
+            rows = rows.filter(state == OK)
+        parts = pl.collect_all(_partial_aggregates(rows.lazy()))
+        for n, part in zip(AGG_KEYS, parts, strict=True):
+            self.pending[n].append(part)
+        self.batches += 1
+        if self.batches % self.merge_every == 0:
+            self.merge()
+
+    def _add_bad(self, file_no: int, bad: pl.DataFrame) -> None:
+        for reason, n in bad.group_by("reason").len().iter_rows():
+            self.bad_counts[reason] = self.bad_counts.get(reason, 0) + n
+        bad = bad.select(pl.lit(file_no, pl.Int32).alias("file_no"), "rec", "reason")
+        keep = bad if self.bad_first is None else pl.concat([self.bad_first, bad])
+        self.bad_first = keep.sort("file_no", "rec").head(self.max_bad_lines)
+
+    def merge(self) -> None:
+        for n, keys in AGG_KEYS.items():
+            if self.pending[n]:
+                old = self.merged[n]
+                self.merged[n] = _merge(([old] if old is not None else []) + self.pending[n], keys)
+                self.pending[n] = []
+
+    def result(self) -> dict[str, pl.DataFrame]:
+        """``days``, ``dims``, ``users``, ``dests`` (tenant and currency
+        ``(none)`` when missing), ``states`` (rows by state), ``bad``
+        (``file_no``, ``rec``, ``reason``) and ``bad_counts``."""
+        self.merge()
+        empty = normalise(pl.LazyFrame(schema={"rec": pl.get_index_type(), **SCHEMA}))
+        out: dict[str, pl.DataFrame] = {}
+        for (n, df), schema_lf in zip(self.merged.items(), _partial_aggregates(empty), strict=True):
+            df = schema_lf.collect() if df is None else df
+            out[n] = df.with_columns(pl.col(*TK).fill_null(NONE_LABEL))
+        out["states"] = pl.DataFrame(
+            list(self.states.items()), schema={"state": pl.Int8, "n": pl.Int64}, orient="row"
+        )
+        bad_schema = {"file_no": pl.Int32, "rec": pl.get_index_type(), "reason": pl.String}
+        out["bad"] = pl.DataFrame(schema=bad_schema) if self.bad_first is None else self.bad_first
+        out["bad_counts"] = pl.DataFrame(
+            sorted(self.bad_counts.items()),
+            schema={"reason": pl.String, "n": pl.Int64},
+            orient="row",
+        )
+        return out
+
+
 def aggregate(
-    lf: pl.LazyFrame,
+    sources: Sequence[tuple[str | os.PathLike[str], bool]],
     *,
     max_bad_lines: int = 1000,
     tenants: Sequence[str] | None = None,
     batch_rows: int = 200_000,
     merge_every: int = 8,
 ) -> dict[str, pl.DataFrame]:
-    """One streaming pass over ``lf`` (from :func:`normalise`).
+    """One streaming pass over each file of ``sources`` ((path, marked)).
 
-    The scan runs on polars' streaming engine and hands over batches of
-    ``batch_rows`` rows (``collect_batches``); each batch is reduced to its
-    partial aggregates, merged every ``merge_every`` batches, so memory holds
-    a few batches and the aggregates, whatever the size of the input.
-    Returns ``cube`` (tenant x day x kind x pool x status x reason x
-    disconnect), ``users``, ``dests`` (their ``*_all`` versions keep the
-    ``ok``/``ign`` rows), the bad line counts by reason and the first
-    ``max_bad_lines`` bad records (``file_no``, ``rec``, ``reason``).
+    The scan runs on polars' streaming engine (parsing on every core) and
+    hands over batches of ``batch_rows`` records (``collect_batches``); each
+    is normalised and reduced to its partial aggregates while the engine
+    parses the next ones, so memory holds a few batches and the aggregates,
+    whatever the size of the input. See :meth:`_Aggregates.result` for what
+    comes out.
     """
-    c = pl.col
-    if tenants:
-        lf = lf.filter(c("tenant_id").is_in(list(tenants)) | c("bad"))
-    names = ("cube", "users", "dests")
-    merged: dict[str, pl.DataFrame | None] = dict.fromkeys(names)
-    pending: dict[str, list[pl.DataFrame]] = {n: [] for n in names}
-    bad_counts: list[pl.DataFrame] = []
-    bad_first: pl.DataFrame | None = None
-
-    def merge() -> None:
-        for n in names:
-            if pending[n]:
-                frames = ([merged[n]] if merged[n] is not None else []) + pending[n]
-                merged[n] = _merge(frames, _AGG_KEYS[n])
-                pending[n] = []
-
-    batches = 0
-    for batch in lf.collect_batches(chunk_size=batch_rows, maintain_order=False, engine="streaming"):
-        *parts, bad = pl.collect_all(_batch_aggregates(batch.lazy()))
-        for n, part in zip(names, parts, strict=True):
-            pending[n].append(part)
-        if bad.height:
-            bad_counts.append(bad.group_by("reason").agg(pl.len().alias("n")))
-            keep = bad if bad_first is None else pl.concat([bad_first, bad])
-            bad_first = keep.sort("file_no", "rec").head(max_bad_lines)
-        batches += 1
-        if batches % merge_every == 0:
-            merge()
-    merge()
-
-    empty = _batch_aggregates(lf.clear())  # the schemas, for an empty input
-    out: dict[str, pl.DataFrame] = {}
-    for n, schema_lf in zip(names, empty[:3], strict=True):
-        df = merged[n]
-        if df is None:
-            df = schema_lf.collect()
-        out[n + "_all"] = df
-        out[n] = (
-            df.filter(c("ok"))
-            .drop("ok", "ign", strict=False)
-            .with_columns(c("tenant_id", "currency").fill_null(NONE_LABEL))
+    acc = _Aggregates(max_bad_lines, merge_every)
+    wanted = pl.col("tenant_id").is_in(list(tenants or ())) | (pl.col("state") >= MARKED)
+    for file_no, (path, marked) in enumerate(sources):
+        batches = scan_file(path, marked=marked).collect_batches(
+            chunk_size=batch_rows, maintain_order=False, engine="streaming"
         )
-    bad_schema = empty[3].collect_schema()
-    out["bad"] = bad_first if bad_first is not None else pl.DataFrame(schema=bad_schema)
-    out["bad_counts"] = (
-        pl.concat(bad_counts).group_by("reason").agg(c("n").sum()).sort("reason")
-        if bad_counts
-        else pl.DataFrame(schema={"reason": pl.String, "n": pl.UInt32})
-    )
-    return out
+        for batch in batches:
+            rows = normalise(batch.lazy(), marked=marked)
+            acc.add(file_no, (rows.filter(wanted) if tenants else rows).collect())
+    return acc.result()
 
 
 # ---------------------------------------------------------------------------
@@ -608,18 +685,19 @@ def build_tables(
 ) -> dict[str, Table]:
     """The report's tables from the aggregates of :func:`aggregate`."""
     c = pl.col
-    cube = agg["cube"]
+    days = agg["days"]  # tenant x day
+    dims = agg["dims"]  # tenant x kind x pool x status x reason x disconnect
     users = agg["users"]
     dests = agg["dests"]
-    tk = ["tenant_id", "currency"]
+    tk = list(TK)
 
-    by_kind = _measures(_fill(_sum_by(cube, [*tk, "kind"]), ["kind"])).sort([*tk, "kind"])
-    by_day = _measures(_sum_by(cube, [*tk, "day"])).sort([*tk, "day"], nulls_last=True)
+    by_kind = _measures(_fill(_sum_by(dims, [*tk, "kind"]), ["kind"])).sort([*tk, "kind"])
+    by_day = _measures(_sum_by(days, [*tk, "day"])).sort([*tk, "day"], nulls_last=True)
     by_status = _measures(
-        _fill(_sum_by(cube, [*tk, "status", "reason"]), ["reason"], "")
+        _fill(_sum_by(dims, [*tk, "status", "reason"]), ["reason"], "")
     ).sort([*tk, "status", "reason"])
     disconnects = (
-        cube.filter(c("disconnected").is_not_null())
+        dims.filter(c("disconnected").is_not_null())
         .group_by([*tk, "disconnected"])
         .agg(c("calls").sum(), c("talk_ms").sum(), c("billed_ms").sum(), c("charge_u").sum())
         .rename({"disconnected": "reason"})
@@ -627,14 +705,14 @@ def build_tables(
         .sort([*tk, "reason"])
     )
     pools = (
-        cube.filter(c("pool").is_not_null())
+        dims.filter(c("pool").is_not_null())
         .group_by([*tk, "pool"])
         .agg(c("pool_calls").sum().alias("calls"), c("pool_ms").sum().alias("ms"))
         .with_columns(charge=pl.lit(0, dtype=pl.Int64))
         .rename({"pool": "paid_by"})
     )
     credits = (
-        cube.group_by(tk)
+        dims.group_by(tk)
         .agg(
             c("credit_calls").sum().alias("calls"),
             c("billed_ms").sum().alias("ms"),
@@ -674,19 +752,18 @@ def build_tables(
     )
 
     # summary: measures per tenant + counts
-    totals = _sum_by(cube, tk)
-    status_counts = (
-        cube.group_by(tk)
-        .agg(
-            *[c("calls").filter(c("status") == s).sum().alias(s) for s in STATUSES],
-            c("calls").filter(c("disconnected").is_not_null()).sum().alias("disconnected"),
-            c("day").min().alias("first_day"),
-            c("day").max().alias("last_day"),
-        )
+    totals = _sum_by(days, tk)
+    status_counts = dims.group_by(tk).agg(
+        *[c("calls").filter(c("status") == s).sum().alias(s) for s in STATUSES],
+        c("calls").filter(c("disconnected").is_not_null()).sum().alias("disconnected"),
+    )
+    periods = days.group_by(tk).agg(
+        c("day").min().alias("first_day"), c("day").max().alias("last_day")
     )
     user_counts = users.filter(c("user_id").is_not_null()).group_by(tk).agg(pl.len().alias("users"))
     summary = (
         totals.join(status_counts, on=tk, how="left")
+        .join(periods, on=tk, how="left")
         .join(user_counts, on=tk, how="left")
         .with_columns(c("users").fill_null(0).cast(pl.Int64))
         .pipe(_measures)
@@ -936,12 +1013,12 @@ def build_report(
     labels = list(labels) if labels else list(paths)
     scan_paths = list(paths)
 
-    def run() -> dict[str, pl.DataFrame]:
-        lf = pl.concat([scan_file(p, i) for i, p in enumerate(scan_paths)], how="vertical")
-        return aggregate(lf, max_bad_lines=max_bad_lines, tenants=tenants)
+    def run(marked: bool) -> dict[str, pl.DataFrame]:
+        sources = [(p, marked) for p in scan_paths]
+        return aggregate(sources, max_bad_lines=max_bad_lines, tenants=tenants)
 
     try:
-        agg = run()
+        agg = run(marked=False)
     except pl.exceptions.PolarsError as exc:
         if not _is_parse_error(exc):
             raise
@@ -953,7 +1030,7 @@ def build_report(
                 dst = os.path.join(work, f"{i}.jsonl")
                 sanitise(p, dst)
                 scan_paths.append(dst)
-            agg = run()
+            agg = run(marked=True)
             return _finish(agg, scan_paths, labels, top, lead_days, cover_days, percentile, max_bad_lines)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -970,9 +1047,9 @@ def _finish(
     percentile: float,
     max_bad_lines: int,
 ) -> Report:
-    cube_all = agg["cube_all"]
-    n_ok = int(cube_all.filter(pl.col("ok"))["calls"].sum())
-    n_ignored = int(cube_all.filter(pl.col("ign"))["calls"].sum())
+    states = dict(agg["states"].iter_rows())
+    n_ok = states.get(OK, 0)
+    n_ignored = states.get(IGNORED, 0)
     bad_counts = agg["bad_counts"].sort("reason")
     n_bad = int(bad_counts["n"].sum())
 
@@ -1097,6 +1174,35 @@ def _percent(text: str) -> float:
     return value
 
 
+EARLY_CHILD_BYTES = 64 << 20  # input from which the chart child starts before the scan
+
+
+def _early_chart_child(paths: Sequence[str], chart_tenants: int) -> ChartChild | None:
+    """The process that will draw the charts, started now when the input is
+    big enough for its imports to be over before the scan is."""
+    from rating_engine import report_render
+
+    size = sum(os.path.getsize(p) for p in paths)
+    if size < EARLY_CHILD_BYTES or chart_tenants < report_render.PARALLEL_MIN_CHARTS:
+        return None
+    if (os.cpu_count() or 1) < 2:
+        return None
+    return report_render.ChartChild()
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` meanwhile, unless the user has set it."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value  # before the scans start: polars threads read it
+    try:
+        yield
+    finally:
+        del os.environ[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``rating-engine report``: 0 ok, 2 usage error or unreadable input."""
     from rating_engine import report_render  # matplotlib is imported lazily
@@ -1111,6 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     tmp = tempfile.mkdtemp(prefix="rating-engine-report-")
+    child = None
     try:
         paths = []
         for name in args.inputs:
@@ -1131,28 +1238,34 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             paths.append(name)
         labels = ["<stdin>" if n == "-" else n for n in args.inputs]
+        child = _early_chart_child(paths, args.chart_tenants)
         try:
-            report = build_report(
-                paths,
-                labels=labels,
-                top=args.top,
-                lead_days=args.lead_days,
-                cover_days=args.cover_days,
-                percentile=args.percentile,
-                max_bad_lines=args.max_bad_lines,
-                tenants=args.tenant,
-                tmpdir=tmp,
-            )
+            with _environ(*NDJSON_READ_SIZE):
+                report = build_report(
+                    paths,
+                    labels=labels,
+                    top=args.top,
+                    lead_days=args.lead_days,
+                    cover_days=args.cover_days,
+                    percentile=args.percentile,
+                    max_bad_lines=args.max_bad_lines,
+                    tenants=args.tenant,
+                    tmpdir=tmp,
+                )
         except (OSError, pl.exceptions.PolarsError) as exc:
             print(f"{PROG}: cannot read the charges: {exc}", file=sys.stderr)
             return 2
         try:
             out.mkdir(parents=True, exist_ok=True)
-            written = report_render.write_all(report, out, chart_tenants=args.chart_tenants)
+            written = report_render.write_all(
+                report, out, chart_tenants=args.chart_tenants, child=child
+            )
         except OSError as exc:
             print(f"{PROG}: cannot write to {out}: {exc}", file=sys.stderr)
             return 2
     finally:
+        if child is not None:
+            child.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"{PROG}: {report.records} records, {report.bad_count} bad line(s), "

@@ -408,11 +408,32 @@ def write_html(
 ) -> Path:
     """``charts``: data URIs already drawn, by (tenant, currency); those
     missing among the first ``chart_tenants`` tenants are drawn here."""
+    return finish_html(report, html_parts(report, chart_tenants=chart_tenants), path, charts)
+
+
+def finish_html(
+    report: Report,
+    parts: list,
+    path: Path,
+    charts: dict[tuple[str, str], str] | None = None,
+) -> Path:
+    """Write the page of :func:`html_parts`, each chart slot filled from
+    ``charts`` or drawn here."""
+    charts = charts or {}
+    text = "".join(
+        p if isinstance(p, str) else charts.get(p) or tenant_chart(report, *p) for p in parts
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def html_parts(report: Report, *, chart_tenants: int = 10) -> list:
+    """The page as a list of strings, with a (tenant, currency) key where the
+    data URI of that tenant's chart goes (the charts may still be drawing)."""
     t = report.tables
     keys = tenants_by_spend(report)
     summary = t["summary"].df.sort(["charge", "tenant_id", "currency"], descending=[True, False, False])
-    charts = dict(charts or {})
-    parts = [
+    parts: list = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         "<title>PSTN usage report</title>",
@@ -456,10 +477,7 @@ def write_html(
         parts.append(f"<h2 id='t{i}'>Tenant {html.escape(tenant)} ({html.escape(cur)})</h2>")
         if i < chart_tenants:
             alt = f"charts of tenant {tenant}: spend per day, minutes by pool vs credits, top destinations"
-            parts.append(
-                f"<img class='chart' alt='{html.escape(alt)}' "
-                f"src='{charts.get((tenant, cur)) or tenant_chart(report, tenant, cur)}'>"
-            )
+            parts += [f"<img class='chart' alt='{html.escape(alt)}' src='", (tenant, cur), "'>"]
         elif i == chart_tenants:
             parts.append(
                 "<p class='note muted'>charts are drawn for the first "
@@ -475,14 +493,21 @@ def write_html(
                 parts.append(f"<p class='note muted'>{html.escape(table.description)}</p>")
             parts.append(html_table(table, drop=drop, max_rows=HTML_MAX_ROWS, text=rows))
     parts.append("</body></html>\n")
-    path.write_text("".join(parts), encoding="utf-8")
-    return path
+    return parts
 
 
 def _child() -> None:  # pragma: no cover - runs in the child process
     """Child process: draw the charts whose data come pickled on stdin,
-    pickle the data URIs to stdout."""
-    payload = pickle.load(sys.stdin.buffer)
+    pickle the data URIs to stdout (nothing if stdin closes first)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.figure  # noqa: F401 - imported while the parent still scans
+
+    try:
+        payload = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return
     pickle.dump([draw_chart(d) for d in payload], sys.stdout.buffer)
     sys.stdout.buffer.flush()
 
@@ -490,48 +515,82 @@ def _child() -> None:  # pragma: no cover - runs in the child process
 PARALLEL_MIN_CHARTS = 3  # from this many charts, a child process draws them
 
 
+class ChartChild:
+    """A new interpreter that draws the charts (matplotlib and xlsxwriter are
+    both pure Python at heart: the parent writes the workbook meanwhile).
+
+    Start it before the input is scanned: its imports (about a second of
+    CPU) then overlap the scan instead of delaying the report; it waits for
+    the chart data on its stdin. Not a fork of a process running polars'
+    threads."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from rating_engine.report_render import _child; _child()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def send(self, data: list[dict]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            with self.proc.stdin:
+                pickle.dump(data, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        except BrokenPipeError:
+            pass
+
+    def receive(self) -> list[str] | None:
+        """The data URIs, or None if the child failed."""
+        assert self.proc.stdout is not None
+        with self.proc.stdout:
+            stdout = self.proc.stdout.read()
+        self.proc.wait()
+        return pickle.loads(stdout) if self.proc.returncode == 0 and stdout else None
+
+    def close(self) -> None:
+        """Stop a child that got no data (it exits on the closed stdin)."""
+        if self.proc.returncode is not None:
+            return
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.receive()
+
+
 def write_all(
-    report: Report, out: Path, *, chart_tenants: int = 10, parallel: bool | None = None
+    report: Report,
+    out: Path,
+    *,
+    chart_tenants: int = 10,
+    parallel: bool | None = None,
+    child: ChartChild | None = None,
 ) -> list[Path]:
     """Write the CSVs, ``usage.xlsx`` and ``report.html`` into ``out``.
 
-    With several charts to draw (matplotlib and xlsxwriter are both pure
-    Python at heart), a child process draws them (a new interpreter fed the
-    chart data on its stdin: no fork of a process running polars' threads)
-    while this one writes the workbook, the CSVs and the HTML tables;
-    ``parallel`` forces that on or off."""
+    With several charts to draw, a :class:`ChartChild` (``child``, or one
+    started here) draws them while this process writes the workbook, the
+    CSVs and the HTML tables; ``parallel`` forces that on or off. ``child``
+    is always finished."""
     out.mkdir(parents=True, exist_ok=True)
     keys = tenants_by_spend(report)[:chart_tenants]
     data = [chart_data(report, tenant, cur) for tenant, cur in keys]
     if parallel is None:
         parallel = len(data) >= PARALLEL_MIN_CHARTS and (os.cpu_count() or 1) > 1
-    child = None
-    if parallel and data:
-        child = subprocess.Popen(
-            [sys.executable, "-c", "from rating_engine.report_render import _child; _child()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert child.stdin is not None
-        try:
-            with child.stdin:
-                pickle.dump(data, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        except BrokenPipeError:
-            pass
+    if not (parallel and data) and child is not None:
+        child.close()
+        child = None
+    elif parallel and data:
+        child = child or ChartChild()
+        child.send(data)
     charts: dict[tuple[str, str], str] = {}
     try:
         written = [write_xlsx(report, out / "usage.xlsx")]
         written += write_csv(report, out)
+        page = html_parts(report, chart_tenants=chart_tenants)
     finally:
         if child is not None:
-            assert child.stdout is not None
-            with child.stdout:
-                stdout = child.stdout.read()
-            child.wait()
-            if child.returncode == 0:
-                charts = dict(zip(keys, pickle.loads(stdout), strict=True))
+            uris = child.receive()
+            if uris is not None:
+                charts = dict(zip(keys, uris, strict=True))
             # else: drawn below, in this process
-    written.append(
-        write_html(report, out / "report.html", chart_tenants=chart_tenants, charts=charts)
-    )
+    written.append(finish_html(report, page, out / "report.html", charts))
     return written
