@@ -21,6 +21,8 @@ LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's t
 TENANTS = Gauge("rating_tenants", "Tenants held by this worker")
 TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer scheduled")
 TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")
+STALLS = Counter("rating_input_stalls_total",
+                 "Owned input partitions found stuck with records waiting (the worker then exits, code 3)")
 TICKS_DEFERRED = Counter("rating_ticks_deferred_total",
                          "Timer ticks put off because inputs sent before them were not decided yet")
 

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import heapq
 import logging
+import os
 import time
 from fractions import Fraction
 from typing import Any, Iterator, MutableMapping
@@ -41,6 +42,9 @@ from .tenant import AFTER, EVENTS, Output, Tenant
 log = logging.getLogger("rating_engine.worker")
 
 DEFER_RETRY_US = 50_000  # a deferred tick is tried again this long after
+STALL_CHECK_S = 5.0  # how often owned input partitions are checked for progress
+STALL_S = 20.0  # an input partition's commit stuck this long with records waiting: exit
+EXIT_STALLED = 3
 
 
 def wall_us() -> int:
@@ -373,11 +377,50 @@ def build_app(args: argparse.Namespace) -> Any:
             except asyncio.TimeoutError:
                 pass
 
+    stalled_since: dict[Any, tuple[int, float]] = {}  # input tp -> (committed offset, since)
+
+    @app.timer(interval=STALL_CHECK_S)
+    async def watch_inputs() -> None:
+        """Exit when an owned input partition's committed offset stops short of its end.
+
+        Seen with faust-streaming after rebalances: a partition assigned but not fetched
+        (faust-streaming/faust#629), or inputs decided but one ack missing, so the commit
+        never passes it. After STALL_S s without progress the worker exits (code 3): the
+        group hands the partition to another worker (or the supervisor restarts this
+        one), which reads it again from the committed offset; the core re-emits identical
+        records for inputs already decided. Seeking the partition in place was tried:
+        Faust then skipped and acked the re-read inputs, losing them.
+        """
+        if app.rebalancing:
+            stalled_since.clear()
+            return
+        owned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        try:
+            ends = await app.consumer.highwaters(*owned) if owned else {}
+        except Exception as exc:
+            log.warning("stall check: input ends unknown: %r", exc)
+            return
+        now = time.monotonic()
+        for tp in owned:
+            committed, end = app.consumer._committed_offset.get(tp), ends.get(tp)
+            if committed is None or end is None or committed >= end:
+                stalled_since.pop(tp, None)
+                continue
+            seen = stalled_since.get(tp)
+            if seen is None or seen[0] != committed:
+                stalled_since[tp] = (committed, now)
+            elif now - seen[1] >= STALL_S:
+                metrics.STALLS.inc()
+                log.error("input %s committed at %d of %d for %.0f s; exiting so the group reassigns it",
+                          tp, committed, end, now - seen[1])
+                os._exit(EXIT_STALLED)
+
     @app.on_partitions_revoked.connect
     async def forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
         cache.clear()
         seens.clear()
         decided.clear()
+        stalled_since.clear()
         live_counts.clear()
         timers.clear()
         metrics.TENANTS.set(0)
