@@ -23,6 +23,8 @@ TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer
 TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")
 STALLS = Counter("rating_input_stalls_total",
                  "Owned input partitions found stuck with records waiting (the worker then exits, code 3)")
+REFETCHED = Counter("rating_inputs_refetched_total",
+                    "Inputs the consumer skipped (Faust, at rebalances) that the worker read again and decided")
 TICKS_DEFERRED = Counter("rating_ticks_deferred_total",
                          "Timer ticks put off because inputs sent before them were not decided yet")
 

@@ -33,7 +33,7 @@ from .clock import US_PER_S, Instant, parse_instant
 from .deck import load_deck
 from .engine import dead_letter
 from .events import Event, Rejection, parse_event
-from .kafkaio import ensure_topics
+from .kafkaio import bootstrap, ensure_topics
 from .outbox import Outbox
 from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
 from .state import dump_outputs, dump_tenant, load_outputs, load_tenant
@@ -121,6 +121,25 @@ def apply_input(t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int) 
     if offset > seen.applied.get(topic, -1):  # a replay of an older input must not lower it
         seen.applied[topic] = offset
     return list(produced), reject
+
+
+MARK = b"\x00decided\x1f"  # tenants-table key prefix of the last decided offset per input partition
+
+
+def _mark_key(tp: Any) -> bytes:
+    return MARK + f"{tp.topic}\x1f{tp.partition}".encode()
+
+
+class _Refetched:
+    """A record read again by the worker itself, shaped like the Faust event `decide` takes."""
+
+    def __init__(self, record: Any) -> None:
+        from faust.types import TP
+
+        self.value = record.value
+        self.message = self
+        self.topic, self.partition, self.offset = record.topic, record.partition, record.offset
+        self.tp = TP(record.topic, record.partition)
 
 
 class TimerHeap:
@@ -344,6 +363,48 @@ def build_app(args: argparse.Namespace) -> Any:
                 live_counts[tid] = live
                 metrics.LIVE_CALLS.set(sum(live_counts.values()))
 
+    refetcher: list[Any] = []  # a group-less aiokafka consumer, started on first need
+
+    async def skipped_before(tp: Any, offset: int) -> list[Any]:
+        """Inputs of `tp` before `offset` that were never decided, fetched again, in order.
+
+        Kafka offsets of an input partition are consecutive, and this agent decides
+        every input. The last decided offset of each input partition is kept in the
+        `tenants` table (so it survives a rebalance); a jump past it means the consumer
+        skipped records (faust-streaming skips, and acks, records fetched under an
+        older group generation). They are read again directly and decided first.
+        """
+        last = decided.get(tp)
+        if last is None:
+            mark = tenants_table.data.get(_mark_key(tp))
+            last = None if mark is None else int(mark)
+        if last is None or offset <= last + 1:
+            return []
+        missed = await refetch(tp, last + 1, offset)
+        if missed:  # (a transactional producer's commit markers also leave offsets without records)
+            log.error("input %s: %d record(s) between offsets %d and %d were skipped by the consumer; "
+                      "read again and decided", tp, len(missed), last + 1, offset - 1)
+            metrics.REFETCHED.inc(len(missed))
+        return missed
+
+    async def refetch(tp: Any, start: int, end: int) -> list[Any]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        if not refetcher:
+            side = AIOKafkaConsumer(bootstrap_servers=bootstrap(args.broker), enable_auto_commit=False)
+            await side.start()
+            refetcher.append(side)
+        side = refetcher[0]
+        ktp = TopicPartition(tp.topic, tp.partition)
+        side.assign([ktp])
+        side.seek(ktp, start)
+        got: list[Any] = []
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and (not got or got[-1].message.offset < end - 1):
+            records = (await side.getmany(ktp, timeout_ms=1000)).get(ktp, [])
+            got.extend(_Refetched(r) for r in records if start <= r.offset < end)
+        return got
+
     @app.agent(source)
     async def rate(stream: Any) -> None:
         """Decide a batch of inputs in order, then publish its outputs, then its state."""
@@ -352,11 +413,19 @@ def build_app(args: argparse.Namespace) -> Any:
             out: list[tuple[str | None, Output, bool]] = []
             dirty: dict[str, int] = {}
             for event in batch:
+                msg = event.message
+                if msg.topic in inputs:
+                    for missed in await skipped_before(msg.tp, msg.offset):
+                        decide(missed, out, dirty)
                 started = time.perf_counter()
                 decide(event, out, dirty)
                 metrics.PROCESSING.observe(time.perf_counter() - started)
             await publish(outbox, out)
             await save(outbox, dirty)
+            for tp in {e.message.tp for e in batch if e.message.topic in inputs}:
+                key, value = _mark_key(tp), str(decided[tp]).encode()
+                tenants_table.data[key] = value
+                await outbox.add(tenants_topic, key, value, tp.partition)
             await outbox.flush()
 
     @app.task
@@ -432,6 +501,8 @@ def build_app(args: argparse.Namespace) -> Any:
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == prefix + "calls"}
         tenants = 0
         for key, data in list(tenants_table.data.items()):
+            if key.startswith(MARK):
+                continue
             t, extra = load_tenant(data, deck, None)
             partition = extra.get("partition")
             if partition in owned:
