@@ -2,17 +2,23 @@
 
 Design (see README "Streaming worker"):
 - One agent consumes `calls`, `accounts` and an internal `ticks` topic, all
-  keyed by tenant and co-partitioned, so every change to a tenant happens in
-  stream iteration and lands in the changelog of its partition.
+  keyed by tenant and co-partitioned, in `take_events` batches: it decides a
+  batch in order, then hands its outputs, its `seen` entries and each changed
+  tenant's state (once per batch) to aiokafka as record batches (`outbox.py`).
 - Tenant state lives in the `tenants` table, remembered outputs (for
   duplicate re-emission) in the `seen` table; both are changelog-backed, so a
-  restarted or rebalanced worker recovers them.
+  restarted or rebalanced worker recovers them. `seen` entries and states are
+  stamped with input offsets, so an entry whose state was lost is ignored.
 - Each worker keeps a heap of its tenants' next due instants and sleeps until
   the earliest (no polling). At the due wall-clock instant it publishes a tick
-  to the tenant's partition; the agent fires the timers through the core.
+  to the tenant's partition; the agent fires the timers through the core,
+  after the inputs that were on the wire before the tick.
 - Outputs are sent before the state is saved: a crash replays the input from
   the last commit and re-emits identical records with identical ids, so
   at-least-once delivery is harmless downstream.
+- Two faust-streaming rebalance faults are caught: records skipped by the
+  consumer (an offset jump: they are read again) and a partition whose commit
+  is stuck (the worker exits, code 3, so the group reassigns it).
 """
 
 from __future__ import annotations
