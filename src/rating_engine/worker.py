@@ -126,7 +126,7 @@ def apply_input(t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int) 
     produced, reject = t.apply(ev)
     if offset > seen.applied.get(topic, -1):  # a replay of an older input must not lower it
         seen.applied[topic] = offset
-    return list(produced), reject
+    return produced, reject
 
 
 MARK = b"\x00decided\x1f"  # tenants-table key prefix of the last decided offset per input partition
@@ -352,8 +352,9 @@ def build_app(args: argparse.Namespace) -> Any:
             elif name == DEAD_LETTERS:
                 metrics.DEAD_LETTERS.labels(orjson.loads(payload)["reason"]).inc()
 
-    async def save(outbox: Outbox, dirty: dict[str, int]) -> None:
-        """The batch's state, after its outputs: seen entries, then each changed tenant once."""
+    async def save(outbox: Outbox, dirty: dict[str, int], read: set[Any]) -> None:
+        """The batch's state, after its outputs: seen entries, each changed tenant once, and
+        the last decided offset of each input partition the batch `read`."""
         for topic, partition, key, value in changes:
             await outbox.add(topic, key, value, partition)
         changes.clear()
@@ -368,6 +369,10 @@ def build_app(args: argparse.Namespace) -> Any:
             if live_counts.get(tid, 0) != live:
                 live_counts[tid] = live
                 metrics.LIVE_CALLS.set(sum(live_counts.values()))
+        for tp in read:
+            key, value = _mark_key(tp), str(decided[tp]).encode()
+            tenants_table.data[key] = value
+            await outbox.add(tenants_topic, key, value, tp.partition)
 
     refetcher: list[Any] = []  # a group-less aiokafka consumer, started on first need
 
@@ -427,11 +432,7 @@ def build_app(args: argparse.Namespace) -> Any:
                 decide(event, out, dirty)
                 metrics.PROCESSING.observe(time.perf_counter() - started)
             await publish(outbox, out)
-            await save(outbox, dirty)
-            for tp in {e.message.tp for e in batch if e.message.topic in inputs}:
-                key, value = _mark_key(tp), str(decided[tp]).encode()
-                tenants_table.data[key] = value
-                await outbox.add(tenants_topic, key, value, tp.partition)
+            await save(outbox, dirty, {e.message.tp for e in batch if e.message.topic in inputs})
             await outbox.flush()
 
     @app.task
