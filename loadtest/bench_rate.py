@@ -250,6 +250,7 @@ def main() -> None:
     for _ in range(args.rounds):
         polars_runs.append(timed([PY, "-c", POLARS_ONLY, str(cdrs), str(tmp / "polars.jsonl")]))
         (tmp / "polars.jsonl").unlink()
+        (tmp / "rated.jsonl").unlink(missing_ok=True)  # both write a new file (ext4 flushes a truncated one on close)
         rate_runs.append(timed([PY, "-m", "rating_engine.cli", "rate", "--rates", str(deck), "-o",
                                 str(tmp / "rated.jsonl"), str(cdrs)], cwd=ROOT))
     rate_wall, rate_cpu, rate_proc = min(rate_runs, key=lambda r: r[0])

@@ -484,3 +484,54 @@ def test_bulk_path_learns_timestamp_pieces_past_its_cap(monkeypatch):
     calls = _counting_per_call(monkeypatch)
     assert bulk.rate_bytes(DECK, data, chunk_bytes=4096) == expected
     assert calls == []
+
+
+# --- several processes (bulk_procs.py) -------------------------------------------------------
+
+@pytest.mark.parametrize("chunk_bytes,jobs", [(333, 2), (4096, 3), (50_000, 2)])
+def test_processes_same_bytes_as_per_call(tmp_path, deck_path, capfd, chunk_bytes, jobs):
+    """Chunks rated side by side come out in order, with the same stderr lines and numbers."""
+    from rating_engine import bulk_procs
+
+    cdrs = tmp_path / "big.jsonl"
+    data = bad_lines_file(n_good=1500, seed=7) + b"no newline at the end"
+    cdrs.write_bytes(data)
+    out_path = tmp_path / "out.jsonl"
+    capfd.readouterr()
+    with bulk_procs.Workers(str(deck_path), str(cdrs), "big.jsonl", jobs, chunk_bytes) as workers, \
+            out_path.open("wb") as out:
+        lines = workers.run(out.fileno())
+    err = capfd.readouterr().err
+    slow_out, slow_err = bulk.rate_bytes_per_call(load_deck(str(deck_path)), data, name="big.jsonl")
+    assert lines == data.count(b"\n") + 1
+    assert err == slow_err
+    assert out_path.read_bytes() == slow_out
+
+
+def test_processes_through_the_command(tmp_path, deck_path, capfd, monkeypatch):
+    from rating_engine import cli
+
+    monkeypatch.setattr(cli, "CHUNK_BYTES", 2048)
+    cdrs = tmp_path / "big.jsonl"
+    data = bad_lines_file(n_good=800, seed=9)
+    cdrs.write_bytes(data)
+    capfd.readouterr()
+    assert main(["rate", "--rates", str(deck_path), "--jobs", "2", str(cdrs)]) == 0
+    captured = capfd.readouterr()
+    slow_out, slow_err = bulk.rate_bytes_per_call(load_deck(str(deck_path)), data, name=str(cdrs))
+    assert captured.out.encode() == slow_out
+    assert captured.err == slow_err
+
+
+def test_processes_invalid_deck_exit_2_before_output(tmp_path, capfd, monkeypatch):
+    from rating_engine import cli
+
+    monkeypatch.setattr(cli, "CHUNK_BYTES", 2048)
+    deck = tmp_path / "deck.csv"
+    deck.write_text("prefix,country\n1,US\n")
+    cdrs = tmp_path / "big.jsonl"
+    cdrs.write_bytes(bad_lines_file(n_good=300, seed=1))
+    out = tmp_path / "out.jsonl"
+    assert main(["rate", "--rates", str(deck), "--jobs", "2", "-o", str(out), str(cdrs)]) == 2
+    assert "invalid deck" in capfd.readouterr().err
+    assert not out.exists()

@@ -53,12 +53,11 @@ import polars as pl
 
 from . import clock
 from .cdr import rate_line
+from .chunks import BULK_MIN_BYTES, CHUNK_BYTES, blocks, count_lines
 from .deck import Deck
 from .records import deck_fields
 
-CHUNK_BYTES = 16 * 1024 * 1024  # ~75k lines of ~230 bytes
 WORKERS = 1  # threads rating chunks (polars runs each query on all cores; more cost more)
-BULK_MIN_BYTES = 1024 * 1024  # below this, the per-call loop is as fast and simpler
 
 _STYLES = {"spaced": (": ", ", "), "compact": (":", ",")}
 _KIND_LEN = {"inbound": 7, "user_outbound": 13, "tollfree_inbound": 16, "conference_dialout": 18}
@@ -454,14 +453,15 @@ def _per_call(deck: Deck, raw: bytes) -> tuple[str | None, str | None]:
     return text, (reason if reason is not None and record["status"] == "invalid" else None)
 
 
-def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name: str,
-               n_lines: int | None = None) -> tuple[pl.Series, list[str]]:
-    """Rate the whole lines of `chunk` (line numbers from `first_line`; `n_lines` if counted).
+def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes,
+               n_lines: int | None = None) -> tuple[pl.Series, list[tuple[int, str]]]:
+    """Rate the whole lines of `chunk` (`n_lines` if counted).
 
-    Returns the output lines (blank input lines dropped) and the stderr messages in order.
+    Returns the output lines (blank input lines dropped) and, in order, the invalid lines as
+    (index in the chunk, reason): the caller numbers them (`invalid_message`).
     """
     if n_lines is None:
-        n_lines = _count_lines(chunk)
+        n_lines = count_lines(chunk)
     original = chunk
     forced: dict[int, bytes] = {}  # lines polars must not see, by index: judged per call
     if b"\x00" in chunk or chunk.startswith(_BOM) or not chunk.isascii() and not _utf8(chunk):
@@ -473,7 +473,7 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
         chunk = b"\n".join(parts) + b"\n"  # one row per line, an emptied last line included
     lines = _lines_frame(chunk) if chunk else pl.Series("l", [], dtype=pl.String)
     if len(lines) != n_lines:  # never seen; the per-call core is the safe answer
-        return _rate_slowly(deck, original, first_line, name)
+        return _rate_slowly(deck, original)
 
     out = pl.repeat(None, n_lines, dtype=pl.String, eager=True).alias("out")
     if idx.usable and n_lines:
@@ -488,7 +488,7 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
     if forced:
         slow = slow | pl.Series([i in forced for i in range(n_lines)])
     slow_idx = slow.arg_true().to_list()
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     if slow_idx:
         texts = lines.gather(slow_idx).to_list()
         results = []
@@ -497,7 +497,7 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes, first_line: int, name:
             line_out, reason = _per_call(deck, raw)
             results.append(line_out)
             if reason is not None:
-                errors.append(f"{name}:{first_line + i}: invalid: {reason}\n")
+                errors.append((i, reason))
         out = out.scatter(slow_idx, pl.Series(results, dtype=pl.String))
     return out.drop_nulls(), errors
 
@@ -510,34 +510,27 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _rate_slowly(deck: Deck, chunk: bytes, first_line: int, name: str) -> tuple[pl.Series, list[str]]:
-    results, errors = [], []
+def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.Series, list[tuple[int, str]]]:
+    results: list[str] = []
+    errors: list[tuple[int, str]] = []
     for i, raw in enumerate(io.BytesIO(chunk)):
         line_out, reason = _per_call(deck, raw)
         if line_out is not None:
             results.append(line_out)
         if reason is not None:
-            errors.append(f"{name}:{first_line + i}: invalid: {reason}\n")
+            errors.append((i, reason))
     return pl.Series("out", results, dtype=pl.String), errors
 
 
-def _count_lines(chunk: bytes) -> int:
-    return chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+def invalid_message(name: str, line_no: int, reason: str) -> str:
+    """The stderr line `cmd_rate` prints for an invalid CDR line."""
+    return f"{name}:{line_no}: invalid: {reason}\n"
 
 
-def _chunks(src: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
-    while True:
-        block = src.read(chunk_bytes)
-        if not block:
-            return
-        if not block.endswith(b"\n"):
-            block += src.readline()
-        yield block
-
-
-def _write(dst: BinaryIO, out: pl.Series) -> None:
+def write_lines(dst: BinaryIO, out: pl.Series) -> None:
     if len(out):
         out.to_frame().write_csv(dst, include_header=False, quote_style="never", line_terminator="\n")
+
 
 
 def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callable[[str], object],
@@ -554,20 +547,20 @@ def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callab
 
     def finish() -> None:
         nonlocal done
-        job, size, lines = pending.popleft()
+        job, size, first, lines = pending.popleft()
         out, errors = job.result()
-        for message in errors:
-            err(message)
-        _write(dst, out)
+        for i, reason in errors:
+            err(invalid_message(name, first + i, reason))
+        write_lines(dst, out)
         done += size
         if progress is not None:
             progress.update(done, lines)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for chunk in _chunks(src, chunk_bytes):
-            n_lines = _count_lines(chunk)  # once: a pass over the chunk holding the GIL
-            pending.append((pool.submit(rate_chunk, deck, idx, chunk, line_no, name, n_lines),
-                            len(chunk), line_no + n_lines - 1))
+        for chunk in blocks(src, chunk_bytes):
+            n_lines = count_lines(chunk)  # once: a pass over the chunk holding the GIL
+            pending.append((pool.submit(rate_chunk, deck, idx, chunk, n_lines),
+                            len(chunk), line_no, line_no + n_lines - 1))
             line_no += n_lines
             while len(pending) > max(1, workers):
                 finish()
@@ -594,7 +587,7 @@ def rate_bytes_per_call(deck: Deck, data: bytes, name: str = "<bytes>") -> tuple
         if text is not None:
             out.append(text.encode() + b"\n")
         if reason is not None:
-            messages.append(f"{name}:{line_no}: invalid: {reason}\n")
+            messages.append(invalid_message(name, line_no, reason))
     return b"".join(out), "".join(messages)
 
 

@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator, Sequence
 
+from .chunks import BULK_MIN_BYTES, CHUNK_BYTES
 from .deck import Deck, DeckError, load_deck
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -93,44 +94,89 @@ def _progress_for(path: str, label: str) -> Progress | None:
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
-    from .cdr import rate_line
-
+    jobs = args.jobs if args.jobs is not None else _default_jobs()
+    if jobs > 1 and _bulk_size(args.cdrs) >= 2 * CHUNK_BYTES:
+        return _rate_on_processes(args, jobs)
     deck = _deck(args.rates)
     progress = _progress_for(args.cdrs, "rate")
-    name = "<stdin>" if args.cdrs == "-" else args.cdrs
+    name = _name(args.cdrs)
     with _open_in(args.cdrs) as src, _open_out(args.output) as dst:
-        import orjson
-
         from . import bulk
 
-        # Large regular files take the vectorised path (same bytes, see bulk.py);
-        # RATING_ENGINE_BULK_MIN_BYTES moves the threshold (0: always, -1: never).
-        try:
-            min_bytes = int(os.environ.get("RATING_ENGINE_BULK_MIN_BYTES", bulk.BULK_MIN_BYTES))
-        except ValueError:
-            min_bytes = bulk.BULK_MIN_BYTES
-        if args.cdrs != "-" and min_bytes >= 0 and os.path.isfile(args.cdrs) \
-                and os.path.getsize(args.cdrs) >= min_bytes:
+        if _bulk_size(args.cdrs) >= 0:
             lines = bulk.rate_stream(deck, src, dst, name, sys.stderr.write, progress)
-            if progress is not None:
-                progress.close(lines)
-            return EXIT_OK
+        else:
+            lines = _rate_per_call(deck, src, dst, name, progress)
+        if progress is not None:
+            progress.close(lines)
+    return EXIT_OK
 
-        done = 0
-        lines = 0
-        write = dst.write
-        for lines, raw in enumerate(src, start=1):
-            done += len(raw)
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            record, reason = rate_line(deck, raw)
-            if reason is not None and record["status"] == "invalid":
-                sys.stderr.write(f"{name}:{lines}: invalid: {reason}\n")
-            write(orjson.dumps(record))
-            write(b"\n")
-            if progress is not None and lines % 4096 == 0:
-                progress.update(done, lines)
+
+def _name(cdrs: str) -> str:
+    return "<stdin>" if cdrs == "-" else cdrs
+
+
+def _bulk_size(cdrs: str) -> int:
+    """The size of a CDR file big enough for the vectorised path (same bytes, see bulk.py), else -1.
+
+    RATING_ENGINE_BULK_MIN_BYTES moves the threshold (0: always, -1: never).
+    """
+    try:
+        min_bytes = int(os.environ.get("RATING_ENGINE_BULK_MIN_BYTES", BULK_MIN_BYTES))
+    except ValueError:
+        min_bytes = BULK_MIN_BYTES
+    if cdrs == "-" or min_bytes < 0 or not os.path.isfile(cdrs):
+        return -1
+    size = os.path.getsize(cdrs)
+    return size if size >= min_bytes else -1
+
+
+def _rate_per_call(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, progress: Progress | None) -> int:
+    import orjson
+
+    from .bulk import invalid_message
+    from .cdr import rate_line
+
+    done = 0
+    lines = 0
+    write = dst.write
+    for lines, raw in enumerate(src, start=1):
+        done += len(raw)
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        record, reason = rate_line(deck, raw)
+        if reason is not None and record["status"] == "invalid":
+            sys.stderr.write(invalid_message(name, lines, reason))
+        write(orjson.dumps(record))
+        write(b"\n")
+        if progress is not None and lines % 4096 == 0:
+            progress.update(done, lines)
+    return lines
+
+
+def _default_jobs() -> int:
+    """One rating process per available core (at most 8): RATING_ENGINE_RATE_JOBS overrides."""
+    try:
+        return max(1, int(os.environ["RATING_ENGINE_RATE_JOBS"]))
+    except (KeyError, ValueError):
+        return min(8, len(os.sched_getaffinity(0)))
+
+
+def _rate_on_processes(args: argparse.Namespace, jobs: int) -> int:
+    """`rate` of a large file on `jobs` processes (bulk_procs.py): same bytes as one process."""
+    from . import bulk_procs
+
+    # The workers start first: their start-up (polars, the deck) overlaps ours.
+    with bulk_procs.Workers(args.rates, args.cdrs, _name(args.cdrs), jobs, CHUNK_BYTES) as workers:
+        _deck(args.rates)  # an invalid deck fails here, before the output is touched
+        progress = _progress_for(args.cdrs, "rate")
+        with _open_out(args.output) as dst:
+            dst.flush()
+            try:
+                lines = workers.run(dst.fileno(), progress.update if progress is not None else None)
+            except bulk_procs.WorkerFailed as exc:
+                raise CliError(str(exc)) from None
         if progress is not None:
             progress.close(lines)
     return EXIT_OK
@@ -170,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate = sub.add_parser("rate", help="price a CDR file offline (contracts.md section 3)")
     rate.add_argument("--rates", required=True, metavar="DECK.csv")
     rate.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    rate.add_argument("--jobs", "-j", type=int, metavar="N",
+                      help="rating processes for a large file (default: one per core, at most 8; "
+                           "RATING_ENGINE_RATE_JOBS)")
     rate.add_argument("cdrs", metavar="CDRS.jsonl", help="CDR file, or - for stdin")
     rate.set_defaults(func=cmd_rate)
 

@@ -118,6 +118,8 @@ from typing import TYPE_CHECKING
 import orjson
 import polars as pl
 
+from .chunks import blocks
+
 if TYPE_CHECKING:
     from rating_engine.report_render import ChartChild
 
@@ -494,12 +496,7 @@ def sanitise(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     Blocks of about 8 MiB that polars reads are copied as they are; a block
     it refuses is screened line by line with orjson."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while True:
-            block = fin.read(_BLOCK)
-            if not block:
-                break
-            if not block.endswith(b"\n"):
-                block += fin.readline()
+        for block in blocks(fin, _BLOCK):
             if not block.endswith(b"\n"):
                 block += b"\n"
             if _check_block(block):
