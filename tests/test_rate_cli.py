@@ -303,6 +303,8 @@ def bad_lines_file(n_good: int = 3000, seed: int = 11) -> bytes:
         orjson.dumps(cdr()).replace(b"ann", b"\xff\xfe"),                     # invalid UTF-8
         orjson.dumps(cdr()).replace(b"ann", b"a\x00n"),                       # NUL byte
         orjson.dumps(cdr()).replace(b"ann", b"a\tn"),                         # raw tab in a string
+        orjson.dumps(cdr()).replace(b"ann", b"a\rn"),                         # raw CR in a string
+        orjson.dumps(cdr()) + b"\r",                                          # CRLF line end
         orjson.dumps(cdr()).replace(b"ann", b'a\\"n'),                        # escaped quote
         orjson.dumps(cdr()).replace(b"ann", b"\\u00e9"),                      # escape
         orjson.dumps(cdr()).replace(b"ann", b"\\ud800"),                      # lone surrogate

@@ -453,18 +453,19 @@ def _per_call(deck: Deck, raw: bytes) -> tuple[str | None, str | None]:
     return text, (reason if reason is not None and record["status"] == "invalid" else None)
 
 
-def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes,
-               n_lines: int | None = None) -> tuple[pl.Series, list[tuple[int, str]]]:
-    """Rate the whole lines of `chunk` (`n_lines` if counted).
+def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes) -> tuple[pl.Series, list[tuple[int, str]], int]:
+    """Rate the whole lines of `chunk`.
 
-    Returns the output lines (blank input lines dropped) and, in order, the invalid lines as
-    (index in the chunk, reason): the caller numbers them (`invalid_message`).
+    Returns the output lines (blank input lines dropped), in order the invalid lines as
+    (index in the chunk, reason) for the caller to number (`invalid_message`), and the number
+    of lines in the chunk.
     """
-    if n_lines is None:
-        n_lines = count_lines(chunk)
     original = chunk
+    ascii_chunk = chunk.isascii()
     forced: dict[int, bytes] = {}  # lines polars must not see, by index: judged per call
-    if b"\x00" in chunk or chunk.startswith(_BOM) or not chunk.isascii() and not _utf8(chunk):
+    n_lines = -1
+    if b"\x00" in chunk or chunk.startswith(_BOM) or not ascii_chunk and not _utf8(chunk):
+        n_lines = count_lines(chunk)
         parts = chunk.split(b"\n")[:n_lines]
         for i, part in enumerate(parts):
             if b"\x00" in part or (i == 0 and part.startswith(_BOM)) or not part.isascii() and not _utf8(part):
@@ -472,13 +473,14 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes,
                 parts[i] = b""
         chunk = b"\n".join(parts) + b"\n"  # one row per line, an emptied last line included
     lines = _lines_frame(chunk) if chunk else pl.Series("l", [], dtype=pl.String)
+    if n_lines < 0:
+        n_lines = _lines_in(chunk, lines)
     if len(lines) != n_lines:  # never seen; the per-call core is the safe answer
         return _rate_slowly(deck, original)
 
     out = pl.repeat(None, n_lines, dtype=pl.String, eager=True).alias("out")
     if idx.usable and n_lines:
         first, second = ("compact", "spaced") if _style_of(chunk) == "compact" else ("spaced", "compact")
-        ascii_chunk = chunk.isascii()
         out = _rate_lines(idx, lines, first, ascii_chunk)
         left = (out.is_null() & lines.is_not_null()).arg_true()
         if len(left) and lines.gather(left).str.starts_with(_opening(second)).any():
@@ -499,7 +501,20 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes,
             if reason is not None:
                 errors.append((i, reason))
         out = out.scatter(slow_idx, pl.Series(results, dtype=pl.String))
-    return out.drop_nulls(), errors
+    return out.drop_nulls(), errors, n_lines
+
+
+def _lines_in(chunk: bytes, lines: pl.Series) -> int:
+    """The chunk's line count if polars' rows are exactly its lines, else -1.
+
+    Without a carriage return (which polars drops before a newline) the rows' bytes plus the
+    newlines must add up to the chunk: cheaper than counting newlines in Python.
+    """
+    if b"\r" in chunk:
+        n = count_lines(chunk)
+        return n if n == len(lines) else -1
+    newlines = len(lines) - (0 if chunk.endswith(b"\n") else 1)
+    return len(lines) if (lines.str.len_bytes().sum() or 0) + newlines == len(chunk) else -1
 
 
 def _utf8(data: bytes) -> bool:
@@ -510,16 +525,17 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.Series, list[tuple[int, str]]]:
+def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.Series, list[tuple[int, str]], int]:
     results: list[str] = []
     errors: list[tuple[int, str]] = []
-    for i, raw in enumerate(io.BytesIO(chunk)):
+    n = 0
+    for n, raw in enumerate(io.BytesIO(chunk), start=1):
         line_out, reason = _per_call(deck, raw)
         if line_out is not None:
             results.append(line_out)
         if reason is not None:
-            errors.append((i, reason))
-    return pl.Series("out", results, dtype=pl.String), errors
+            errors.append((n - 1, reason))
+    return pl.Series("out", results, dtype=pl.String), errors, n
 
 
 def invalid_message(name: str, line_no: int, reason: str) -> str:
@@ -546,22 +562,20 @@ def rate_stream(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, err: Callab
     pending: deque = deque()
 
     def finish() -> None:
-        nonlocal done
-        job, size, first, lines = pending.popleft()
-        out, errors = job.result()
+        nonlocal done, line_no
+        job, size = pending.popleft()
+        out, errors, n_lines = job.result()
         for i, reason in errors:
-            err(invalid_message(name, first + i, reason))
+            err(invalid_message(name, line_no + i, reason))
         write_lines(dst, out)
         done += size
+        line_no += n_lines
         if progress is not None:
-            progress.update(done, lines)
+            progress.update(done, line_no - 1)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for chunk in blocks(src, chunk_bytes):
-            n_lines = count_lines(chunk)  # once: a pass over the chunk holding the GIL
-            pending.append((pool.submit(rate_chunk, deck, idx, chunk, n_lines),
-                            len(chunk), line_no, line_no + n_lines - 1))
-            line_no += n_lines
+            pending.append((pool.submit(rate_chunk, deck, idx, chunk), len(chunk)))
             while len(pending) > max(1, workers):
                 finish()
         while pending:

@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from .chunks import CHUNK_BYTES, count_lines, cut
+from .chunks import CHUNK_BYTES, cut
 
 _TOKEN = struct.Struct("<q")
 EXIT_BROKEN_PIPE = 141  # a worker's output was closed by its reader (like `| head`)
@@ -97,11 +97,10 @@ def work(plan: Plan) -> int:
                 return 0
             end = cut(fd, k + 1, plan.chunk_bytes, size)
             chunk = os.pread(fd, end - start, start) if end > start else b""
-            n_lines = count_lines(chunk) if chunk else 0
-            if n_lines:
-                out, errors = bulk.rate_chunk(deck, idx, chunk, n_lines)
+            if chunk:
+                out, errors, n_lines = bulk.rate_chunk(deck, idx, chunk)
             else:
-                out, errors = None, []
+                out, errors, n_lines = None, [], 0
             if sink is None:
                 _, fds, _, _ = socket.recv_fds(control, 1, 1)
                 if not fds:
