@@ -537,3 +537,19 @@ def test_processes_invalid_deck_exit_2_before_output(tmp_path, capfd, monkeypatc
     assert main(["rate", "--rates", str(deck), "--jobs", "2", "-o", str(out), str(cdrs)]) == 2
     assert "invalid deck" in capfd.readouterr().err
     assert not out.exists()
+
+
+def test_processes_closed_output_is_a_broken_pipe(tmp_path, deck_path):
+    """`rate ... | head`: the workers stop quietly and the command says BrokenPipeError (exit 0)."""
+    from rating_engine import bulk_procs
+
+    cdrs = tmp_path / "big.jsonl"
+    cdrs.write_bytes(bad_lines_file(n_good=1500, seed=3))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        with bulk_procs.Workers(str(deck_path), str(cdrs), "big.jsonl", 2, 4096) as workers:
+            with pytest.raises(BrokenPipeError):
+                workers.run(write_end)
+    finally:
+        os.close(write_end)

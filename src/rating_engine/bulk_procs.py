@@ -22,6 +22,7 @@ compare the two, and both with the per-call core.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import select
@@ -30,7 +31,7 @@ import struct
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from .chunks import CHUNK_BYTES, cut
 
@@ -82,8 +83,12 @@ def work(plan: Plan) -> int:
     gc.disable()  # nothing here makes cycles; the collector cost ~2 % walking polars' objects
     try:
         deck = load_deck(plan.deck)
-    except DeckError:
-        return 2  # the parent says so (it checks the deck itself)
+    except DeckError as exc:
+        if plan.index == 0:
+            os.write(plan.status, b"E " + " ".join(str(exc).split("\n")).encode() + b"\n")
+        return 2
+    if plan.index == 0:
+        os.write(plan.status, b"D\n")  # the deck is valid: the parent may open the output
     idx = bulk._index_deck(deck)
     control = socket.socket(fileno=plan.control)
     sink = None
@@ -115,8 +120,10 @@ def work(plan: Plan) -> int:
             _write_all(plan.token_out, _TOKEN.pack(first + n_lines))
             os.write(plan.status, f"{len(chunk)} {n_lines}\n".encode())
             k += plan.jobs
-    except BrokenPipeError:
-        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # polars reports a closed pipe as a plain OSError
+        if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "os error 32" in str(exc):
+            return EXIT_BROKEN_PIPE
+        raise
     finally:
         os.close(fd)
 
@@ -157,16 +164,41 @@ class Workers:
             os.close(status_w)
         for _, theirs in self.controls:
             theirs.close()
+        self._reports = _reports(self.procs, self.status_r)
+        self.judged = False
+
+    def deck_error(self) -> str | None:
+        """Wait for the first worker's verdict on the deck: None if valid, else why not.
+
+        (The parent does not load the deck itself: no polars in the parent, a faster start.)
+        """
+        report = next(self._reports, None)
+        self.judged = True
+        if report == b"D":
+            return None
+        if report is not None and report.startswith(b"E "):
+            return report[2:].decode(errors="replace")
+        raise WorkerFailed(f"a rating process said {report!r} instead of judging the deck")
 
     def run(self, out_fd: int, progress: Callable[[int, int], object] | None = None) -> int:
         """Rate the file into `out_fd`; returns the lines read.
 
         Raises `WorkerFailed` if a worker fails, `BrokenPipeError` if the output was closed.
         """
+        if not self.judged:
+            error = self.deck_error()
+            if error is not None:
+                raise WorkerFailed(f"invalid deck: {error}")
         for ours, _ in self.controls:
             socket.send_fds(ours, [b"o"], [out_fd])
         _write_all(self.rings[0][1], _TOKEN.pack(1))
-        done_bytes, lines = _watch(self.procs, self.status_r, progress)
+        done_bytes = lines = 0
+        for report in self._reports:
+            size, n = map(int, report.split())
+            done_bytes += size
+            lines += n
+            if progress is not None:
+                progress(done_bytes, lines)
         size = os.path.getsize(self.cdrs)
         if done_bytes != size:
             raise WorkerFailed(f"{self.cdrs}: {done_bytes} of {size} bytes rated (did the file change?)")
@@ -194,31 +226,27 @@ class Workers:
         self.close()
 
 
-def _watch(procs: list[subprocess.Popen], status_r: int,
-           progress: Callable[[int, int], object] | None) -> tuple[int, int]:
-    """Follow the workers' reports until all are done: (bytes, lines) rated."""
-    done_bytes = lines = 0
+def _reports(procs: list[subprocess.Popen], status_r: int) -> Iterator[bytes]:
+    """The workers' report lines as they come; ends when all are done, raises if one fails."""
     pending = b""
     while True:
         ready, _, _ = select.select([status_r], [], [], 0.5)
         data = os.read(status_r, 1 << 16) if ready else b""
-        pending += data
-        *reports, pending = pending.split(b"\n")
-        for report in reports:
-            size, n = map(int, report.split())
-            done_bytes += size
-            lines += n
-        if reports and progress is not None:
-            progress(done_bytes, lines)
         over = ready and not data  # every worker closed its end of the pipe
         codes = [p.wait() if over else p.poll() for p in procs]
         failed = [c for c in codes if c not in (None, 0)]
+        if failed and not over:  # what it said before it stopped comes first
+            while select.select([status_r], [], [], 0)[0] and (more := os.read(status_r, 1 << 16)):
+                data += more
+        pending += data
+        *reports, pending = pending.split(b"\n")
+        yield from reports
         if EXIT_BROKEN_PIPE in failed:
             raise BrokenPipeError("output closed")
         if failed:
             raise WorkerFailed(f"a rating process failed (exit code {failed[0]})")
         if over:
-            return done_bytes, lines
+            return
 
 
 def _main(argv: list[str]) -> int:

@@ -167,9 +167,14 @@ def _rate_on_processes(args: argparse.Namespace, jobs: int) -> int:
     """`rate` of a large file on `jobs` processes (bulk_procs.py): same bytes as one process."""
     from . import bulk_procs
 
-    # The workers start first: their start-up (polars, the deck) overlaps ours.
+    # The first worker judges the deck: the parent never loads polars.
     with bulk_procs.Workers(args.rates, args.cdrs, _name(args.cdrs), jobs, CHUNK_BYTES) as workers:
-        _deck(args.rates)  # an invalid deck fails here, before the output is touched
+        try:
+            error = workers.deck_error()  # an invalid deck fails here, before the output is touched
+        except bulk_procs.WorkerFailed as exc:
+            raise CliError(str(exc)) from None
+        if error is not None:
+            raise CliError(f"invalid deck: {error}")
         progress = _progress_for(args.cdrs, "rate")
         with _open_out(args.output) as dst:
             dst.flush()
