@@ -46,17 +46,23 @@ def div_round_half_up(numerator: int, denominator: int) -> int:
 
 def round_micros_to_4dp(micros_times_den: int, den: int = 1) -> int:
     """Round an exact amount `micros_times_den / den` micros to whole 1e-4 units, in micros."""
-    return div_round_half_up(micros_times_den, den * MICROS_PER_CENTI_CENT) * MICROS_PER_CENTI_CENT
+    d = den * MICROS_PER_CENTI_CENT
+    if micros_times_den >= 0 and den > 0:  # `div_round_half_up`, inlined for the usual case
+        return (2 * micros_times_den + d) // (2 * d) * MICROS_PER_CENTI_CENT
+    return div_round_half_up(micros_times_den, d) * MICROS_PER_CENTI_CENT
+
+
+_PLACES = [f".{i:04d}" for i in range(10_000)]  # the four places' texts, by value
 
 
 def format_money(micros: int) -> str:
     """Format a 4-place amount held in micros as `"12.3400"`."""
-    assert micros % MICROS_PER_CENTI_CENT == 0, f"amount {micros} micros is not 4-place"
-    if micros >= 0:
+    if micros >= 0 and not micros % MICROS_PER_CENTI_CENT:  # the usual case, without formatting
         whole, part = divmod(micros, MICROS_PER_UNIT)
-        return f"{whole}.{part // MICROS_PER_CENTI_CENT:04d}"
+        return str(whole) + _PLACES[part // MICROS_PER_CENTI_CENT]
+    assert micros % MICROS_PER_CENTI_CENT == 0, f"amount {micros} micros is not 4-place"
     q = -micros // MICROS_PER_CENTI_CENT
-    return f"-{q // 10_000}.{q % 10_000:04d}"
+    return f"-{q // 10_000}" + _PLACES[q % 10_000]
 
 
 ZERO_MONEY = format_money(0)

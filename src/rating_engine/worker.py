@@ -502,6 +502,12 @@ def build_app(args: argparse.Namespace) -> Any:
         metrics.TENANTS.set(0)
         metrics.LIVE_CALLS.set(0)
 
+    @app.on_before_shutdown.connect
+    async def close_refetcher(app: Any, **kwargs: Any) -> None:
+        """The side consumer of `refetch` leaves with the worker (its connections closed)."""
+        while refetcher:
+            await refetcher.pop().stop()
+
     @app.on_rebalance_complete.connect
     async def plan_timers(app: Any, **kwargs: Any) -> None:
         """After recovery, schedule every owned tenant's next timer from the table."""
