@@ -13,11 +13,14 @@ line number.
   waits for the token (the number of the chunk's first line), writes the chunk's stderr
   messages, then its output, to the descriptors it shares with the parent, and hands the token
   to the next worker with the next line number. While one worker writes, the others rate.
-- The parent starts the workers, adds up their progress reports (one short line per chunk on a
-  pipe) and watches them: if one fails, the others are stopped.
+- The parent starts the workers first and does not load polars: the first worker judges the
+  deck and says so on the report pipe ("D", or "E <why>"); only then does the parent open the
+  output and hand its descriptor to every worker over a socket (so an invalid deck leaves the
+  output file alone). It then adds up the workers' progress reports (one short line per chunk)
+  and watches them: if one fails, the others are stopped.
 
-The bytes written are those of `bulk.rate_stream` (same chunks rated by the same code): tests
-compare the two, and both with the per-call core.
+Each line's output depends on that line alone, so the bytes are those of `bulk.rate_stream`
+and of the per-call core whatever the cuts (tests/test_rate_cli.py compares them).
 """
 
 from __future__ import annotations
