@@ -84,13 +84,18 @@ every record) on the streaming engine, which parses on every core and hands
 the records over in batches (``collect_batches``). Each batch is normalised
 (typed and checked: one small ``state`` per row says whether it is a
 charges record, a record of another topic, or a bad line and why; the raw
-fields are then dropped) and reduced to four partial aggregates, merged as
-it goes: per tenant x day, per tenant x kind x pool x status x reason x
-disconnect, per tenant x user, per tenant x destination. Every table is
+fields are then dropped), copied into one piece per column (the reader hands
+it over in many; grouping those costs more than the copy) and reduced to
+four partial aggregates, merged as it goes: per tenant x day, per tenant x
+kind x pool x status x reason x disconnect, per tenant x user, per tenant x
+destination. Every table is
 derived from those, so memory holds a few batches and the aggregates, not
 the input. (One group-by over all those keys would be no reduction: it has
 about as many groups as rows.) Parsing the JSON is most of the work; the
 aggregation and the outputs come next (see loadtest/results/report.md).
+One single-threaded process per core, each reading its share of the file's
+chunks (as ``rate`` does), was measured slower than this single scan (the
+notes of 2026-11-24 14:41 there).
 
 When a file holds a line polars can't parse, it is first rewritten to a
 temporary file where each such line is replaced by a marker object (blocks
@@ -396,7 +401,9 @@ class _Aggregates:
                 self.states[code] = self.states.get(code, 0) + n
             self._add_bad(file_no, _bad_rows(rows))
             rows = rows.filter(state == OK)
-        parts = pl.collect_all(_partial_aggregates(rows.lazy()))
+        # one piece per column first: a batch comes in ~26 pieces, and grouping
+        # those costs more than copying the (narrow) rows once
+        parts = pl.collect_all(_partial_aggregates(rows.rechunk().lazy()))
         for n, part in zip(AGG_KEYS, parts, strict=True):
             self.pending[n].append(part)
         self.batches += 1
