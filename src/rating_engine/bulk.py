@@ -30,8 +30,10 @@ over all its lines (no filtering: a line that fails a check gets a null output):
    `search_sorted`. Longer prefixes (rare) are probed in one map per length first.
 5. Billed seconds and the charge are Int64 arithmetic on microseconds and micro-units (never a
    float), rounded half-up once; a line whose figures could overflow goes per call instead.
-6. The output JSON is glued by one `concat_str`: the line's own text up to the kind (spaces
-   dropped), the deck fields of its row (serialised once by orjson) and the figures as text.
+6. The output JSON line is five columns written as CSV with "," between them (the commas
+   between its fields): the line's own text up to the kind (spaces dropped), the status and
+   deck fields of its row (serialised once by orjson), then duration, billed seconds and
+   charge, the only texts glued per line. Long texts are never copied into one string.
 
 Every other line (invalid JSON, missing or null fields, another key order, extra keys, ids
 that are not strings, escapes, non-ASCII text, bad numbers, odd timestamps, ...) goes through
@@ -138,8 +140,7 @@ def _index_deck(deck: Deck) -> _DeckIndex:
         fields.update(deck_fields(row))
         return orjson.dumps(fields).decode()[1:-1]
 
-    heads = [head("rated", None, r) + ',"duration_seconds":' for r in rows] + [
-        head("unrated", "no_rate", None) + ',"duration_seconds":', head("free", None, None) + ',"duration_seconds":']
+    heads = [head("rated", None, r) for r in rows] + [head("unrated", "no_rate", None), head("free", None, None)]
     max_billed = []
     for r in rows:
         ok = (r.first_increment_s <= _MAX_INCREMENT_S and r.next_increment_s <= _MAX_INCREMENT_S
@@ -317,7 +318,7 @@ def _cut(lines: pl.DataFrame, style: str, ascii_chunk: bool) -> pl.DataFrame:
     num_end = pl.when(tollfree).then(b["to"] - len(tok["to"])).otherwise(b["start"] - len(tok["start"]))
     n_len = pl.col("n_len")
     pad = pl.lit(pl.Series([10 ** (_PAD - k) if k <= _PAD else 0 for k in range(_PAD + 1)], dtype=pl.Int64))
-    pre = line.str.head(b["from"] - len(tok["from"]) + 2)
+    pre = line.str.head(b["from"] - len(tok["from"]) + 1)  # up to the quote closing the kind
     if style == "spaced":  # ids without spaces (`_layout`): every space there is the template's
         pre = pre.str.replace_all(" ", "", literal=True)
 
@@ -347,27 +348,62 @@ def _cut(lines: pl.DataFrame, style: str, ascii_chunk: bool) -> pl.DataFrame:
 # `_FRAC_HEAD[hi + 1000 * (lo > 0)] + _FRAC_TAIL[lo]` with hi, lo = divmod(part, 1000); the
 # tail carries the next key (fewer pieces to glue).
 _FRAC_HEAD = pl.Series([""] + [f".{ms:03d}".rstrip("0") for ms in range(1, 1000)] + [f".{h:03d}" for h in range(1000)])
-_FRAC_TAIL = pl.Series([f"{lo:03d}".rstrip("0") + ',"billed_seconds":' for lo in range(1000)])
+_FRAC_TAIL = pl.Series([f"{lo:03d}".rstrip("0") for lo in range(1000)])
+_DURATION_KEY = pl.Series(['"duration_seconds":', '"duration_seconds":-'])  # by sign
 
 
-def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.Series:
-    """Pass 2: the output JSON line of each line of `cut`, null where the fast path cannot say.
+def _rate_frame(idx: _DeckIndex, cut: pl.DataFrame) -> pl.DataFrame:
+    """Pass 2: each line's output pieces (`_OUT`) and whether the fast path could say (`fast`).
 
     Lines in the layout that fail are retried once if some of their timestamp pieces were new.
     """
-    out = _price(idx, cut, _HOURS.table, _TAILS.table)
-    retry = (out.is_null() & cut["ok"]).arg_true()
+    frame = _price(idx, cut, _HOURS.table, _TAILS.table)
+    retry = (~frame["fast"] & cut["ok"]).arg_true()
     if len(retry):
         again = cut[retry]
         new_hours, hours = _HOURS.learn(pl.concat([again["sh"], again["eh"]]))
         new_tails, tails = _TAILS.learn(pl.concat([again["st"], again["et"]]))
         if new_hours or new_tails:
-            out = out.scatter(retry, _price(idx, again, hours, tails))
-    return out
+            frame = _scatter(frame, retry, _price(idx, again, hours, tails))
+    return frame
+
+
+# An output line is written as five CSV columns joined by "," (the JSON's own commas between
+# fields), so that the line's head and the deck fields are never copied into one string:
+# up to the kind, the status up to the deck fields, then duration, billed seconds and charge.
+_OUT = ("o1", "o2", "o3", "o4", "o5")
+_CUT_BEFORE = (',"status":', ',"duration_seconds":', ',"billed_seconds":', ',"charge":')
+
+
+def _pieces(text: str) -> list[str]:
+    """A whole output line cut into the `_OUT` columns (at the commas before those keys).
+
+    Those keys are unique, and `,"` cannot occur inside a JSON string (its quote is escaped).
+    """
+    pieces, at = [], 0
+    for key in _CUT_BEFORE:
+        end = text.index(key, at)
+        pieces.append(text[at:end])
+        at = end + 1
+    pieces.append(text[at:])
+    return pieces
+
+
+def _scatter(frame: pl.DataFrame, rows: pl.Series | list[int], values: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(frame[c].scatter(rows, values[c]) for c in values.columns)
+
+
+def _texts_frame(texts: list[str | None]) -> pl.DataFrame:
+    """Whole output lines (None: no line) as `_OUT` columns."""
+    columns: list[list[str | None]] = [[] for _ in _OUT]
+    for text in texts:
+        for column, piece in zip(columns, _pieces(text) if text is not None else [None] * len(_OUT)):
+            column.append(piece)
+    return pl.DataFrame({c: pl.Series(v, dtype=pl.String) for c, v in zip(_OUT, columns)})
 
 
 def _price(idx: _DeckIndex, cut: pl.DataFrame, hours: tuple[pl.Enum, pl.Series],
-           tails: tuple[pl.Enum, pl.Series]) -> pl.Series:
+           tails: tuple[pl.Enum, pl.Series]) -> pl.DataFrame:
     def instant(k: str) -> pl.Expr:
         return (_lookup(pl.col(k + "h"), hours) + _lookup(pl.col(k + "t"), tails)
                 + pl.col(k + "ms").cast(_MS, strict=False).to_physical().cast(pl.Int64) * _US).alias(k + "_us")
@@ -404,17 +440,12 @@ def _price(idx: _DeckIndex, cut: pl.DataFrame, hours: tuple[pl.Enum, pl.Series],
     q = pl.col("charge")
     part = d.abs() % _US
     lo = part % 1000
-    texts = [  # the figures as text, then glued in one go (each step runs its columns in parallel)
-        pl.when(d < 0).then(pl.lit("-")).alias("t_sign"), (d.abs() // _US).cast(pl.String).alias("t_whole"),
-        pl.lit(_FRAC_HEAD).gather(part // 1000 + 1000 * (lo > 0).cast(pl.Int64)).alias("t_frac"),
-        pl.lit(_FRAC_TAIL).gather(lo).alias("t_frac2"), b.cast(pl.String).alias("t_billed"),
-        (q // 10_000).cast(pl.String).alias("t_units"), pl.lit(idx.cents).gather(q % 10_000).alias("t_cents"),
-    ]
-    out = pl.concat_str(
-        [pl.col("pre"), pl.col("head"), pl.col("t_sign"), pl.col("t_whole"), pl.col("t_frac"), pl.col("t_frac2"),
-         pl.col("t_billed"), pl.lit(',"charge":"'), pl.col("t_units"), pl.col("t_cents")],
-        ignore_nulls=True,
-    )
+    # only the short figures are glued (see `_OUT`)
+    duration = pl.concat_str([pl.lit(_DURATION_KEY).gather((d < 0).cast(pl.Int64)), (d.abs() // _US).cast(pl.String),
+                              pl.lit(_FRAC_HEAD).gather(part // 1000 + 1000 * (lo > 0).cast(pl.Int64)),
+                              pl.lit(_FRAC_TAIL).gather(lo)])
+    billed_text = pl.concat_str([pl.lit('"billed_seconds":'), b.cast(pl.String)])
+    charge_text = pl.concat_str([pl.lit('"charge":"'), (q // 10_000).cast(pl.String), pl.lit(idx.cents).gather(q % 10_000)])
     fast = (pl.col("ok") & pl.col("s_us").is_not_null() & pl.col("e_us").is_not_null()
             & (pl.col("billed") <= pl.col("max_billed")))
     return (
@@ -425,14 +456,13 @@ def _price(idx: _DeckIndex, cut: pl.DataFrame, hours: tuple[pl.Enum, pl.Series],
         .with_columns(gathered)
         .with_columns(billed.alias("billed"))
         .with_columns(charge.alias("charge"))
-        .with_columns(texts)
-        .select(pl.when(fast.fill_null(False)).then(out).alias("out"))
+        .select(fast.fill_null(False).alias("fast"), pl.col("pre").alias("o1"), pl.col("head").alias("o2"),
+                duration.alias("o3"), billed_text.alias("o4"), charge_text.alias("o5"))
         .collect()
-        .to_series()
     )
 
 
-def _rate_lines(idx: _DeckIndex, lines: pl.Series, style: str, ascii_chunk: bool) -> pl.Series:
+def _rate_lines(idx: _DeckIndex, lines: pl.Series, style: str, ascii_chunk: bool) -> pl.DataFrame:
     return _rate_frame(idx, _cut(lines.to_frame("l"), style, ascii_chunk))
 
 
@@ -453,10 +483,10 @@ def _per_call(deck: Deck, raw: bytes) -> tuple[str | None, str | None]:
     return text, (reason if reason is not None and record["status"] == "invalid" else None)
 
 
-def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes) -> tuple[pl.Series, list[tuple[int, str]], int]:
+def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes) -> tuple[pl.DataFrame, list[tuple[int, str]], int]:
     """Rate the whole lines of `chunk`.
 
-    Returns the output lines (blank input lines dropped), in order the invalid lines as
+    Returns the output lines as `_OUT` columns (blank input lines dropped), in order the invalid lines as
     (index in the chunk, reason) for the caller to number (`invalid_message`), and the number
     of lines in the chunk.
     """
@@ -478,18 +508,20 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes) -> tuple[pl.Series, li
     if len(lines) != n_lines:  # never seen; the per-call core is the safe answer
         return _rate_slowly(deck, original)
 
-    out = pl.repeat(None, n_lines, dtype=pl.String, eager=True).alias("out")
+    frame = pl.DataFrame({"fast": pl.repeat(False, n_lines, eager=True),
+                          **{c: pl.repeat(None, n_lines, dtype=pl.String, eager=True) for c in _OUT}})
     if idx.usable and n_lines:
         first, second = ("compact", "spaced") if _style_of(chunk) == "compact" else ("spaced", "compact")
-        out = _rate_lines(idx, lines, first, ascii_chunk)
-        left = (out.is_null() & lines.is_not_null()).arg_true()
+        frame = _rate_lines(idx, lines, first, ascii_chunk)
+        left = (~frame["fast"] & lines.is_not_null()).arg_true()
         if len(left) and lines.gather(left).str.starts_with(_opening(second)).any():
-            out = out.scatter(left, _rate_lines(idx, lines.gather(left), second, ascii_chunk))
+            frame = _scatter(frame, left, _rate_lines(idx, lines.gather(left), second, ascii_chunk))
 
-    slow = out.is_null() & lines.is_not_null()
+    slow = ~frame["fast"] & lines.is_not_null()
     if forced:
         slow = slow | pl.Series([i in forced for i in range(n_lines)])
     slow_idx = slow.arg_true().to_list()
+    keep = lines.is_not_null()  # blank lines give no output line
     errors: list[tuple[int, str]] = []
     if slow_idx:
         texts = lines.gather(slow_idx).to_list()
@@ -500,8 +532,9 @@ def rate_chunk(deck: Deck, idx: _DeckIndex, chunk: bytes) -> tuple[pl.Series, li
             results.append(line_out)
             if reason is not None:
                 errors.append((i, reason))
-        out = out.scatter(slow_idx, pl.Series(results, dtype=pl.String))
-    return out.drop_nulls(), errors, n_lines
+        frame = _scatter(frame, slow_idx, _texts_frame(results))
+        keep = keep.scatter(slow_idx, pl.Series([r is not None for r in results], dtype=pl.Boolean))
+    return frame.filter(keep).select(_OUT), errors, n_lines
 
 
 def _lines_in(chunk: bytes, lines: pl.Series) -> int:
@@ -525,8 +558,8 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.Series, list[tuple[int, str]], int]:
-    results: list[str] = []
+def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.DataFrame, list[tuple[int, str]], int]:
+    results: list[str | None] = []
     errors: list[tuple[int, str]] = []
     n = 0
     for n, raw in enumerate(io.BytesIO(chunk), start=1):
@@ -535,7 +568,7 @@ def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.Series, list[tuple[int, s
             results.append(line_out)
         if reason is not None:
             errors.append((n - 1, reason))
-    return pl.Series("out", results, dtype=pl.String), errors, n
+    return _texts_frame(results), errors, n
 
 
 def invalid_message(name: str, line_no: int, reason: str) -> str:
@@ -543,9 +576,10 @@ def invalid_message(name: str, line_no: int, reason: str) -> str:
     return f"{name}:{line_no}: invalid: {reason}\n"
 
 
-def write_lines(dst: BinaryIO, out: pl.Series) -> None:
+def write_lines(dst: BinaryIO, out: pl.DataFrame) -> None:
+    """Write output lines held as `_OUT` columns (joined by the commas they stand for)."""
     if len(out):
-        out.to_frame().write_csv(dst, include_header=False, quote_style="never", line_terminator="\n")
+        out.write_csv(dst, include_header=False, quote_style="never", separator=",", line_terminator="\n")
 
 
 
