@@ -320,6 +320,7 @@ def bad_lines_file(n_good: int = 3000, seed: int = 11) -> bytes:
         json.dumps(cdr(call_id="")).encode(), json.dumps(cdr(call_id="a" * 300)).encode(),
         json.dumps(cdr(kind="outbound")).encode(), json.dumps(cdr(kind=3)).encode(),
         json.dumps(cdr(kind="inbound", to=None, from_=7)).encode(),
+        json.dumps(cdr(from_=[1, 2])).encode(), json.dumps(cdr(to={"a": 1})).encode(),  # unhashable numbers
         json.dumps(cdr(to="+0044207123456")).encode(), json.dumps(cdr(to="+123456789012345")).encode(),
         json.dumps(cdr(to=442071234567)).encode(), json.dumps(cdr(to="+44 20 7123 4567")).encode(),
         json.dumps(cdr(start="2026-11-24T10:00:00")).encode(),
