@@ -29,6 +29,7 @@ import errno
 import gc
 import os
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -84,6 +85,7 @@ def work(plan: Plan) -> int:
     from .deck import DeckError, load_deck
 
     gc.disable()  # nothing here makes cycles; the collector cost ~2 % walking polars' objects
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     try:
         deck = load_deck(plan.deck)
     except DeckError as exc:
