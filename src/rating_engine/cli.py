@@ -1,7 +1,8 @@
 """`rating-engine` command line: rate, simulate, worker, report.
 
 Exit codes: 0 done (bad input lines are reported, not fatal), 2 the deck or
-the command line is invalid or a file can't be opened, 130 interrupted.
+the command line is invalid, a file can't be opened or a `rate` process
+failed, 130 interrupted.
 """
 
 from __future__ import annotations
