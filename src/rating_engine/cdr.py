@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from .clock import TimestampError, parse_instant, seconds_json
-from .deck import Deck, Rate
+from .deck import Deck
 from .money import ZERO_MONEY, format_money
 from .pricing import _E164_RE, KINDS, billed_seconds, price_micros
 from .records import Record, deck_fields, priced_fields
@@ -76,29 +76,20 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
     charge = price_micros(row, billed)
     # The fields of `records.priced_fields("rated", None, row, ...)`, built in one go (hot path;
     # tests/test_pricing.py checks both spellings give the same record).
-    fields = _RATED.get(id(row))
-    if fields is None or fields[0] is not row:
-        fields = _rated_fields(row)
-    head.update(fields[1])
+    head["status"] = "rated"
+    head["reason"] = None
+    head["prefix"] = row.prefix
+    head["destination"] = row.destination
+    head["country"] = row.country
+    head["number_type"] = row.number_type
+    head["zone"] = row.zone
+    head["rate_per_minute"] = row.rate_text
+    head["connection_fee"] = row.fee_text
     head["duration_seconds"] = seconds_json(duration)
     head["billed_seconds"] = billed
     head["charge"] = format_money(charge) if charge else ZERO_MONEY
     head["currency"] = row.currency
     return head, None
-
-
-# id(row) -> (row, its `"status": "rated"` fields up to the deck's): one dict update per line.
-# The row is kept with its fields, so its id can't be taken by another row while cached.
-_RATED: dict[int, tuple[Rate, Record]] = {}
-
-
-def _rated_fields(row: Rate) -> tuple[Rate, Record]:
-    if len(_RATED) >= 100_000:
-        _RATED.clear()
-    fields: Record = {"status": "rated", "reason": None}
-    fields.update(deck_fields(row))
-    entry = _RATED[id(row)] = (row, fields)
-    return entry
 
 
 def _invalid(head: Record, reason: str, deck: Deck, duration: Any) -> Record:

@@ -46,10 +46,7 @@ def div_round_half_up(numerator: int, denominator: int) -> int:
 
 def round_micros_to_4dp(micros_times_den: int, den: int = 1) -> int:
     """Round an exact amount `micros_times_den / den` micros to whole 1e-4 units, in micros."""
-    d = den * MICROS_PER_CENTI_CENT
-    if micros_times_den >= 0 and den > 0:  # `div_round_half_up`, inlined for the usual case
-        return (2 * micros_times_den + d) // (2 * d) * MICROS_PER_CENTI_CENT
-    return div_round_half_up(micros_times_den, d) * MICROS_PER_CENTI_CENT
+    return div_round_half_up(micros_times_den, den * MICROS_PER_CENTI_CENT) * MICROS_PER_CENTI_CENT
 
 
 _PLACES = [f".{i:04d}" for i in range(10_000)]  # the four places' texts, by value
