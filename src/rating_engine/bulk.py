@@ -54,7 +54,7 @@ import orjson
 import polars as pl
 
 from . import clock
-from .cdr import rate_line
+from .cdr import invalid_message, rate_line
 from .chunks import BULK_MIN_BYTES, CHUNK_BYTES, blocks, count_lines
 from .deck import Deck
 from .records import deck_fields
@@ -569,11 +569,6 @@ def _rate_slowly(deck: Deck, chunk: bytes) -> tuple[pl.DataFrame, list[tuple[int
         if reason is not None:
             errors.append((n - 1, reason))
     return _texts_frame(results), errors, n
-
-
-def invalid_message(name: str, line_no: int, reason: str) -> str:
-    """The stderr line `cmd_rate` prints for an invalid CDR line."""
-    return f"{name}:{line_no}: invalid: {reason}\n"
 
 
 def write_lines(dst: BinaryIO, out: pl.DataFrame) -> None:

@@ -82,6 +82,7 @@ class Plan:
 def work(plan: Plan) -> int:
     """A worker's life: rate its chunks, write each in its turn; returns the exit code."""
     from . import bulk
+    from .cdr import invalid_message
     from .deck import DeckError, load_deck
 
     gc.disable()  # nothing here makes cycles; the collector cost ~2 % walking polars' objects
@@ -118,7 +119,7 @@ def work(plan: Plan) -> int:
                 sink = open(fds[0], "wb", buffering=0)
             (first,) = _TOKEN.unpack(_read_exactly(plan.token_in, _TOKEN.size))
             if errors:
-                _write_all(2, "".join(bulk.invalid_message(plan.name, first + i, reason)
+                _write_all(2, "".join(invalid_message(plan.name, first + i, reason)
                                       for i, reason in errors).encode())
             if out is not None:
                 bulk.write_lines(sink, out)  # polars writes straight to the descriptor

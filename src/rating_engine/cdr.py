@@ -92,6 +92,11 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
     return head, None
 
 
+def invalid_message(name: str, line_no: int, reason: str) -> str:
+    """The stderr line `rate` prints for an invalid CDR line (`FILE:LINE: invalid: reason`)."""
+    return f"{name}:{line_no}: invalid: {reason}\n"
+
+
 def _invalid(head: Record, reason: str, deck: Deck, duration: Any) -> Record:
     head.update(priced_fields("invalid", reason, None, duration, 0, 0, deck.currency))
     return head

@@ -96,15 +96,16 @@ def _progress_for(path: str, label: str) -> Progress | None:
 
 def cmd_rate(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else _default_jobs()
-    if jobs > 1 and _bulk_size(args.cdrs) >= 2 * CHUNK_BYTES:
+    size = _bulk_size(args.cdrs)
+    if jobs > 1 and size >= 2 * CHUNK_BYTES:
         return _rate_on_processes(args, jobs)
     deck = _deck(args.rates)
     progress = _progress_for(args.cdrs, "rate")
     name = _name(args.cdrs)
     with _open_in(args.cdrs) as src, _open_out(args.output) as dst:
-        from . import bulk
+        if size >= 0:
+            from . import bulk
 
-        if _bulk_size(args.cdrs) >= 0:
             lines = bulk.rate_stream(deck, src, dst, name, sys.stderr.write, progress)
         else:
             lines = _rate_per_call(deck, src, dst, name, progress)
@@ -135,8 +136,7 @@ def _bulk_size(cdrs: str) -> int:
 def _rate_per_call(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, progress: Progress | None) -> int:
     import orjson
 
-    from .bulk import invalid_message
-    from .cdr import rate_line
+    from .cdr import invalid_message, rate_line
 
     done = 0
     lines = 0
