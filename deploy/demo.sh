@@ -29,6 +29,8 @@ VENV=.venv
 PY="$VENV/bin/python"
 
 say() { echo "demo: $*" >&2; }
+# shellcheck source=deploy/lib.sh
+source "$ROOT/deploy/lib.sh"
 die() { say "$*"; exit 1; }
 T0=$SECONDS
 
@@ -82,16 +84,7 @@ cleanup() {
     trap - EXIT INT TERM
     if [[ -n $WORKER_PID ]] && kill -0 "$WORKER_PID" 2>/dev/null; then
         say "stopping the worker (pid $WORKER_PID, SIGTERM)"
-        kill -TERM "$WORKER_PID" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 300; i++)); do
-            kill -0 "$WORKER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$WORKER_PID" 2>/dev/null; then
-            say "the worker is still running after 30 s: SIGKILL"
-            kill -KILL "$WORKER_PID" 2>/dev/null || true
-        fi
+        stop_pid "$WORKER_PID" "the worker"
         local wrc=0
         wait "$WORKER_PID" 2>/dev/null || wrc=$?
         ((wrc == 0)) || say "the worker exited with status $wrc (log: $STATE_DIR/worker.log)"

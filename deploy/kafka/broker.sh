@@ -38,6 +38,8 @@ EOF
 }
 
 say() { echo "broker.sh: $*" >&2; }
+# shellcheck source=deploy/lib.sh
+source "$HERE/../lib.sh"
 die() { say "$*"; exit 1; }
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
@@ -297,25 +299,13 @@ cmd_start() {
 
 cmd_stop() {
     take_lock
-    local pid i
+    local pid
     if ! pid="$(broker_pid)"; then
         rm -f "$PID_FILE"
         echo "stopped"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "broker (pid $pid) still alive after 30 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    fi
+    stop_pid "$pid" "broker"
     rm -f "$PID_FILE"
     echo "stopped"
 }
