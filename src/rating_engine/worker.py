@@ -270,6 +270,15 @@ def build_app(args: argparse.Namespace) -> Any:
                 log.warning("input ends of partition %d unknown: %r", partition, exc)
         return ends
 
+    def last_decided(tp: Any) -> int | None:
+        """The last offset of input partition `tp` this agent decided: in memory, else the
+        mark kept in the `tenants` table (it survives a rebalance); None before any."""
+        done = decided.get(tp)
+        if done is None:
+            mark = tenants_table.data.get(_mark_key(tp))
+            done = None if mark is None else int(mark)
+        return done
+
     def behind(partition: int, after: list[int | None] | None) -> bool:
         """Are inputs that were on the wire when the tick was sent still undecided?
 
@@ -280,7 +289,7 @@ def build_app(args: argparse.Namespace) -> Any:
             if end is None:
                 continue
             tp = TP(name, partition)
-            done = decided.get(tp)
+            done = last_decided(tp)
             next_offset = done + 1 if done is not None else app.consumer._committed_offset.get(tp)
             if next_offset is not None and next_offset < end:
                 return True
@@ -385,10 +394,7 @@ def build_app(args: argparse.Namespace) -> Any:
         skipped records (faust-streaming skips, and acks, records fetched under an
         older group generation). They are read again directly and decided first.
         """
-        last = decided.get(tp)
-        if last is None:
-            mark = tenants_table.data.get(_mark_key(tp))
-            last = None if mark is None else int(mark)
+        last = last_decided(tp)
         if last is None or offset <= last + 1:
             return []
         missed = await refetch(tp, last + 1, offset)
