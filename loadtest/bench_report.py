@@ -5,8 +5,10 @@
 Generates the charges file with polars (vectorised, no Python loop) into a
 temporary directory: 200 tenants x 50 users, 12 destinations, 30 days, the
 four call kinds, pools and disconnects in realistic shares, the same fields
-and formats as the worker's ``charges`` topic (about 530 bytes a record:
-10 M records are 5.3 GB). Then runs ``report`` once, in a fresh process,
+in the same order as the worker's ``charges`` topic (about 530 bytes a record:
+10 M records are 5.3 GB; the seconds are floats as polars prints them, e.g.
+``812.6080000000001`` where the worker writes ``812.608``, a few bytes more
+to parse). Then runs ``report`` once, in a fresh process,
 exactly as ``rating-engine report FILE --out DIR`` would,
 and prints the seconds and records per second; the figures are appended to
 ``loadtest/results/report.md``. Target: 10 M records in under 20 s on the
