@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -268,7 +269,7 @@ def main() -> None:
     # The host's speed drifts by up to ~1.7x within minutes: a round's two runs, back to back,
     # share a moment, so the median of the per-round ratios is the steadier figure.
     pairs = [r[0] / p[0] for p, r in zip(polars_runs, rate_runs)]
-    median = sorted(pairs)[len(pairs) // 2] if len(pairs) % 2 else sum(sorted(pairs)[len(pairs) // 2 - 1:][:2]) / 2
+    median = statistics.median(pairs)
     lines = [
         f"- {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {machine()}, polars {__import__('polars').__version__}, "
         f"Python {platform.python_version()}. Command: `.venv/bin/python loadtest/bench_rate.py --n {args.n} "

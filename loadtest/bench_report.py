@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr, file=sys.stderr)
             return 1
         rate = args.records / secs
-        floor_s, floor_cpu = parse_floor(data, min(FLOOR_RECORDS, args.records))
+        floor_n = min(FLOOR_RECORDS, args.records)
+        floor_s, floor_cpu = parse_floor(data, floor_n)
         print(proc.stderr.strip())
         print(
             f"report: {args.records} records ({size / 1e9:.2f} GB) in {secs:.2f} s "
@@ -231,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU pressure of other work (avg10) before/after: {pressure_before}/{pressure} "
             f"(generation {gen_s:.1f} s)"
         )
-        fast = " (4.2 CPU s in the host's fast phases)" if args.records >= FLOOR_RECORDS else ""
+        fast = " (4.2 CPU s in the host's fast phases)" if floor_n == FLOOR_RECORDS else ""
         print(
-            f"host speed right after: polars alone parses the first {min(FLOOR_RECORDS, args.records):,} "
+            f"host speed right after: polars alone parses the first {floor_n:,} "
             f"records in {floor_s:.2f} s, {floor_cpu:.2f} CPU s{fast}"
         )
         if not args.no_results:
