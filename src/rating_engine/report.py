@@ -14,8 +14,8 @@ Output in DIR: ``usage.xlsx`` (one sheet per table), one CSV per table
 (``summary.csv``, ``by_user.csv``, ``by_destination.csv``, ``by_kind.csv``,
 ``by_day.csv``, ``by_payer.csv``, ``disconnects.csv``, ``by_status.csv``,
 ``top_destinations.csv``, ``funding.csv``, ``bad_lines.csv``, ``notes.csv``)
-and a self-contained ``report.html`` (tables and PNG charts embedded as
-``data:`` URIs, no external resource).
+and a self-contained ``report.html`` (tables and inline SVG charts, no
+external resource, no script).
 
 Exactness
 ---------
@@ -100,8 +100,7 @@ notes of 2026-11-24 14:41 there).
 When a file holds a line polars can't parse, it is first rewritten to a
 temporary file where each such line is replaced by a marker object (blocks
 that parse are copied as they are; only a failing block is checked line by
-line with orjson). For a big input, the process that draws the charts
-starts before the scan, so that its imports are done when the tables are.
+line with orjson).
 """
 
 from __future__ import annotations
@@ -118,15 +117,11 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 import polars as pl
 
 from .chunks import blocks
-
-if TYPE_CHECKING:
-    from rating_engine.report_render import ChartChild
 
 PROG = "rating-engine report"
 
@@ -1178,22 +1173,6 @@ def _percent(text: str) -> float:
     return value
 
 
-EARLY_CHILD_BYTES = 64 << 20  # input from which the chart child starts before the scan
-
-
-def _early_chart_child(paths: Sequence[str], chart_tenants: int) -> ChartChild | None:
-    """The process that will draw the charts, started now when the input is
-    big enough for its imports to be over before the scan is."""
-    from rating_engine import report_render
-
-    size = sum(os.path.getsize(p) for p in paths)
-    if size < EARLY_CHILD_BYTES or chart_tenants < report_render.PARALLEL_MIN_CHARTS:
-        return None
-    if (os.cpu_count() or 1) < 2:
-        return None
-    return report_render.ChartChild()
-
-
 @contextlib.contextmanager
 def _environ(name: str, value: str) -> Iterator[None]:
     """``name`` set to ``value`` meanwhile, unless the user has set it."""
@@ -1209,7 +1188,7 @@ def _environ(name: str, value: str) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     """``rating-engine report``: 0 ok, 2 usage error or unreadable input."""
-    from rating_engine import report_render  # matplotlib is imported lazily
+    from rating_engine import report_render
 
     parser = _parser()
     try:
@@ -1221,7 +1200,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     tmp = tempfile.mkdtemp(prefix="rating-engine-report-")
-    child = None
     try:
         paths = []
         for name in args.inputs:
@@ -1242,7 +1220,6 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             paths.append(name)
         labels = ["<stdin>" if n == "-" else n for n in args.inputs]
-        child = _early_chart_child(paths, args.chart_tenants)
         try:
             with _environ(*NDJSON_READ_SIZE):
                 report = build_report(
@@ -1261,15 +1238,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             out.mkdir(parents=True, exist_ok=True)
-            written = report_render.write_all(
-                report, out, chart_tenants=args.chart_tenants, child=child
-            )
+            written = report_render.write_all(report, out, chart_tenants=args.chart_tenants)
         except OSError as exc:
             print(f"{PROG}: cannot write to {out}: {exc}", file=sys.stderr)
             return 2
     finally:
-        if child is not None:
-            child.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"{PROG}: {report.records} records, {report.bad_count} bad line(s), "

@@ -7,25 +7,20 @@ money with 4 decimals, seconds exact (at most 3 decimals, integers without a
 point), minutes rounded half-up to 2 decimals. The XLSX holds numbers (Excel
 has no decimal type): money = units / 10000 with format ``0.0000``, seconds
 ``0.000``, minutes ``0.00`` (the value already rounded to 2 decimals), so the
-number shown is the exact figure. Charts are PNGs drawn by matplotlib's Agg
-backend and embedded in the HTML as ``data:`` URIs (no external resource, no
-script).
+number shown is the exact figure. Charts are inline SVG drawn by
+:mod:`rating_engine.charts` (no external resource, no script).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import os
-import pickle
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
+from rating_engine import xlsx
+from rating_engine.charts import tenant_svg
 from rating_engine.report import (
     DATE,
     INT,
@@ -39,6 +34,7 @@ from rating_engine.report import (
     Report,
     Table,
 )
+from rating_engine.xlsx import Sheet
 
 XLSX_MAX_ROWS = 1_048_575  # Excel's rows, less the header
 HTML_MAX_ROWS = 200  # rows of one table for one tenant in report.html
@@ -143,10 +139,42 @@ def write_csv(report: Report, out: Path) -> list[Path]:
 # XLSX
 
 
-def xlsx_payload(report: Report) -> tuple[list, list[str]]:
-    """Plain Python values of every sheet: [(sheet, [(column, kind)],
-    [values per column], widths)], and the notes (with a line per sheet cut
-    at Excel's row limit)."""
+XLSX_FORMATS = {
+    MONEY: "0.0000",
+    SECONDS: "0.000",
+    MINUTES: "0.00",
+    INT: "0",
+    NUMBER: "0.0",
+    DATE: "yyyy-mm-dd",
+    TEXT: None,
+}
+EXCEL_EPOCH = date(1899, 12, 30)  # serial day 0 (for dates from 1900-03-01)
+
+
+def xlsx_cells(col: str, kind: str) -> pl.Expr:
+    """A column as the text of its XLSX cells: numbers as exact decimal text
+    (Excel reads it as the nearest double), dates as serial day numbers."""
+    e = pl.col(col)
+    if kind == MONEY:
+        e = money_text(e)
+    elif kind == SECONDS:
+        e = seconds_text(e)
+    elif kind == MINUTES:
+        e = minutes_text(e)
+    elif kind == DATE:
+        e = (e - pl.lit(EXCEL_EPOCH)).dt.total_days().cast(pl.String)
+    elif kind == NUMBER:
+        e = pl.when(e.is_finite()).then(e.round(1).cast(pl.String))
+    elif kind == INT:
+        e = e.cast(pl.Int64).cast(pl.String)
+    else:
+        e = e.cast(pl.String)
+    return e.alias(col)
+
+
+def xlsx_sheets(report: Report) -> list[Sheet]:
+    """One sheet per table (``SHEET_ORDER`` first) and the notes, with a
+    note per sheet cut at Excel's row limit."""
     notes = list(report.notes)
     names = [n for n in SHEET_ORDER if n in report.tables]
     names += [n for n in report.tables if n not in names]
@@ -161,7 +189,6 @@ def xlsx_payload(report: Report) -> tuple[list, list[str]]:
             )
             df = df.head(XLSX_MAX_ROWS)
         cols = list(table.kinds.items())
-        values = [_xlsx_values(df, col, kind) for col, kind in cols]
         widths = []
         for col, kind in cols:
             width = max(len(col), 12 if kind != TEXT else 10) + 2
@@ -169,100 +196,31 @@ def xlsx_payload(report: Report) -> tuple[list, list[str]]:
                 longest = df[col].cast(pl.String).str.len_chars().max() or 0
                 width = max(width, min(int(longest) + 2, 60))
             widths.append(width)
-        sheets.append((name[:31], cols, values, widths))
-    return sheets, notes
-
-
-def write_xlsx_payload(sheets: list, notes: list[str], path: str | Path) -> None:
-    """Write the workbook from :func:`xlsx_payload`'s values (no polars)."""
-    import xlsxwriter
-
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
-    try:
-        head = wb.add_format({"bold": True, "bg_color": "#DDE4EE", "bottom": 1})
-        fmts = {
-            MONEY: wb.add_format({"num_format": "0.0000"}),
-            SECONDS: wb.add_format({"num_format": "0.000"}),
-            MINUTES: wb.add_format({"num_format": "0.00"}),
-            INT: wb.add_format({"num_format": "0"}),
-            NUMBER: wb.add_format({"num_format": "0.0"}),
-            DATE: wb.add_format({"num_format": "yyyy-mm-dd"}),
-        }
-        for name, cols, values, widths in sheets:
-            ws = wb.add_worksheet(name)
-            nrows = len(values[0]) if values else 0
-            for j, ((col, kind), vals, width) in enumerate(zip(cols, values, widths, strict=True)):
-                ws.write_string(0, j, col, head)
-                ws.set_column(j, j, width)
-                if kind == TEXT:
-                    write = ws.write_string
-                    for i, v in enumerate(vals, start=1):
-                        if v is not None:
-                            write(i, j, v)
-                elif kind == DATE:
-                    write, fmt = ws.write_datetime, fmts[DATE]
-                    for i, v in enumerate(vals, start=1):
-                        if v is not None:
-                            write(i, j, v, fmt)
-                else:
-                    write, fmt = ws.write_number, fmts[kind]
-                    for i, v in enumerate(vals, start=1):
-                        if v is not None:
-                            write(i, j, v, fmt)
-            ws.freeze_panes(1, 0)
-            if nrows:
-                ws.autofilter(0, 0, nrows, len(cols) - 1)
-        ws = wb.add_worksheet("notes")
-        ws.write_string(0, 0, "note", head)
-        ws.set_column(0, 0, 120)
-        for i, note in enumerate(notes, start=1):
-            ws.write_string(i, 0, note)
-    finally:
-        wb.close()
+        sheets.append(
+            Sheet(
+                name=name[:31],
+                columns=[col for col, _ in cols],
+                formats=[XLSX_FORMATS[kind] for _, kind in cols],
+                values=df.select([xlsx_cells(col, kind) for col, kind in cols]),
+                widths=widths,
+            )
+        )
+    notes_df = pl.DataFrame({"note": notes}, schema={"note": pl.String})
+    sheets.append(Sheet("notes", ["note"], [None], notes_df, [120], False, False))
+    return sheets
 
 
 def write_xlsx(report: Report, path: Path) -> Path:
-    sheets, notes = xlsx_payload(report)
-    write_xlsx_payload(sheets, notes, path)
+    xlsx.write_xlsx(path, xlsx_sheets(report))
     return path
-
-
-def _ratio(values: list, div: int) -> list:
-    # Python's int / int is correctly rounded: the double nearest the exact
-    # decimal (polars may multiply by the reciprocal: 912 / 100 -> 9.120000000000001)
-    return [None if v is None else v / div for v in values]
-
-
-def _xlsx_values(df: pl.DataFrame, col: str, kind: str) -> list:
-    s = df[col]
-    if kind == MONEY:
-        return _ratio(s.to_list(), MONEY_UNIT)
-    if kind == SECONDS:
-        return _ratio(s.to_list(), 1000)
-    if kind == MINUTES:
-        return _ratio(df.select(centi_minutes(pl.col(col)))[col].to_list(), 100)
-    if kind == INT:
-        return s.cast(pl.Int64).to_list()
-    if kind == NUMBER:
-        return [None if v is None else round(v, 1) for v in s.cast(pl.Float64).to_list()]
-    if kind == DATE:
-        return s.to_list()
-    return s.cast(pl.String).to_list()
 
 
 # ---------------------------------------------------------------------------
 # charts
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, pil_kwargs={"compress_level": 3})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def chart_data(report: Report, tenant: str, currency: str) -> dict:
-    """What the tenant's charts show, as plain Python values (floats only
-    for drawing)."""
+    """What the tenant's charts show (see :func:`charts.tenant_svg`)."""
     key = (pl.col("tenant_id") == tenant) & (pl.col("currency") == currency)
     days = report.tables["by_day"].df.filter(key & pl.col("day").is_not_null())
     payer = report.tables["by_payer"].df.filter(key)
@@ -270,67 +228,17 @@ def chart_data(report: Report, tenant: str, currency: str) -> dict:
     return {
         "tenant": tenant,
         "currency": currency,
-        "days": [d.toordinal() for d in days["day"].to_list()],
-        "spend": (days["charge"] / MONEY_UNIT).to_list(),
+        "days": days["day"].to_list(),
+        "spend": days["charge"].to_list(),
         "payers": payer["paid_by"].to_list(),
-        "payer_minutes": (payer["seconds"] / 60000).to_list(),
+        "payer_ms": payer["seconds"].to_list(),
         "destinations": top["destination"].to_list(),
-        "destination_spend": (top["charge"] / MONEY_UNIT).to_list(),
+        "destination_spend": top["charge"].to_list(),
     }
 
 
-def draw_chart(data: dict) -> str:
-    """One PNG (data URI) with a tenant's three charts: credit spend per day,
-    minutes paid by each pool vs. by credits, top destinations by spend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    currency = data["currency"]
-    fig = Figure(figsize=(14, 3.6))
-    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.0, 1.1]})
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.2, top=0.9, wspace=0.62)
-
-    ax = axes[0]
-    xs = data["days"]
-    if xs:
-        ax.bar(xs, data["spend"], width=0.8, color="#3b6ea5")
-        step = max(1, len(xs) // 6)
-        ax.set_xticks(xs[::step], [date.fromordinal(x).strftime("%m-%d") for x in xs[::step]])
-    else:
-        ax.text(0.5, 0.5, "no dated calls", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title(f"Credit spend per day ({currency})", fontsize=10)
-    ax.tick_params(labelsize=8)
-
-    ax = axes[1]
-    labels = data["payers"]
-    if labels:
-        colors = ["#d08c2f" if lab == "credits" else "#4f9a6b" for lab in labels]
-        ax.barh(range(len(labels)), data["payer_minutes"], color=colors)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-    ax.set_title("Minutes paid: pools vs. credits", fontsize=10)
-    ax.set_xlabel("minutes", fontsize=8)
-    ax.tick_params(labelsize=8)
-
-    ax = axes[2]
-    labels = [_short(d) for d in data["destinations"]]
-    if labels:
-        ax.barh(range(len(labels)), data["destination_spend"], color="#8a5aa8")
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-    ax.set_title(f"Top destinations by spend ({currency})", fontsize=10)
-    ax.tick_params(labelsize=8)
-    return _png(fig)
-
-
 def tenant_chart(report: Report, tenant: str, currency: str) -> str:
-    return draw_chart(chart_data(report, tenant, currency))
-
-
-def _short(text: str, n: int = 26) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return tenant_svg(chart_data(report, tenant, currency))
 
 
 # ---------------------------------------------------------------------------
@@ -345,11 +253,32 @@ th,td{border:1px solid #c9d1dc;padding:.2em .5em;white-space:nowrap}th{backgroun
 div.scroll{overflow-x:auto;max-width:100%}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 p.note,li{font-size:.9em}.muted{color:#5b6676}
-img.chart{max-width:100%;height:auto;border:1px solid #c9d1dc}
+figure.chart{margin:.5em 0 1em;max-width:1120px;border:1px solid #c9d1dc}
 nav a{margin-right:.8em}
 """
 
 NUMERIC_KINDS = {INT, MONEY, SECONDS, MINUTES, NUMBER}
+
+
+def html_escape(e: pl.Expr) -> pl.Expr:
+    """``html.escape`` (quote=True) of a text column, in one pass."""
+    return e.str.replace_many(
+        ["&", "<", ">", '"', "'"], ["&amp;", "&lt;", "&gt;", "&quot;", "&#x27;"]
+    )
+
+
+def html_rows(table: Table, text: pl.DataFrame, *, drop=()) -> pl.Expr:
+    """One ``<tr>`` per row of ``text`` (display text of :func:`text_frame`),
+    built by polars: a report has tens of thousands of table rows."""
+    cells: list = [pl.lit("<tr>")]
+    for col in (c for c in table.kinds if c not in drop):
+        cells += [
+            pl.lit('<td class="n">' if table.kinds[col] in NUMERIC_KINDS else "<td>"),
+            html_escape(pl.col(col)).fill_null(""),
+            pl.lit("</td>"),
+        ]
+    cells.append(pl.lit("</tr>"))
+    return pl.concat_str(cells).alias("_tr")
 
 
 def html_table(
@@ -358,32 +287,24 @@ def html_table(
     *,
     drop=(),
     max_rows: int | None = None,
-    text: pl.DataFrame | None = None,
+    rows: pl.Series | None = None,
 ) -> str:
     """An HTML table of ``table`` (or of ``df``, rows of it) as display text;
-    ``text``: the rows already formatted by :func:`text_frame`."""
-    if text is None:
+    ``rows``: its ``<tr>`` already built by :func:`html_rows`."""
+    if rows is None:
         frame = table.df if df is None else df
         text = text_frame(Table(table.name, table.title, frame, table.kinds), no_date=NO_DATE_LABEL)
-    total = text.height
+        rows = text.select(html_rows(table, text, drop=drop)).to_series()
+    total = rows.len()
     if max_rows is not None and total > max_rows:
-        text = text.head(max_rows)
-    cols = [c for c in table.kinds if c not in drop]
-    numeric = [table.kinds[c] in NUMERIC_KINDS for c in cols]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        rows = rows.head(max_rows)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.kinds if c not in drop)
     out = [
         f'<div class="scroll"><table data-table="{html.escape(table.name)}">'
-        f"<thead><tr>{head}</tr></thead><tbody>"
+        f"<thead><tr>{head}</tr></thead><tbody>",
+        *rows.to_list(),
+        "</tbody></table></div>",
     ]
-    esc = html.escape
-    for row in text.select(cols).iter_rows():
-        cells = [
-            (f'<td class="n">{"" if v is None else esc(v)}</td>' if num
-             else f"<td>{'' if v is None else esc(v)}</td>")
-            for v, num in zip(row, numeric, strict=True)
-        ]
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table></div>")
     if max_rows is not None and total > max_rows:
         out.append(
             f'<p class="note muted">first {max_rows} of {total} rows; '
@@ -399,41 +320,19 @@ def tenants_by_spend(report: Report) -> list[tuple[str, str]]:
     return [tuple(k) for k in order.select("tenant_id", "currency").rows()]
 
 
-def write_html(
-    report: Report,
-    path: Path,
-    *,
-    chart_tenants: int = 10,
-    charts: dict[tuple[str, str], str] | None = None,
-) -> Path:
-    """``charts``: data URIs already drawn, by (tenant, currency); those
-    missing among the first ``chart_tenants`` tenants are drawn here."""
-    return finish_html(report, html_parts(report, chart_tenants=chart_tenants), path, charts)
-
-
-def finish_html(
-    report: Report,
-    parts: list,
-    path: Path,
-    charts: dict[tuple[str, str], str] | None = None,
-) -> Path:
-    """Write the page of :func:`html_parts`, each chart slot filled from
-    ``charts`` or drawn here."""
-    charts = charts or {}
-    text = "".join(
-        p if isinstance(p, str) else charts.get(p) or tenant_chart(report, *p) for p in parts
-    )
-    path.write_text(text, encoding="utf-8")
+def write_html(report: Report, path: Path, *, chart_tenants: int = 10) -> Path:
+    path.write_text(html_page(report, chart_tenants=chart_tenants), encoding="utf-8")
     return path
 
 
-def html_parts(report: Report, *, chart_tenants: int = 10) -> list:
-    """The page as a list of strings, with a (tenant, currency) key where the
-    data URI of that tenant's chart goes (the charts may still be drawing)."""
+def html_page(report: Report, *, chart_tenants: int = 10) -> str:
+    """The whole page: notes, funding advice, all tenants, then each tenant
+    (biggest spend first) with its charts (the first ``chart_tenants``) and
+    its tables (at most ``HTML_MAX_ROWS`` rows each)."""
     t = report.tables
     keys = tenants_by_spend(report)
     summary = t["summary"].df.sort(["charge", "tenant_id", "currency"], descending=[True, False, False])
-    parts: list = [
+    parts: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         "<title>PSTN usage report</title>",
@@ -468,16 +367,16 @@ def html_parts(report: Report, *, chart_tenants: int = 10) -> list:
 
     per_tenant = ("by_payer", "by_kind", "by_destination", "top_destinations", "disconnects",
                   "by_status", "by_day", "by_user")
+    drop = ("tenant_id", "currency")
     parts_of = {}
     for name in per_tenant:
         text = text_frame(t[name], no_date=NO_DATE_LABEL)
-        parts_of[name] = text.partition_by(["tenant_id", "currency"], as_dict=True, maintain_order=True)
-    drop = ("tenant_id", "currency")
+        rows = text.select(*drop, html_rows(t[name], text, drop=drop))
+        parts_of[name] = rows.partition_by(list(drop), as_dict=True, maintain_order=True)
     for i, (tenant, cur) in enumerate(keys):
         parts.append(f"<h2 id='t{i}'>Tenant {html.escape(tenant)} ({html.escape(cur)})</h2>")
         if i < chart_tenants:
-            alt = f"charts of tenant {tenant}: spend per day, minutes by pool vs credits, top destinations"
-            parts += [f"<img class='chart' alt='{html.escape(alt)}' src='", (tenant, cur), "'>"]
+            parts += ["<figure class='chart'>", tenant_chart(report, tenant, cur), "</figure>"]
         elif i == chart_tenants:
             parts.append(
                 "<p class='note muted'>charts are drawn for the first "
@@ -491,106 +390,15 @@ def html_parts(report: Report, *, chart_tenants: int = 10) -> list:
             parts.append(f"<h3>{html.escape(table.title)}</h3>")
             if table.description:
                 parts.append(f"<p class='note muted'>{html.escape(table.description)}</p>")
-            parts.append(html_table(table, drop=drop, max_rows=HTML_MAX_ROWS, text=rows))
+            parts.append(html_table(table, drop=drop, max_rows=HTML_MAX_ROWS, rows=rows["_tr"]))
     parts.append("</body></html>\n")
-    return parts
+    return "".join(parts)
 
 
-def _child() -> None:  # pragma: no cover - runs in the child process
-    """Child process: draw the charts whose data come pickled on stdin,
-    pickle the data URIs to stdout (nothing if stdin closes first)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.figure  # noqa: F401 - imported while the parent still scans
-
-    try:
-        payload = pickle.load(sys.stdin.buffer)
-    except EOFError:
-        return
-    pickle.dump([draw_chart(d) for d in payload], sys.stdout.buffer)
-    sys.stdout.buffer.flush()
-
-
-PARALLEL_MIN_CHARTS = 3  # from this many charts, a child process draws them
-
-
-class ChartChild:
-    """A new interpreter that draws the charts (matplotlib and xlsxwriter are
-    both pure Python at heart: the parent writes the workbook meanwhile).
-
-    Start it before the input is scanned: its imports (about a second of
-    CPU) then overlap the scan instead of delaying the report; it waits for
-    the chart data on its stdin. Not a fork of a process running polars'
-    threads."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from rating_engine.report_render import _child; _child()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-
-    def send(self, data: list[dict]) -> None:
-        assert self.proc.stdin is not None
-        try:
-            with self.proc.stdin:
-                pickle.dump(data, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        except BrokenPipeError:
-            pass
-
-    def receive(self) -> list[str] | None:
-        """The data URIs, or None if the child failed."""
-        assert self.proc.stdout is not None
-        with self.proc.stdout:
-            stdout = self.proc.stdout.read()
-        self.proc.wait()
-        return pickle.loads(stdout) if self.proc.returncode == 0 and stdout else None
-
-    def close(self) -> None:
-        """Stop a child that got no data (it exits on the closed stdin)."""
-        if self.proc.returncode is not None:
-            return
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        self.receive()
-
-
-def write_all(
-    report: Report,
-    out: Path,
-    *,
-    chart_tenants: int = 10,
-    parallel: bool | None = None,
-    child: ChartChild | None = None,
-) -> list[Path]:
-    """Write the CSVs, ``usage.xlsx`` and ``report.html`` into ``out``.
-
-    With several charts to draw, a :class:`ChartChild` (``child``, or one
-    started here) draws them while this process writes the workbook, the
-    CSVs and the HTML tables; ``parallel`` forces that on or off. ``child``
-    is always finished."""
+def write_all(report: Report, out: Path, *, chart_tenants: int = 10) -> list[Path]:
+    """Write the CSVs, ``usage.xlsx`` and ``report.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    keys = tenants_by_spend(report)[:chart_tenants]
-    data = [chart_data(report, tenant, cur) for tenant, cur in keys]
-    if parallel is None:
-        parallel = len(data) >= PARALLEL_MIN_CHARTS and (os.cpu_count() or 1) > 1
-    if not (parallel and data) and child is not None:
-        child.close()
-        child = None
-    elif parallel and data:
-        child = child or ChartChild()
-        child.send(data)
-    charts: dict[tuple[str, str], str] = {}
-    try:
-        written = [write_xlsx(report, out / "usage.xlsx")]
-        written += write_csv(report, out)
-        page = html_parts(report, chart_tenants=chart_tenants)
-    finally:
-        if child is not None:
-            uris = child.receive()
-            if uris is not None:
-                charts = dict(zip(keys, uris, strict=True))
-            # else: drawn below, in this process
-    written.append(finish_html(report, page, out / "report.html", charts))
+    written = [write_xlsx(report, out / "usage.xlsx")]
+    written += write_csv(report, out)
+    written.append(write_html(report, out / "report.html", chart_tenants=chart_tenants))
     return written
