@@ -98,24 +98,37 @@ def minutes_text(e: pl.Expr) -> pl.Expr:
     )
 
 
+EXCEL_EPOCH = date(1899, 12, 30)  # serial day 0 (for dates from 1900-03-01)
+
+
+def cell_text(name: str, kind: str, *, no_date: str = "", excel: bool = False) -> pl.Expr:
+    """A column as display text (CSV and HTML; a null date prints
+    ``no_date``) or, with ``excel``, as the text of its XLSX cells: the
+    same exact decimals (Excel reads the nearest double), dates as serial
+    day numbers, no cell for a number that is not finite."""
+    e = pl.col(name)
+    if kind == MONEY:
+        e = money_text(e)
+    elif kind == SECONDS:
+        e = seconds_text(e)
+    elif kind == MINUTES:
+        e = minutes_text(e)
+    elif kind == DATE and excel:
+        e = (e - pl.lit(EXCEL_EPOCH)).dt.total_days().cast(pl.String)
+    elif kind == DATE:
+        e = e.cast(pl.String).fill_null(no_date)
+    elif kind == NUMBER and excel:
+        e = pl.when(e.is_finite()).then(e.round(1).cast(pl.String))
+    elif kind == NUMBER:
+        e = e.round(1).cast(pl.String)
+    else:
+        e = e.cast(pl.String)
+    return e.alias(name)
+
+
 def text_frame(table: Table, *, no_date: str = "") -> pl.DataFrame:
     """The table with every column as display text (CSV and HTML)."""
-    exprs = []
-    for name, kind in table.kinds.items():
-        col = pl.col(name)
-        if kind == MONEY:
-            e = money_text(col)
-        elif kind == SECONDS:
-            e = seconds_text(col)
-        elif kind == MINUTES:
-            e = minutes_text(col)
-        elif kind == DATE:
-            e = col.cast(pl.String).fill_null(no_date)
-        elif kind == NUMBER:
-            e = col.round(1).cast(pl.String)
-        else:
-            e = col.cast(pl.String)
-        exprs.append(e.alias(name))
+    exprs = [cell_text(name, kind, no_date=no_date) for name, kind in table.kinds.items()]
     return table.df.select(exprs) if exprs else table.df
 
 
@@ -148,30 +161,6 @@ XLSX_FORMATS = {
     DATE: "yyyy-mm-dd",
     TEXT: None,
 }
-EXCEL_EPOCH = date(1899, 12, 30)  # serial day 0 (for dates from 1900-03-01)
-
-
-def xlsx_cells(col: str, kind: str) -> pl.Expr:
-    """A column as the text of its XLSX cells: numbers as exact decimal text
-    (Excel reads it as the nearest double), dates as serial day numbers."""
-    e = pl.col(col)
-    if kind == MONEY:
-        e = money_text(e)
-    elif kind == SECONDS:
-        e = seconds_text(e)
-    elif kind == MINUTES:
-        e = minutes_text(e)
-    elif kind == DATE:
-        e = (e - pl.lit(EXCEL_EPOCH)).dt.total_days().cast(pl.String)
-    elif kind == NUMBER:
-        e = pl.when(e.is_finite()).then(e.round(1).cast(pl.String))
-    elif kind == INT:
-        e = e.cast(pl.Int64).cast(pl.String)
-    else:
-        e = e.cast(pl.String)
-    return e.alias(col)
-
-
 def xlsx_sheets(report: Report) -> list[Sheet]:
     """One sheet per table (``SHEET_ORDER`` first) and the notes, with a
     note per sheet cut at Excel's row limit."""
@@ -201,7 +190,7 @@ def xlsx_sheets(report: Report) -> list[Sheet]:
                 name=name[:31],
                 columns=[col for col, _ in cols],
                 formats=[XLSX_FORMATS[kind] for _, kind in cols],
-                values=df.select([xlsx_cells(col, kind) for col, kind in cols]),
+                values=df.select([cell_text(col, kind, excel=True) for col, kind in cols]),
                 widths=widths,
             )
         )
