@@ -5,7 +5,8 @@ The tables come from :mod:`rating_engine.report` with integer columns
 column. Text outputs (CSV, HTML) print them with exact integer arithmetic:
 money with 4 decimals, seconds exact (at most 3 decimals, integers without a
 point), minutes rounded half-up to 2 decimals. The XLSX holds numbers (Excel
-has no decimal type): money = units / 10000 with format ``0.0000``, seconds
+has no decimal type), written as the same exact decimal text, which Excel
+reads as the nearest double: money with format ``0.0000``, seconds
 ``0.000``, minutes ``0.00`` (the value already rounded to 2 decimals), so the
 number shown is the exact figure. Charts are inline SVG drawn by
 :mod:`rating_engine.charts` (no external resource, no script).
@@ -161,6 +162,8 @@ XLSX_FORMATS = {
     DATE: "yyyy-mm-dd",
     TEXT: None,
 }
+
+
 def xlsx_sheets(report: Report) -> list[Sheet]:
     """One sheet per table (``SHEET_ORDER`` first) and the notes, with a
     note per sheet cut at Excel's row limit."""
