@@ -115,7 +115,7 @@ def test_report_renders_with_charts(report_html, tmp_path):
         assert any(all(abs(a - b) <= 3 for a, b in zip(colour, px, strict=True)) for px in present), colour
 
 
-def test_report_dom_has_tables_and_images(report_html, tmp_path):
+def test_report_dom_has_tables_and_charts(report_html, tmp_path):
     proc = _run(["--enable-logging=stderr", "--v=0", "--dump-dom", report_html.as_uri()], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout

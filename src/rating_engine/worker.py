@@ -210,8 +210,8 @@ class TimerHeap:
 def build_app(args: argparse.Namespace) -> Any:
     """Create the Faust app, its topics, tables, agent and timer task."""
     import faust
-    from faust.types import TP
     from faust.exceptions import NotReady
+    from faust.types import TP
 
     deck = load_deck(args.rates)
     prefix = args.topic_prefix
