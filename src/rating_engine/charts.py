@@ -21,9 +21,10 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
+from .money import MICROS_PER_CENTI_CENT, div_round_half_up, format_money
+
 __all__ = ["tenant_svg"]
 
-MONEY_UNIT = 10_000  # 0.0001 units per currency unit
 MS_PER_CENTI_MINUTE = 600  # 1/100 minute in milliseconds
 
 SPEND_BLUE = "#3b6ea5"
@@ -122,13 +123,12 @@ def _fixed(value: int, decimals: int, *, strip: bool = False, group: bool = Fals
 
 def money_text(units: int) -> str:
     """0.0001 units -> "12.3456" (exact)."""
-    return _fixed(units, 4)
+    return format_money(units * MICROS_PER_CENTI_CENT)
 
 
 def minutes_text(ms: int) -> str:
     """Milliseconds -> minutes rounded half-up (away from 0) to 2 decimals."""
-    centi = (abs(ms) + MS_PER_CENTI_MINUTE // 2) // MS_PER_CENTI_MINUTE
-    return _fixed(-centi if ms < 0 else centi, 2)
+    return _fixed(div_round_half_up(ms, MS_PER_CENTI_MINUTE), 2)
 
 
 # ---------------------------------------------------------------------------
