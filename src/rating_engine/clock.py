@@ -41,46 +41,46 @@ def _day_us(year: int, month: int, day: int) -> int:
 
 
 # Already-validated pieces of timestamps. A string matching `_TS_RE` is always date and
-# separator (11 chars) + `HH:MM` + `:SS` + tail (fraction and zone), and its instant is the
-# sum of the pieces' values, so a text whose pieces are all known valid parses to the same
-# value without the regex. All valid `HH:MM` and `:SS` are listed; only the slow path (the
-# full regex) adds dates and tails.
+# separator (11 chars) + `HH` + `:MM:SS` + tail (fraction and zone), and its instant is the sum
+# of the pieces' values, so a text whose pieces are all known valid parses to the same value
+# without the regex. All valid `HH` and `:MM:SS` are listed; only the slow path (the full regex)
+# adds dates and tails. Hours met are remembered whole ("YYYY-MM-DDTHH"): three small tables,
+# probed once each, whatever the spread of the instants (a table of minutes would miss often).
 _DAY_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DDT" (with its separator) -> midnight UTC
-_HM_BY_TEXT = {f"{h:02d}:{m:02d}": (h * 60 + m) * 60 * US_PER_S for h in range(24) for m in range(60)}
-_S_BY_TEXT = {f":{s:02d}": s * US_PER_S for s in range(60)}  # ":SS" -> microseconds
+_H_BY_TEXT = {f"{h:02d}": h * 3600 * US_PER_S for h in range(24)}
+_MS_BY_TEXT = {f":{m:02d}:{s:02d}": (m * 60 + s) * US_PER_S for m in range(60) for s in range(60)}
 _TAIL_BY_TEXT: dict[str, int] = {"Z": 0, "z": 0}  # ".250+01:00" -> fraction minus offset (us)
 _CACHE_MAX = 200_000
-# "YYYY-MM-DDTHH:MM" -> its instant: a known date and a valid HH:MM, summed once per minute met
-_MINUTE_BY_TEXT: dict[str, int] = {}
-_MINUTES_MAX = 50_000
+_HOUR_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DDTHH" -> its instant (a known date, a valid hour)
+_HOURS_MAX = 100_000  # eleven years of hours
 
 
 def parse_instant(text: object) -> Instant:
     """Parse ISO 8601 with a zone (`Z` or `±HH:MM`) into exact epoch microseconds."""
     if text.__class__ is str:
-        minute = _MINUTE_BY_TEXT.get(text[:16])  # type: ignore[index]
-        if minute is None:
-            minute = _known_minute(text)  # type: ignore[arg-type]
-        if minute is not None:
-            sec = _S_BY_TEXT.get(text[16:19])  # type: ignore[index]
-            if sec is not None:
+        hour = _HOUR_BY_TEXT.get(text[:13])  # type: ignore[index]
+        if hour is None:
+            hour = _known_hour(text)  # type: ignore[arg-type]
+        if hour is not None:
+            ms = _MS_BY_TEXT.get(text[13:19])  # type: ignore[index]
+            if ms is not None:
                 tail = _TAIL_BY_TEXT.get(text[19:])  # type: ignore[index]
                 if tail is not None:
-                    return minute + sec + tail
+                    return hour + ms + tail
     elif not isinstance(text, str):
         raise TimestampError("timestamp is not a string")
     return _parse_instant_slow(text)  # type: ignore[arg-type]
 
 
-def _known_minute(text: str) -> int | None:
-    """The instant of `text[:16]` when its date is known valid and its `HH:MM` is; else None."""
+def _known_hour(text: str) -> int | None:
+    """The instant of `text[:13]` when its date is known valid and its `HH` is; else None."""
     day_us = _DAY_BY_TEXT.get(text[:11])
-    hm = _HM_BY_TEXT.get(text[11:16])
-    if day_us is None or hm is None:
+    h = _H_BY_TEXT.get(text[11:13])
+    if day_us is None or h is None:
         return None
-    if len(_MINUTE_BY_TEXT) < _MINUTES_MAX:
-        _MINUTE_BY_TEXT[text[:16]] = day_us + hm
-    return day_us + hm
+    if len(_HOUR_BY_TEXT) < _HOURS_MAX:
+        _HOUR_BY_TEXT[text[:13]] = day_us + h
+    return day_us + h
 
 
 def _parse_instant_slow(text: str) -> Instant:
@@ -116,6 +116,7 @@ def _parse_instant_slow(text: str) -> Instant:
 # from "YYYY-MM-DDT" by day), ":SS." by second, "mmmZ" by millisecond; an instant's text is
 # their sum.
 _MINUTE_TEXT: dict[int, str] = {}
+_MINUTE_TEXTS_MAX = 50_000
 _DAY_TEXT: dict[int, str] = {}
 _HM_TEXT = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
 _SEC_TEXT = [f":{s:02d}." for s in range(60)]
@@ -130,7 +131,7 @@ def _minute_text(minute: int) -> str:
         if len(_DAY_TEXT) < _CACHE_MAX:
             _DAY_TEXT[day] = day_text
     text = day_text + _HM_TEXT[of_day]
-    if len(_MINUTE_TEXT) < _MINUTES_MAX:
+    if len(_MINUTE_TEXT) < _MINUTE_TEXTS_MAX:
         _MINUTE_TEXT[minute] = text
     return text
 
