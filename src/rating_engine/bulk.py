@@ -202,9 +202,10 @@ def _intervals(short: list[dict[str, int]], unrated: int) -> tuple[pl.Series, pl
 # `clock.parse_instant`, and the fast path accepts exactly what the per-call core accepts (but
 # only with <= 6 fractional digits, which stay whole microseconds).
 # `:MM:SS` is valid exactly when `clock._TS_RE` reads two digits each and MM <= 59, SS <= 59:
-# these are all of them, in order, so a text's index is its second of the hour. (A small Enum:
-# a cast builds the category map each time.)
-_MS = pl.Enum([f":{m:02d}:{s:02d}" for m in range(60) for s in range(60)])
+# `clock.MM_SS_US` lists all of them, in order, so a text's index is its second of the hour
+# (the per-call parser cuts timestamps at the same places). (A small Enum: a cast builds the
+# category map each time.)
+_MS = pl.Enum(list(clock.MM_SS_US))
 _PIECES_MAX = 20_000  # texts remembered per piece
 
 

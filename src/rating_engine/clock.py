@@ -48,7 +48,8 @@ def _day_us(year: int, month: int, day: int) -> int:
 # probed once each, whatever the spread of the instants (a table of minutes would miss often).
 _DAY_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DDT" (with its separator) -> midnight UTC
 _H_BY_TEXT = {f"{h:02d}": h * 3600 * US_PER_S for h in range(24)}
-_MS_BY_TEXT = {f":{m:02d}:{s:02d}": (m * 60 + s) * US_PER_S for m in range(60) for s in range(60)}
+# every valid ":MM:SS", in order (so a text's index is its second of the hour; bulk.py relies on it)
+MM_SS_US = {f":{m:02d}:{s:02d}": (m * 60 + s) * US_PER_S for m in range(60) for s in range(60)}
 _TAIL_BY_TEXT: dict[str, int] = {"Z": 0, "z": 0}  # ".250+01:00" -> fraction minus offset (us)
 _CACHE_MAX = 200_000
 _HOUR_BY_TEXT: dict[str, int] = {}  # "YYYY-MM-DDTHH" -> its instant (a known date, a valid hour)
@@ -62,7 +63,7 @@ def parse_instant(text: object) -> Instant:
         if hour is None:
             hour = _known_hour(text)  # type: ignore[arg-type]
         if hour is not None:
-            ms = _MS_BY_TEXT.get(text[13:19])  # type: ignore[index]
+            ms = MM_SS_US.get(text[13:19])  # type: ignore[index]
             if ms is not None:
                 tail = _TAIL_BY_TEXT.get(text[19:])  # type: ignore[index]
                 if tail is not None:
