@@ -136,6 +136,41 @@ def _mark_key(tp: Any) -> bytes:
     return MARK + f"{tp.topic}\x1f{tp.partition}".encode()
 
 
+def _stamp(raw: Any) -> Instant | None:
+    """An input's `ts`, or None when it has none that parses (it will be dead-lettered)."""
+    try:
+        return parse_instant(orjson.loads(raw)["ts"])
+    except (ValueError, TypeError, KeyError):  # not JSON, not an object, no or bad `ts`
+        return None
+
+
+def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
+    """The batch with its inputs merged by `ts` across `calls` and `accounts`; ticks keep their places.
+
+    The consumer hands out the records of one fetch round-robin across topic-partitions, so a
+    `calls` event can come before an `accounts` command stamped earlier that was on the wire
+    first (a licence assigned at T, a call started at T + 100 ms: `not_licensed`). Each
+    topic-partition keeps its own order (an input stamped before its predecessor, or not
+    stamped at all, counts as stamped like it), and equal stamps keep their arrival order.
+    """
+    slots = [i for i, e in enumerate(batch) if e.message.topic in inputs]
+    if len(slots) < 2:
+        return batch
+    last: dict[Any, Instant | None] = {}
+    keys: list[tuple[bool, Instant, int]] = []
+    for n, i in enumerate(slots):
+        tp = batch[i].message.tp
+        ts, prev = _stamp(batch[i].value), last.get(tp)
+        if ts is None or (prev is not None and ts < prev):
+            ts = prev
+        last[tp] = ts
+        keys.append((ts is not None, ts or 0, n))  # unstamped before all, until a stamp is met
+    merged = list(batch)
+    for slot, (_, _, n) in zip(slots, sorted(keys)):
+        merged[slot] = batch[slots[n]]
+    return merged
+
+
 class _Refetched:
     """A record read again by the worker itself, shaped like the Faust event `decide` takes."""
 
@@ -425,12 +460,12 @@ def build_app(args: argparse.Namespace) -> Any:
 
     @app.agent(source)
     async def rate(stream: Any) -> None:
-        """Decide a batch of inputs in order, then publish its outputs, then its state."""
+        """Decide a batch of inputs in `ts` order, then publish its outputs, then its state."""
         outbox = Outbox(app.producer._ensure_producer(), on_delivered)
         async for batch in stream.take_events(args.batch_max, within=args.batch_ms / 1000):
             out: list[tuple[str | None, Output, bool]] = []
             dirty: dict[str, int] = {}
-            for event in batch:
+            for event in in_ts_order(batch, inputs):
                 msg = event.message
                 if msg.topic in inputs:
                     for missed in await skipped_before(msg.tp, msg.offset):
