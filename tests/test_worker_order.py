@@ -19,7 +19,8 @@ from rating_engine.worker import in_ts_order
 INPUTS = ("p-calls", "p-accounts")
 
 
-def ev(topic: str, ts: str | None, name: str, partition: int = 0, raw: bytes | None = None) -> SimpleNamespace:
+def ev(topic: str, ts: str | None, name: str, partition: int = 0,
+       raw: bytes | None = None) -> SimpleNamespace:
     value = raw if raw is not None else orjson.dumps({"name": name, **({"ts": ts} if ts else {})})
     msg = SimpleNamespace(topic=topic, partition=partition, tp=(topic, partition))
     return SimpleNamespace(message=msg, value=value, name=name)
@@ -34,23 +35,27 @@ def test_a_command_stamped_before_a_call_is_decided_first_whatever_the_fetch_ord
              ev("p-calls", "2026-11-24T10:00:00.100Z", "call_start k1"),
              ev("p-accounts", "2026-11-24T10:00:00Z", "assign_licence"),
              ev("p-accounts", "2026-11-24T10:00:00Z", "set_pool")]
-    assert names(in_ts_order(batch, INPUTS)) == ["add_funds", "assign_licence", "set_pool", "call_start k1"]
+    assert names(in_ts_order(batch, INPUTS)) == ["add_funds", "assign_licence", "set_pool",
+                                                 "call_start k1"]
 
 
 def test_each_topic_partition_keeps_its_own_order_even_when_its_stamps_go_back():
     batch = [ev("p-calls", "2026-11-24T10:00:05Z", "late switch clock"),
              ev("p-calls", "2026-11-24T10:00:01Z", "earlier stamp, later offset"),
              ev("p-accounts", "2026-11-24T10:00:03Z", "command")]
-    assert names(in_ts_order(batch, INPUTS)) == ["command", "late switch clock", "earlier stamp, later offset"]
+    assert names(in_ts_order(batch, INPUTS)) == ["command", "late switch clock",
+                                                 "earlier stamp, later offset"]
 
 
 def test_equal_stamps_keep_their_arrival_order():
-    batch = [ev("p-calls", "2026-11-24T10:00:00Z", "call"), ev("p-accounts", "2026-11-24T10:00:00Z", "command")]
+    batch = [ev("p-calls", "2026-11-24T10:00:00Z", "call"),
+             ev("p-accounts", "2026-11-24T10:00:00Z", "command")]
     assert names(in_ts_order(batch, INPUTS)) == ["call", "command"]
 
 
 def test_an_offset_stamp_orders_by_its_instant_not_its_text():
-    batch = [ev("p-calls", "2026-11-24T10:30:00+01:00", "09:30 UTC"), ev("p-accounts", "2026-11-24T10:00:00Z", "10:00 UTC")]
+    batch = [ev("p-calls", "2026-11-24T10:30:00+01:00", "09:30 UTC"),
+             ev("p-accounts", "2026-11-24T10:00:00Z", "10:00 UTC")]
     assert names(in_ts_order(batch, INPUTS)) == ["09:30 UTC", "10:00 UTC"]
 
 
@@ -80,11 +85,13 @@ def test_partitions_are_merged_independently():
 STAMPS = st.one_of(st.none(), st.integers(0, 50).map(lambda s: f"2026-11-24T10:00:{s:02d}Z"))
 
 
-@given(st.lists(st.tuples(st.sampled_from(["p-calls", "p-accounts", "p-ticks"]), st.integers(0, 2), STAMPS),
-                max_size=30))
+TOPICS = st.sampled_from(["p-calls", "p-accounts", "p-ticks"])
+
+
+@given(st.lists(st.tuples(TOPICS, st.integers(0, 2), STAMPS), max_size=30))
 def test_the_merge_is_a_permutation_that_keeps_every_partitions_order_and_the_ticks_places(spec):
-    batch = [ev(topic, ts if topic != "p-ticks" else None, f"{i}", partition) for i, (topic, partition, ts)
-             in enumerate(spec)]
+    batch = [ev(topic, ts if topic != "p-ticks" else None, f"{i}", partition)
+             for i, (topic, partition, ts) in enumerate(spec)]
     out = in_ts_order(batch, INPUTS)
     assert sorted(names(out), key=int) == names(batch)
     for i, e in enumerate(batch):

@@ -145,7 +145,7 @@ def _stamp(raw: Any) -> Instant | None:
 
 
 def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
-    """The batch with its inputs merged by `ts` across `calls` and `accounts`; ticks keep their places.
+    """The batch with its inputs merged by `ts` across `calls` and `accounts`, ticks in place.
 
     The consumer hands out the records of one fetch round-robin across topic-partitions, so a
     `calls` event can come before an `accounts` command stamped earlier that was on the wire
