@@ -31,6 +31,7 @@ import orjson
 
 from . import kafkaio
 from .clock import US_PER_S, parse_instant
+from .events import stamp_of
 from .records import OUTPUT_TOPICS
 
 PROBE = b'{"probe":true}'
@@ -234,12 +235,8 @@ def show_metrics(url: str) -> tuple[int, int] | None:
 async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
     start_us = (time.time_ns() // 1000 + int(args.lead * US_PER_S)) // 1000 * 1000
     lines = kafkaio.shift_times(raw_lines, start_us)
-    stamps = []
-    for line in lines:
-        try:
-            stamps.append(float(parse_instant(orjson.loads(line)["ts"])) / US_PER_S)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue  # a line without a valid ts: sent as it is, like the worker would get it
+    # a line without a valid ts is sent as it is, like the worker would get it
+    stamps = [float(ts) / US_PER_S for ts in map(stamp_of, lines) if ts is not None]
     span = (max(stamps) - min(stamps)) if stamps else 0.0
     routed = Counter(kafkaio.route(line)[0] for line in lines)
     say(f"replaying {len(lines)} lines of {args.events} ({routed['calls']} to {args.prefix}calls, "

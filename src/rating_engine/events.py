@@ -52,6 +52,17 @@ class Rejection:
     tenant_id: str | None
 
 
+def stamp_of(raw: bytes) -> Instant | None:
+    """An input line's `ts`, or None when it has none that parses (it will be dead-lettered).
+
+    For ordering and pacing inputs before they are decided; `parse_event` still judges them.
+    """
+    try:
+        return parse_instant(orjson.loads(raw)["ts"])
+    except (ValueError, TypeError, KeyError):  # not JSON, not an object, no or bad `ts`
+        return None
+
+
 class _Bad(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason

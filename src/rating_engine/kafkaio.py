@@ -13,6 +13,7 @@ from typing import Iterable
 import orjson
 
 from .clock import US_PER_S, format_instant, parse_instant
+from .events import stamp_of
 from .records import OUTPUT_TOPICS
 
 ACCOUNT_TYPES = frozenset({"add_funds", "set_auto_recharge", "payment_result", "assign_licence",
@@ -63,14 +64,11 @@ async def produce_lines(broker: str, prefix: str, lines: list[bytes], paced: boo
     await producer.start()
     try:
         for raw in lines:
-            if paced:
-                try:
-                    due = parse_instant(orjson.loads(raw)["ts"]) / US_PER_S
-                    delay = float(due) - time.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                except Exception:
-                    pass
+            due = stamp_of(raw) if paced else None
+            if due is not None:
+                delay = float(due / US_PER_S) - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             topic, key = route(raw)
             await producer.send(prefix + topic, raw, key=key)
         await producer.flush()

@@ -38,7 +38,7 @@ from . import metrics
 from .clock import US_PER_S, Instant, parse_instant
 from .deck import load_deck
 from .engine import dead_letter
-from .events import Event, Rejection, parse_event
+from .events import Event, Rejection, parse_event, stamp_of
 from .kafkaio import bootstrap, ensure_topics
 from .outbox import Outbox
 from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
@@ -136,14 +136,6 @@ def _mark_key(tp: Any) -> bytes:
     return MARK + f"{tp.topic}\x1f{tp.partition}".encode()
 
 
-def _stamp(raw: Any) -> Instant | None:
-    """An input's `ts`, or None when it has none that parses (it will be dead-lettered)."""
-    try:
-        return parse_instant(orjson.loads(raw)["ts"])
-    except (ValueError, TypeError, KeyError):  # not JSON, not an object, no or bad `ts`
-        return None
-
-
 def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
     """The batch with its inputs merged by `ts` across `calls` and `accounts`, ticks in place.
 
@@ -160,7 +152,7 @@ def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
     keys: list[tuple[bool, Instant, int]] = []
     for n, i in enumerate(slots):
         tp = batch[i].message.tp
-        ts, prev = _stamp(batch[i].value), last.get(tp)
+        ts, prev = stamp_of(batch[i].value), last.get(tp)
         if ts is None or (prev is not None and ts < prev):
             ts = prev
         last[tp] = ts
