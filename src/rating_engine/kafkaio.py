@@ -13,11 +13,10 @@ from typing import Iterable
 import orjson
 
 from .clock import US_PER_S, format_instant, parse_instant
-from .events import stamp_of
+from .events import COMMAND_FIELDS, stamp_of
 from .records import OUTPUT_TOPICS
 
-ACCOUNT_TYPES = frozenset({"add_funds", "set_auto_recharge", "payment_result", "assign_licence",
-                           "remove_licence", "set_pool"})
+ACCOUNT_TYPES = frozenset(COMMAND_FIELDS)  # the commands travel on `accounts`
 TS_FIELDS = ("ts",)
 
 
