@@ -165,7 +165,7 @@ FLOOR_RECORDS = 2_000_000
 FLOOR = """
 import os, sys
 import polars as pl
-from rating_engine.report import NDJSON_READ_SIZE, SCHEMA
+from rating_engine.report.usage import NDJSON_READ_SIZE, SCHEMA
 os.environ.setdefault(*NDJSON_READ_SIZE)
 lf = pl.scan_ndjson(sys.argv[1], schema=SCHEMA, n_rows=int(sys.argv[2]))
 for _ in lf.collect_batches(chunk_size=200_000, maintain_order=False, engine="streaming"):

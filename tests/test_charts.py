@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating_engine.charts import (
+from rating_engine.report.charts import (
     CREDITS_ORANGE,
     DEST_PURPLE,
     POOL_GREEN,

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rating_engine import report
-from rating_engine.report import funding_advice, main, percentile_nearest_rank, replay
+from rating_engine.report import usage as report
+from rating_engine.report.usage import funding_advice, main, percentile_nearest_rank, replay
 
 
 def rec(**kw) -> dict:
@@ -554,7 +554,7 @@ def test_totals_are_exact(tmp_path, records):
     src = tmp_path / f"h{abs(hash(tuple(records)))}.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rep = report.build_report([str(src)])
-    from rating_engine.report_render import text_frame
+    from rating_engine.report.render import text_frame
 
     summary = {r["tenant_id"]: r for r in text_frame(rep.tables["summary"]).iter_rows(named=True)}
     for tenant in {r[0] for r in records}:

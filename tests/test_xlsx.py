@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from xlsxwriter.xmlwriter import XMLwriter
 
-from rating_engine import xlsx
-from rating_engine.xlsx import Sheet, column_letter, escape_text, write_xlsx
+from rating_engine.report import xlsx
+from rating_engine.report.xlsx import Sheet, column_letter, escape_text, write_xlsx
 
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 M = "{%s}" % NS["m"]

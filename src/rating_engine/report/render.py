@@ -20,9 +20,9 @@ from pathlib import Path
 
 import polars as pl
 
-from rating_engine import xlsx
-from rating_engine.charts import tenant_svg
-from rating_engine.report import (
+from rating_engine.report import xlsx
+from rating_engine.report.charts import tenant_svg
+from rating_engine.report.usage import (
     DATE,
     INT,
     MINUTES,
@@ -35,7 +35,7 @@ from rating_engine.report import (
     Report,
     Table,
 )
-from rating_engine.xlsx import Sheet
+from rating_engine.report.xlsx import Sheet
 
 XLSX_MAX_ROWS = 1_048_575  # Excel's rows, less the header
 HTML_MAX_ROWS = 200  # rows of one table for one tenant in report.html

@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
-from .money import MICROS_PER_CENTI_CENT, div_round_half_up, format_money
+from ..money import MICROS_PER_CENTI_CENT, div_round_half_up, format_money
 
 __all__ = ["tenant_svg"]
 

@@ -115,13 +115,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import polars as pl
 
-from .chunks import blocks
 
 PROG = "rating-engine report"
 
@@ -264,6 +264,17 @@ AGG_KEYS: dict[str, tuple[str, ...]] = {
 # when a scan starts (see `main`), ignored by a version without it.
 NDJSON_READ_SIZE = ("POLARS_FORCE_NDJSON_READ_SIZE", str(4 << 20))
 
+
+
+def blocks(src: BinaryIO, size: int) -> Iterator[bytes]:
+    """`src` in blocks of about `size` bytes, each cut after a newline (the last maybe not)."""
+    while True:
+        block = src.read(size)
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += src.readline()
+        yield block
 
 def scan_file(path: str | os.PathLike[str], *, marked: bool = False) -> pl.LazyFrame:
     """Lazy scan of one charges file (records numbered in ``rec``); ``marked``:
@@ -1188,7 +1199,7 @@ def _environ(name: str, value: str) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     """``rating-engine report``: 0 ok, 2 usage error or unreadable input."""
-    from rating_engine import report_render
+    from rating_engine.report import render as report_render
 
     parser = _parser()
     try:
