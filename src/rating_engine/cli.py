@@ -14,8 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator, Sequence
 
-from .chunks import BULK_MIN_BYTES, CHUNK_BYTES
-from .deck import Deck, DeckError, load_deck
+from .core import Deck, DeckError, load_deck
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -94,23 +93,47 @@ def _progress_for(path: str, label: str) -> Progress | None:
     return Progress(size, label) if size >= PROGRESS_MIN_BYTES else None
 
 
+CHUNK_BYTES = 32 * 1024 * 1024  # rated per call into the core; its lines split over the threads
+
+
+def _whole_lines(src: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
+    """The input in pieces of whole lines (the last piece may lack its newline)."""
+    rest = b""
+    while True:
+        block = src.read(chunk_bytes)
+        if not block:
+            if rest:
+                yield rest
+            return
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            rest = block
+            continue
+        rest = block[cut:]
+        yield block[:cut]
+
+
 def cmd_rate(args: argparse.Namespace) -> int:
+    from .core import rate_text
+
     jobs = args.jobs if args.jobs is not None else _default_jobs()
-    size = _bulk_size(args.cdrs)
-    if jobs > 1 and size >= 2 * CHUNK_BYTES:
-        return _rate_on_processes(args, jobs)
     deck = _deck(args.rates)
     progress = _progress_for(args.cdrs, "rate")
     name = _name(args.cdrs)
+    line, done = 1, 0
     with _open_in(args.cdrs) as src, _open_out(args.output) as dst:
-        if size >= 0:
-            from . import bulk
-
-            lines = bulk.rate_stream(deck, src, dst, name, sys.stderr.write, progress)
-        else:
-            lines = _rate_per_call(deck, src, dst, name, progress)
+        for piece in _whole_lines(src, CHUNK_BYTES):
+            output, messages, lines = rate_text(deck, piece, name, line, jobs)
+            if messages:
+                sys.stderr.write(messages.decode("utf-8", errors="replace"))
+            dst.write(output)
+            line += lines
+            done += len(piece)
+            if progress is not None:
+                progress.update(done, line - 1)
         if progress is not None:
-            progress.close(lines)
+            progress.close(line - 1)
     return EXIT_OK
 
 
@@ -118,84 +141,23 @@ def _name(cdrs: str) -> str:
     return "<stdin>" if cdrs == "-" else cdrs
 
 
-def _bulk_size(cdrs: str) -> int:
-    """The size of a CDR file big enough for the vectorised path (same bytes, see bulk.py), else -1.
-
-    RATING_ENGINE_BULK_MIN_BYTES moves the threshold (0: always, -1: never).
-    """
-    try:
-        min_bytes = int(os.environ.get("RATING_ENGINE_BULK_MIN_BYTES", BULK_MIN_BYTES))
-    except ValueError:
-        min_bytes = BULK_MIN_BYTES
-    if cdrs == "-" or min_bytes < 0 or not os.path.isfile(cdrs):
-        return -1
-    size = os.path.getsize(cdrs)
-    return size if size >= min_bytes else -1
-
-
-def _rate_per_call(deck: Deck, src: BinaryIO, dst: BinaryIO, name: str, progress: Progress | None) -> int:
-    import orjson
-
-    from .cdr import invalid_message, rate_line
-
-    done = 0
-    lines = 0
-    write = dst.write
-    for lines, raw in enumerate(src, start=1):
-        done += len(raw)
-        raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
-            continue
-        record, reason = rate_line(deck, raw)
-        if reason is not None and record["status"] == "invalid":
-            sys.stderr.write(invalid_message(name, lines, reason))
-        write(orjson.dumps(record))
-        write(b"\n")
-        if progress is not None and lines % 4096 == 0:
-            progress.update(done, lines)
-    return lines
-
-
 def _default_jobs() -> int:
-    """One rating process per available core (at most 8): RATING_ENGINE_RATE_JOBS overrides."""
+    """One rating thread per available core (at most 8): RATING_ENGINE_RATE_JOBS overrides."""
     try:
         return max(1, int(os.environ["RATING_ENGINE_RATE_JOBS"]))
     except (KeyError, ValueError):
         return min(8, len(os.sched_getaffinity(0)))
 
 
-def _rate_on_processes(args: argparse.Namespace, jobs: int) -> int:
-    """`rate` of a large file on `jobs` processes (bulk_procs.py): same bytes as one process."""
-    from . import bulk_procs
-
-    # The first worker judges the deck: the parent never loads polars.
-    with bulk_procs.Workers(args.rates, args.cdrs, _name(args.cdrs), jobs, CHUNK_BYTES) as workers:
-        try:
-            error = workers.deck_error()  # an invalid deck fails here, before the output is touched
-        except bulk_procs.WorkerFailed as exc:
-            raise CliError(str(exc)) from None
-        if error is not None:
-            raise CliError(f"invalid deck: {error}")
-        progress = _progress_for(args.cdrs, "rate")
-        with _open_out(args.output) as dst:
-            dst.flush()
-            try:
-                lines = workers.run(dst.fileno(), progress.update if progress is not None else None)
-            except bulk_procs.WorkerFailed as exc:
-                raise CliError(str(exc)) from None
-        if progress is not None:
-            progress.close(lines)
-    return EXIT_OK
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .engine import simulate_lines, with_topic
+    from .core import Simulation
 
     deck = _deck(args.rates)
+    sim = Simulation(deck)
     with _open_in(args.events) as src, _open_out(args.output) as dst:
-        for topic, payload in simulate_lines(deck, src):
-            dst.write(with_topic(topic, payload))
-            dst.write(b"\n")
+        for piece in _whole_lines(src, 4 * 1024 * 1024):
+            dst.write(sim.feed(piece))
+        dst.write(sim.finish())
     return EXIT_OK
 
 
@@ -223,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--rates", required=True, metavar="DECK.csv")
     rate.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     rate.add_argument("--jobs", "-j", type=int, metavar="N",
-                      help="rating processes for a large file (default: one per core, at most 8; "
+                      help="rating threads (default: one per core, at most 8; "
                            "RATING_ENGINE_RATE_JOBS)")
     rate.add_argument("cdrs", metavar="CDRS.jsonl", help="CDR file, or - for stdin")
     rate.set_defaults(func=cmd_rate)

@@ -1,0 +1,22 @@
+//! The rating engine's decision core.
+//!
+//! Pure and deterministic: no I/O besides reading a deck file, no clock of its own. Drivers
+//! (the `rate` and `simulate` commands, the Kafka worker) hand it bytes and instants and get
+//! bytes back. Every amount is an integer of micro-units; every instant an exact number of
+//! microseconds (a rational when a shared pool empties between two microseconds).
+
+pub mod clock;
+pub mod deck;
+pub mod engine;
+pub mod events;
+pub mod json;
+pub mod money;
+pub mod pricing;
+pub mod pystr;
+pub mod rate;
+pub mod records;
+pub mod state;
+pub mod tenant;
+
+#[cfg(feature = "python")]
+mod py;

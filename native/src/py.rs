@@ -1,0 +1,299 @@
+//! The Python face of the core: `rating_engine._core`.
+//!
+//! Thin on purpose: bytes in, bytes out, one call per batch of lines, the GIL released while
+//! the core works. `rating_engine/core.py` wraps these into the package's Python API.
+
+use std::sync::Arc;
+
+use num_bigint::BigInt;
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::clock::{self, Instant};
+use crate::deck::Deck;
+use crate::engine::{Engine, Simulation};
+use crate::events;
+use crate::money;
+use crate::rate;
+use crate::records::Output;
+use crate::state;
+
+create_exception!(
+    _core,
+    DeckError,
+    PyValueError,
+    "An invalid deck; the message names file, line and column."
+);
+
+#[pyclass(name = "Deck", module = "rating_engine._core", frozen)]
+pub struct PyDeck {
+    pub inner: Arc<Deck>,
+}
+
+#[pymethods]
+impl PyDeck {
+    #[getter]
+    fn currency(&self) -> Option<String> {
+        self.inner.currency.clone()
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path.clone()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.rows.len()
+    }
+
+    /// The deck's rows as tuples of their texts, for reports and tests.
+    fn row(
+        &self,
+        index: usize,
+    ) -> PyResult<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    )> {
+        let r = self
+            .inner
+            .rows
+            .get(index)
+            .ok_or_else(|| PyValueError::new_err("no such row"))?;
+        Ok((
+            r.prefix.clone(),
+            r.country.clone(),
+            r.destination.clone(),
+            r.zone.clone(),
+            r.number_type.clone(),
+            r.service.as_str().to_owned(),
+            r.rate_text.clone(),
+            r.fee_text.clone(),
+        ))
+    }
+}
+
+fn py_repr(py: Python<'_>, s: &str) -> String {
+    PyString::new(py, s)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| crate::pystr::py_repr(s))
+}
+
+/// Compile deck rows given as text cells in header order (None for an empty cell).
+#[pyfunction]
+#[pyo3(signature = (path, header, rows, first_line = 2))]
+fn compile_rows(
+    py: Python<'_>,
+    path: &str,
+    header: Vec<String>,
+    rows: Vec<Vec<Option<String>>>,
+    first_line: u64,
+) -> PyResult<PyDeck> {
+    match Deck::compile_rows(path, &header, &rows, first_line) {
+        Ok(deck) => Ok(PyDeck {
+            inner: Arc::new(deck),
+        }),
+        Err(e) => Err(DeckError::new_err(e.message_with(|v| py_repr(py, v)))),
+    }
+}
+
+fn instant_to_py(py: Python<'_>, t: &Instant) -> PyResult<Py<PyAny>> {
+    match t {
+        Instant::Us(us) => Ok(us.into_pyobject(py)?.into_any().unbind()),
+        Instant::Frac(r) => {
+            let fraction = py.import("fractions")?.getattr("Fraction")?;
+            Ok(fraction
+                .call1((format!("{}/{}", r.numer(), r.denom()),))?
+                .unbind())
+        }
+    }
+}
+
+fn instant_from_py(t: &Bound<'_, PyAny>) -> PyResult<Instant> {
+    if let Ok(us) = t.extract::<i128>() {
+        return Ok(Instant::Us(us));
+    }
+    let n: i128 = t.getattr("numerator")?.extract()?;
+    let d: i128 = t.getattr("denominator")?.extract()?;
+    Ok(Instant::from_ratio(num_rational::BigRational::new(
+        BigInt::from(n),
+        BigInt::from(d.max(1)),
+    )))
+}
+
+/// ISO 8601 with a zone to exact epoch microseconds (an int, or a Fraction); ValueError if not.
+#[pyfunction]
+fn parse_instant(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
+    let t = clock::parse_instant(text).map_err(|_| {
+        PyValueError::new_err(format!("{} is not ISO 8601 with a zone", py_repr(py, text)))
+    })?;
+    instant_to_py(py, &t)
+}
+
+#[pyfunction]
+fn format_instant(t: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(clock::format_instant(&instant_from_py(t)?))
+}
+
+#[pyfunction]
+fn seconds_text(t: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(clock::seconds_text(&instant_from_py(t)?))
+}
+
+#[pyfunction]
+fn format_money(micros: i128) -> String {
+    money::format_money(micros)
+}
+
+/// An input line's `ts` (int or Fraction microseconds), or None when it has none that parses.
+#[pyfunction]
+fn stamp_of(py: Python<'_>, raw: &[u8]) -> PyResult<Option<Py<PyAny>>> {
+    events::stamp_of(raw)
+        .map(|t| instant_to_py(py, &t))
+        .transpose()
+}
+
+/// Price whole CDR lines: (output bytes, stderr messages, lines seen).
+#[pyfunction]
+#[pyo3(signature = (deck, data, name, first_line = 1, threads = 1))]
+fn rate_text<'py>(
+    py: Python<'py>,
+    deck: &PyDeck,
+    data: &[u8],
+    name: &str,
+    first_line: u64,
+    threads: usize,
+) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64) {
+    let d = deck.inner.clone();
+    let rated = py.detach(|| rate::rate_text(&d, data, name, first_line, threads));
+    (
+        PyBytes::new(py, &rated.output),
+        PyBytes::new(py, &rated.messages),
+        rated.lines,
+    )
+}
+
+/// One CDR line priced: (record bytes, refusal reason or None).
+#[pyfunction]
+fn rate_line<'py>(
+    py: Python<'py>,
+    deck: &PyDeck,
+    raw: &[u8],
+) -> (Bound<'py, PyBytes>, Option<String>) {
+    let (record, reason) = rate::rate_line(&deck.inner, raw);
+    (PyBytes::new(py, &record), reason)
+}
+
+/// `simulate` fed whole lines: `feed` returns the simulate lines of what they caused.
+#[pyclass(name = "Simulation", module = "rating_engine._core")]
+pub struct PySimulation {
+    inner: Simulation,
+}
+
+#[pymethods]
+impl PySimulation {
+    #[new]
+    fn new(deck: &PyDeck) -> Self {
+        PySimulation {
+            inner: Simulation::new(deck.inner.clone()),
+        }
+    }
+
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+        let mut sink = Vec::with_capacity(data.len() * 2);
+        let inner = &mut self.inner;
+        py.detach(|| inner.feed_lines(data, &mut sink));
+        PyBytes::new(py, &sink)
+    }
+
+    fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let mut sink = Vec::new();
+        self.inner.finish(&mut sink);
+        PyBytes::new(py, &sink)
+    }
+}
+
+fn outputs_to_py<'py>(
+    py: Python<'py>,
+    out: Vec<Output>,
+) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
+    out.into_iter()
+        .map(|(t, p)| (t.as_str(), PyBytes::new(py, &p)))
+        .collect()
+}
+
+/// The multi-tenant engine fed one line at a time, with its tenants' state readable (tests).
+#[pyclass(name = "Engine", module = "rating_engine._core")]
+pub struct PyEngine {
+    inner: Engine,
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    fn new(deck: &PyDeck) -> Self {
+        PyEngine {
+            inner: Engine::new(deck.inner.clone()),
+        }
+    }
+
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &[u8],
+        line: i128,
+    ) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
+        let mut out = Vec::new();
+        self.inner.feed(raw, line, &mut out);
+        outputs_to_py(py, out)
+    }
+
+    fn finish<'py>(&mut self, py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
+        let mut out = Vec::new();
+        self.inner.finish(&mut out);
+        outputs_to_py(py, out)
+    }
+
+    /// Tenant ids in order of first appearance.
+    fn tenant_ids(&self) -> Vec<String> {
+        self.inner
+            .tenants
+            .iter()
+            .map(|t| t.tenant_id.clone())
+            .collect()
+    }
+
+    /// A tenant's state bytes (the changelog format), or None if it never appeared.
+    fn tenant_state<'py>(&self, py: Python<'py>, tenant_id: &str) -> Option<Bound<'py, PyBytes>> {
+        self.inner
+            .tenant(tenant_id)
+            .map(|t| PyBytes::new(py, &state::dump_tenant(t, &self.inner.deck, b"{}")))
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DeckError", m.py().get_type::<DeckError>())?;
+    m.add_class::<PyDeck>()?;
+    m.add_class::<PySimulation>()?;
+    m.add_class::<PyEngine>()?;
+    m.add_function(wrap_pyfunction!(compile_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_instant, m)?)?;
+    m.add_function(wrap_pyfunction!(format_instant, m)?)?;
+    m.add_function(wrap_pyfunction!(seconds_text, m)?)?;
+    m.add_function(wrap_pyfunction!(format_money, m)?)?;
+    m.add_function(wrap_pyfunction!(stamp_of, m)?)?;
+    m.add_function(wrap_pyfunction!(rate_text, m)?)?;
+    m.add_function(wrap_pyfunction!(rate_line, m)?)?;
+    m.add("OUTPUT_TOPICS", crate::records::OUTPUT_TOPICS.to_vec())?;
+    m.add("US_PER_S", clock::US_PER_S)?;
+    Ok(())
+}

@@ -1,0 +1,148 @@
+"""The package's face of the native decision core (`rating_engine._core`, Rust).
+
+Everything that decides (deck compile, pricing, the tenant state machine, output records)
+lives in the core; this module only adapts Python values to it: deck rows read by polars,
+instants as `int` or `Fraction` microseconds, tenant state decoded for inspection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import orjson
+
+from . import _core
+from ._core import Deck, DeckError, Engine, Simulation, format_money, rate_line, rate_text
+
+Instant = Union[int, Fraction]
+US_PER_S: int = _core.US_PER_S
+OUTPUT_TOPICS: tuple[str, ...] = tuple(_core.OUTPUT_TOPICS)
+COLUMNS = (
+    "prefix", "country", "destination", "zone", "number_type", "service", "rate_per_minute",
+    "connection_fee", "currency", "first_increment", "next_increment", "effective_from",
+    "effective_to",
+)
+COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
+    "add_funds": ("amount", "currency"),
+    "set_auto_recharge": ("enabled", "trigger_amount", "recharge_amount"),
+    "payment_result": ("request_id", "status"),
+    "assign_licence": ("user_id",),
+    "remove_licence": ("user_id",),
+    "set_pool": ("plan", "country", "minutes"),
+}
+
+__all__ = [
+    "COLUMNS", "COMMAND_FIELDS", "Deck", "DeckError", "Engine", "Instant", "OUTPUT_TOPICS",
+    "Simulation", "TenantView", "US_PER_S", "compile_rows", "format_instant", "format_money",
+    "load_deck", "parse_instant", "rate_line", "rate_text", "stamp_of", "tenant_view",
+]
+
+
+def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, Any]],
+                 first_line: int = 2) -> Deck:
+    """Compile deck rows (mappings by header name) in the core; raises `DeckError`."""
+    names = list(header)
+    cells = [[None if (v := raw.get(h)) is None else str(v) for h in names] for raw in rows]
+    return _core.compile_rows(path, names, cells, first_line)
+
+
+def load_deck(path: str) -> Deck:
+    """Read a deck CSV with polars (every column as text, as written) and compile it."""
+    import polars as pl
+
+    try:
+        frame = pl.read_csv(path, infer_schema=False, has_header=True, quote_char='"')
+    except FileNotFoundError:
+        raise DeckError(f"{path}: no such file") from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise DeckError(f"{path}:1: cannot read CSV: {exc}") from None
+    return _core.compile_rows(path, list(frame.columns), [list(r) for r in frame.iter_rows()])
+
+
+def parse_instant(text: object) -> Instant:
+    """ISO 8601 with a zone to exact epoch microseconds; ValueError if it is not one."""
+    if not isinstance(text, str):
+        raise ValueError("timestamp is not a string")
+    return _core.parse_instant(text)  # type: ignore[no-any-return]
+
+
+def format_instant(us: Instant) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ`, floored to the millisecond."""
+    return _core.format_instant(us)  # type: ignore[no-any-return]
+
+
+def stamp_of(raw: bytes) -> Instant | None:
+    """An input line's `ts`, or None when it has none that parses (it will be dead-lettered)."""
+    return _core.stamp_of(raw)  # type: ignore[no-any-return]
+
+
+def _i(x: int | str | None) -> Instant | None:
+    return x if x is None or isinstance(x, int) else Fraction(x)
+
+
+@dataclass
+class PoolView:
+    key: str
+    allowance_us: int
+    month: str
+    settled_at: Instant
+    used_us: Instant
+    calls: list[str]
+    sent_80: bool
+    sent_100: bool
+
+
+@dataclass
+class LotView:
+    lot_id: str
+    seq: int
+    bought_at: Instant
+    expires_at: Instant
+    remaining_micros: int
+    expired: bool
+    forfeits: int
+
+
+@dataclass
+class CallView:
+    call_id: str
+    user_id: str | None
+    kind: str
+    row: int | None
+    start: Instant
+    pool_key: str | None
+    on_pool: bool
+    credit_start: Instant | None
+    prepaid_s: int
+    hold_micros: int
+
+
+@dataclass
+class TenantView:
+    """A read-only snapshot of one tenant, decoded from its state bytes (for tests and tools)."""
+
+    tenant_id: str
+    clock: Instant | None
+    balance_micros: int
+    holds_micros: int
+    licences: set[str]
+    pools: dict[str, PoolView] = field(default_factory=dict)
+    lots: list[LotView] = field(default_factory=list)
+    live: dict[str, CallView] = field(default_factory=dict)
+
+
+def tenant_view(state: bytes) -> TenantView:
+    doc = orjson.loads(state)
+    t = TenantView(doc["tenant_id"], _i(doc["clock"]), doc["balance"], doc["holds"],
+                   set(doc["licences"]))
+    for key, allowance, month, settled, used, calls, s80, s100 in doc["pools"]:
+        t.pools[key] = PoolView(key, allowance, month, _i(settled), _i(used), list(calls), s80, s100)  # type: ignore[arg-type]
+    t.lots = [LotView(i, seq, _i(b), _i(e), rem, exp, f)  # type: ignore[arg-type]
+              for i, seq, b, e, rem, exp, f in doc["lots"]]
+    for (cid, _seq, user, kind, _sw, row, start, pool_key, on_pool, _pe, credit, _fee, prepaid,
+         hold) in doc["live"]:
+        t.live[cid] = CallView(cid, user, kind, row, _i(start), pool_key, on_pool,  # type: ignore[arg-type]
+                               _i(credit), prepaid, hold)
+    return t
