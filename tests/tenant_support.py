@@ -24,8 +24,8 @@ from fractions import Fraction
 from typing import Any, Iterable
 
 import orjson
-from rating_engine.deck import COLUMNS, Deck, compile_rows
-from rating_engine.engine import Engine, simulate_lines
+from rating_engine import core
+from rating_engine.core import COLUMNS, Deck, compile_rows
 
 # ---------------------------------------------------------------- numbers
 
@@ -149,8 +149,17 @@ def decode(topic: str, payload: bytes) -> dict[str, Any]:
 
 
 def run_raw_with(deck: Deck, events: Iterable[Any]) -> list[tuple[str, bytes]]:
-    lines = [to_line(e) + b"\n" for e in events]
-    return list(simulate_lines(deck, lines))
+    """Simulate events on the native core: the records of `simulate`, as (topic, bytes)."""
+    lines = b"".join(to_line(e) + b"\n" for e in events)
+    sim = core.Simulation(deck)
+    out = sim.feed(lines) + sim.finish()
+    return [split_topic(line) for line in out.splitlines()]
+
+
+def split_topic(line: bytes) -> tuple[str, bytes]:
+    """A simulate line back into its topic and record (the `"topic"` member is first)."""
+    head, _, rest = line.partition(b'",')
+    return head[len(b'{"topic":"'):].decode(), b"{" + rest
 
 
 def run_with(deck: Deck, events: Iterable[Any]) -> list[dict[str, Any]]:
@@ -161,7 +170,7 @@ class Sim:
     """An `Engine` fed one line at a time (line numbers count from 1), for state checks."""
 
     def __init__(self, deck: Deck) -> None:
-        self.engine = Engine(deck)
+        self.engine = NativeEngine(deck)
         self.line = 0
 
     def feed(self, item: Any) -> list[dict[str, Any]]:
@@ -172,7 +181,7 @@ class Sim:
         return [decode(t, p) for t, p in self.engine.finish()]
 
     def tenant(self, tenant_id: str = "t1"):
-        return self.engine.tenants[tenant_id]
+        return self.engine.tenant_at(tenant_id)
 
 
 # ---------------------------------------------------------------- reading outputs
@@ -205,3 +214,31 @@ def briefs(records: list[dict[str, Any]]) -> list[tuple]:
 def subset(rec: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
     """The fields of `rec` named in `expected` (missing ones as '<missing>')."""
     return {k: rec.get(k, "<missing>") for k in expected}
+
+
+class NativeEngine:
+    """The native core's `Engine` with the reference engine's inspection surface:
+    `tenants` maps ids to decoded snapshots (`core.TenantView`), in order of appearance."""
+
+    def __init__(self, deck: Deck) -> None:
+        self._engine = core.Engine(deck)
+
+    def feed(self, raw: bytes, line: int) -> list[tuple[str, bytes]]:
+        return self._engine.feed(raw, line)
+
+    def finish(self) -> list[tuple[str, bytes]]:
+        return self._engine.finish()
+
+    def run_until(self, until: Any, phase: int) -> list[tuple[str, bytes]]:
+        return self._engine.run_until(until, phase)
+
+    @property
+    def clock(self) -> Any:
+        return self._engine.clock
+
+    def tenant_at(self, tenant_id: str, until: Any = None) -> core.TenantView:
+        return core.tenant_view(self._engine.tenant_state(tenant_id, until))
+
+    @property
+    def tenants(self) -> dict[str, core.TenantView]:
+        return {tid: self.tenant_at(tid) for tid in self._engine.tenant_ids()}

@@ -47,37 +47,6 @@ impl PyDeck {
     fn __len__(&self) -> usize {
         self.inner.rows.len()
     }
-
-    /// The deck's rows as tuples of their texts, for reports and tests.
-    fn row(
-        &self,
-        index: usize,
-    ) -> PyResult<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-    )> {
-        let r = self
-            .inner
-            .rows
-            .get(index)
-            .ok_or_else(|| PyValueError::new_err("no such row"))?;
-        Ok((
-            r.prefix.clone(),
-            r.country.clone(),
-            r.destination.clone(),
-            r.zone.clone(),
-            r.number_type.clone(),
-            r.service.as_str().to_owned(),
-            r.rate_text.clone(),
-            r.fee_text.clone(),
-        ))
-    }
 }
 
 fn py_repr(py: Python<'_>, s: &str) -> String {
@@ -271,11 +240,52 @@ impl PyEngine {
             .collect()
     }
 
-    /// A tenant's state bytes (the changelog format), or None if it never appeared.
-    fn tenant_state<'py>(&self, py: Python<'py>, tenant_id: &str) -> Option<Bound<'py, PyBytes>> {
+    /// A tenant's state bytes (the changelog format), or None if it never appeared. With
+    /// `until`, a copy first prepays the boundaries before that instant that are sure to
+    /// succeed, so the view is the one a timer or input at `until` would start from.
+    #[pyo3(signature = (tenant_id, until = None))]
+    fn tenant_state<'py>(
+        &self,
+        py: Python<'py>,
+        tenant_id: &str,
+        until: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(t) = self.inner.tenant(tenant_id) else {
+            return Ok(None);
+        };
+        let deck = &self.inner.deck;
+        let bytes = match until {
+            None => state::dump_tenant(t, deck, b"{}"),
+            Some(u) => {
+                let mut copy = t.clone();
+                copy.catch_up(deck, &instant_from_py(u)?);
+                state::dump_tenant(&copy, deck, b"{}")
+            }
+        };
+        Ok(Some(PyBytes::new(py, &bytes)))
+    }
+
+    /// Fire every timer due before `until` (phase orders timers against an input at the
+    /// same instant), as the driver does before each input.
+    fn run_until<'py>(
+        &mut self,
+        py: Python<'py>,
+        until: &Bound<'py, PyAny>,
+        phase: u8,
+    ) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
+        let mut out = Vec::new();
+        self.inner.run_until(&instant_from_py(until)?, phase, &mut out);
+        Ok(outputs_to_py(py, out))
+    }
+
+    /// The engine's clock (the latest instant it has reached), or None before any input.
+    #[getter]
+    fn clock(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         self.inner
-            .tenant(tenant_id)
-            .map(|t| PyBytes::new(py, &state::dump_tenant(t, &self.inner.deck, b"{}")))
+            .clock
+            .as_ref()
+            .map(|c| instant_to_py(py, c))
+            .transpose()
     }
 }
 

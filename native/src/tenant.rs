@@ -302,6 +302,18 @@ impl Tenant {
         }
     }
 
+    /// Prepay every increment boundary before `until` that is sure to succeed (as a timer
+    /// or an input at `until` would first do); for inspecting a tenant at an instant.
+    pub fn catch_up(&mut self, deck: &Deck, until: &Instant) {
+        let mut out = Vec::new();
+        Ctx {
+            t: self,
+            deck,
+            out: &mut out,
+        }
+        .catch_up(until);
+    }
+
     /// Apply one valid input at the tenant's clock (a late event applies at the clock).
     pub fn apply(&mut self, deck: &Deck, ev: &Event) -> Applied {
         let at = match &self.clock {

@@ -93,6 +93,10 @@ class PoolView:
     sent_80: bool
     sent_100: bool
 
+    @property
+    def remaining_us(self) -> Instant:
+        return max(0, self.allowance_us - self.used_us)
+
 
 @dataclass
 class LotView:
@@ -118,6 +122,9 @@ class CallView:
     prepaid_s: int
     hold_micros: int
 
+    def boundary(self) -> Instant | None:
+        return None if self.credit_start is None else self.credit_start + self.prepaid_s * US_PER_S
+
 
 @dataclass
 class TenantView:
@@ -128,6 +135,7 @@ class TenantView:
     balance_micros: int
     holds_micros: int
     licences: set[str]
+    requests_n: int
     pools: dict[str, PoolView] = field(default_factory=dict)
     lots: list[LotView] = field(default_factory=list)
     live: dict[str, CallView] = field(default_factory=dict)
@@ -136,7 +144,7 @@ class TenantView:
 def tenant_view(state: bytes) -> TenantView:
     doc = orjson.loads(state)
     t = TenantView(doc["tenant_id"], _i(doc["clock"]), doc["balance"], doc["holds"],
-                   set(doc["licences"]))
+                   set(doc["licences"]), doc["counters"][0])
     for key, allowance, month, settled, used, calls, s80, s100 in doc["pools"]:
         t.pools[key] = PoolView(key, allowance, month, _i(settled), _i(used), list(calls), s80, s100)  # type: ignore[arg-type]
     t.lots = [LotView(i, seq, _i(b), _i(e), rem, exp, f)  # type: ignore[arg-type]
