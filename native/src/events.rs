@@ -5,7 +5,7 @@
 
 use crate::clock::{parse_instant, Instant};
 use crate::json::{self, Object, Value};
-use crate::money::{parse_decimal_micros, MICROS_PER_UNIT};
+use crate::money::{parse_command_micros, MICROS_PER_UNIT};
 use crate::pricing::Kind;
 
 /// Each command type and the fields it requires, in the contract's order.
@@ -135,7 +135,7 @@ fn required_text(obj: &Object<'_>, field: &str) -> Result<String, String> {
 fn amount(obj: &Object<'_>, field: &str, allow_zero: bool) -> Result<i128, String> {
     let micros = match get(obj, field) {
         Value::Int(n) => n.checked_mul(MICROS_PER_UNIT).ok_or_else(|| bad(field))?,
-        Value::Str(s) => parse_decimal_micros(s, 4).map_err(|_| bad(field))?,
+        Value::Str(s) => parse_command_micros(s, 4).map_err(|_| bad(field))?,
         _ => return Err(bad(field)),
     };
     if micros < 0 || (micros == 0 && !allow_zero) {

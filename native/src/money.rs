@@ -10,6 +10,8 @@ pub const MICROS_PER_UNIT: i128 = 1_000_000;
 pub const MICROS_PER_CENTI_CENT: i128 = 100;
 /// Whole parts longer than this are refused, so every amount and product stays in i128.
 pub const MAX_WHOLE_DIGITS: usize = 18;
+/// The largest whole part of an amount in a command: a JSON integer's largest value.
+pub const MAX_COMMAND_UNITS: i128 = u64::MAX as i128;
 
 /// A text that is not an exact decimal amount of the allowed precision.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +21,22 @@ pub struct MoneyError(pub String);
 /// micro-units, refusing lost precision (more than `max_places` significant decimals) and
 /// whole parts of more than 18 digits.
 pub fn parse_decimal_micros(text: &str, max_places: u32) -> Result<i128, MoneyError> {
+    parse_bounded(text, max_places, MAX_WHOLE_DIGITS, None)
+}
+
+/// An amount in an accounts command: the grammar of [`parse_decimal_micros`], with a whole
+/// part up to [`MAX_COMMAND_UNITS`], the range a JSON integer amount has, so that `"N"` and
+/// `N` are accepted alike.
+pub fn parse_command_micros(text: &str, max_places: u32) -> Result<i128, MoneyError> {
+    parse_bounded(text, max_places, 20, Some(MAX_COMMAND_UNITS))
+}
+
+fn parse_bounded(
+    text: &str,
+    max_places: u32,
+    max_digits: usize,
+    max_units: Option<i128>,
+) -> Result<i128, MoneyError> {
     let t = py_strip(text);
     let not_decimal = || MoneyError(format!("{text:?} is not a decimal number"));
     let (negative, body) = match t.as_bytes().first() {
@@ -41,7 +59,7 @@ pub fn parse_decimal_micros(text: &str, max_places: u32) -> Result<i128, MoneyEr
         return Err(not_decimal());
     }
     let whole = whole.trim_start_matches('0');
-    if whole.len() > MAX_WHOLE_DIGITS {
+    if whole.len() > max_digits {
         return Err(not_decimal());
     }
     let frac = frac.trim_end_matches('0');
@@ -53,6 +71,9 @@ pub fn parse_decimal_micros(text: &str, max_places: u32) -> Result<i128, MoneyEr
     let mut micros: i128 = 0;
     for b in whole.bytes() {
         micros = micros * 10 + i128::from(b - b'0');
+    }
+    if max_units.is_some_and(|m| micros > m) {
+        return Err(not_decimal());
     }
     micros *= MICROS_PER_UNIT;
     let mut scale = 100_000;
@@ -118,6 +139,22 @@ mod tests {
         assert!(parse_decimal_micros("١", 6).is_err());
         assert!(parse_decimal_micros("", 6).is_err());
         assert!(parse_decimal_micros("1234567890123456789", 6).is_err());
+    }
+
+    #[test]
+    fn command_amounts_reach_the_json_integer_range() {
+        let max = "18446744073709551615";
+        assert_eq!(
+            parse_command_micros(max, 4),
+            Ok(MAX_COMMAND_UNITS * MICROS_PER_UNIT)
+        );
+        assert_eq!(
+            parse_command_micros(&format!("000{max}.9999"), 4),
+            Ok(MAX_COMMAND_UNITS * MICROS_PER_UNIT + 999_900)
+        );
+        assert!(parse_command_micros("18446744073709551616", 4).is_err());
+        assert!(parse_command_micros("123456789012345678901", 4).is_err());
+        assert!(parse_command_micros("1.00001", 4).is_err());
     }
 
     #[test]
