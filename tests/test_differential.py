@@ -794,7 +794,7 @@ TEN_MB = 10 * 1024 * 1024
 @pytest.mark.parametrize("shape", ["junk", "string", "object", "event"])
 def test_ten_megabyte_line_matches_reference_in_both_commands(shape: str) -> None:
     """A 10 MB line (junk, one long JSON string, an object with a 10 MB member, an event with
-    a 10 MB call id) is handled like any other; the reference copes in about a second, so
+    a 10 MB call id) is handled like any other; the reference copes in well under a second, so
     its bytes are compared too."""
     big = b"x" * TEN_MB
     raw = {
