@@ -1,9 +1,9 @@
 """Fixtures for the tenant rule and property tests (helpers live in `tenant_support`).
 
-- `deck`: the literal deck of `tenant_support.DECK_ROWS`, compiled with `deck.compile_rows`
+- `deck`: the literal deck of `tenant_support.DECK_ROWS`, compiled by the native core
   (1 s increments at 0.060000/min = 0.001/s, and a GB row with 60/6 increments and a fee).
 - `run(events) -> list[dict]`: events (dicts or raw lines) as JSON lines through
-  `engine.simulate_lines`; decoded output records, each with its `"topic"`.
+  the native `Simulation`; decoded output records, each with its `"topic"`.
 - `run_raw(events) -> list[(topic, bytes)]`: the same, as published bytes.
 - `sim()`: a fresh step-by-step `Engine` (feed one line, inspect `Engine.tenants`).
 - `ev`: the input builders (`ev.call_start`, `ev.call_end`, `ev.add_funds`, ...).
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rating_engine.deck import Deck
+from rating_engine.core import Deck
 
 from .tenant_support import (
     Sim,

@@ -23,12 +23,15 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterable, Mapping, Sequence
 
 import orjson
 
-from rating_engine.cdr import rate_line
-from rating_engine.deck import COLUMNS, Deck, compile_rows
+from rating_engine.core import COLUMNS, Deck, compile_rows, format_instant, parse_instant, rate_line
+
+from .reference.deck import Deck as ReferenceDeck
+from .reference.deck import compile_rows as reference_compile_rows
 
 R = dict  # a deck row
 
@@ -61,12 +64,35 @@ ROWS: list[dict[str, str]] = [
 ]
 
 
+class DeckView:
+    """A compiled native deck with its rows readable as attributes (`rows`, `lookup`), so
+    the deck's tests can check what the core compiled, not only what it prints."""
+
+    def __init__(self, deck: Deck) -> None:
+        self.deck = deck
+        self.currency = deck.currency
+        self.rows = [SimpleNamespace(**deck.row_fields(i)) for i in range(len(deck))]
+
+    def lookup(self, service: str, digits: str, at: int) -> SimpleNamespace | None:
+        index = self.deck.lookup_index(service, digits, at)
+        return None if index is None else self.rows[index]
+
+
 def make_deck(rows: Sequence[Mapping[str, str]] = ROWS, path: str = "test.csv",
               header: Sequence[str] = COLUMNS) -> Deck:
     return compile_rows(path, list(header), [dict(r) for r in rows])
 
 
 DECK = make_deck()
+
+
+def make_reference_deck(rows: Sequence[Mapping[str, str]] = ROWS, path: str = "test.csv",
+                        header: Sequence[str] = COLUMNS) -> ReferenceDeck:
+    """The same rows compiled by the reference model (for its pricing functions' tests)."""
+    return reference_compile_rows(path, list(header), [dict(r) for r in rows])
+
+
+REFERENCE_DECK = make_reference_deck()
 
 
 def deck_csv(rows: Sequence[Mapping[str, str]] = ROWS, columns: Sequence[str] = COLUMNS) -> str:
@@ -108,12 +134,30 @@ def rate(obj: Any, deck: Deck = DECK) -> tuple[dict[str, Any], str | None]:
     """Rate one CDR through the per-call core; the record comes back decoded from its bytes."""
     raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
     record, reason = rate_line(deck, raw)
-    return orjson.loads(orjson.dumps(record)), reason
+    return orjson.loads(record), reason
 
 
 def rated_bytes(obj: Any, deck: Deck = DECK) -> bytes:
     raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
-    return orjson.dumps(rate_line(deck, raw)[0])
+    return bytes(rate_line(deck, raw)[0])
+
+
+def reference_rate_text(deck: ReferenceDeck, data: bytes, name: str = "<bytes>") -> tuple[bytes, str]:
+    """What `rate` prints for `data`, by the reference model one line at a time: each non-blank
+    line's record, and `FILE:LINE: invalid: reason` for each refused one (stdout, stderr)."""
+    from .reference.cdr import invalid_message
+    from .reference.cdr import rate_line as reference_rate_line
+
+    out: list[bytes] = []
+    messages: list[str] = []
+    for line_no, raw in enumerate(io.BytesIO(data), start=1):
+        if not raw.strip():
+            continue
+        record, reason = reference_rate_line(deck, raw.rstrip(b"\n"))
+        out.append(orjson.dumps(record) + b"\n")
+        if reason is not None and reason != "no_rate":
+            messages.append(invalid_message(name, line_no, reason))
+    return b"".join(out), "".join(messages)
 
 
 def jsonl(objs: Iterable[Any]) -> bytes:
@@ -123,8 +167,6 @@ def jsonl(objs: Iterable[Any]) -> bytes:
 def span(start: str, seconds: str) -> dict[str, str]:
     """`start`/`end` fields for a call of `seconds` (a decimal string, may be negative) from `start`."""
     from decimal import Decimal
-
-    from rating_engine.clock import format_instant, parse_instant
 
     us = parse_instant(start) + int(Decimal(seconds) * 1_000_000)
     end = format_instant(us)[:-1]  # millisecond text; add the microseconds back exactly

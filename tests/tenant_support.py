@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any, Iterable
 
 import orjson
+
 from rating_engine import core
 from rating_engine.core import COLUMNS, Deck, compile_rows
 

@@ -7,10 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from rating_engine.clock import day_start_us
-from rating_engine.deck import COLUMNS, DeckError, compile_rows, load_deck
+from rating_engine import core
+from rating_engine.core import COLUMNS, DeckError
 
-from .rate_support import ROWS, deck_csv, make_deck, row, write_deck
+from .rate_support import ROWS, DeckView, deck_csv, row, write_deck
+from .rate_support import make_deck as make_native_deck
+from .reference.clock import day_start_us
+
+
+def compile_rows(path, header, rows) -> DeckView:
+    return DeckView(core.compile_rows(path, header, rows))
+
+
+def load_deck(path: str) -> DeckView:
+    return DeckView(core.load_deck(path))
+
+
+def make_deck(rows=ROWS) -> DeckView:
+    return DeckView(make_native_deck(rows))
 
 MIDNIGHT_DEC_1 = 1_796_083_200_000_000  # 2026-12-01T00:00:00Z in microseconds
 RATES = Path(__file__).resolve().parents[1] / "rates"

@@ -1,11 +1,9 @@
 """contracts.md section 3: `rating-engine rate` (output fields and formats, reasons, stderr,
-blank lines, exit codes), and the vectorised bulk path printing the same bytes."""
+blank lines, exit codes), and the threaded batch call printing the reference model's bytes."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 import random
 import subprocess
 import sys
@@ -15,12 +13,26 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rating_engine import bulk
+from rating_engine import core
 from rating_engine.cli import main
-from rating_engine.clock import seconds_text
-from rating_engine.deck import COLUMNS, load_deck
+from rating_engine.core import COLUMNS
 
-from .rate_support import BASE_CDR, DECK, ROWS, cdr, deck_csv, jsonl, row, span, write_deck
+from .rate_support import (
+    DECK,
+    REFERENCE_DECK,
+    ROWS,
+    cdr,
+    deck_csv,
+    jsonl,
+    make_deck,
+    make_reference_deck,
+    reference_rate_text,
+    row,
+    span,
+    write_deck,
+)
+from .reference.clock import seconds_text
+from .reference.deck import load_deck as reference_load_deck
 
 ROOT = Path(__file__).resolve().parents[1]
 NOV = "2026-11-24T10:00:00Z"
@@ -377,70 +389,56 @@ def bad_lines_file(n_good: int = 3000, seed: int = 11) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-@pytest.mark.parametrize("chunk_bytes,n_good", [(bulk.CHUNK_BYTES, 3000), (4096, 1000), (333, 100)])
-def test_bulk_path_same_bytes_as_per_call_on_bad_lines_file(chunk_bytes, n_good):
-    deck = DECK
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_good", [3000, 100])
+def test_rate_on_threads_prints_the_reference_bytes_on_bad_lines_file(threads, n_good):
+    """The batch call splits lines over threads; output and messages keep the file's order."""
     data = bad_lines_file(n_good)
-    fast_out, fast_err = bulk.rate_bytes(deck, data, name="f.jsonl", chunk_bytes=chunk_bytes)
-    slow_out, slow_err = bulk.rate_bytes_per_call(deck, data, name="f.jsonl")
-    assert fast_err == slow_err
-    assert fast_out.splitlines() == slow_out.splitlines()
-    assert fast_out == slow_out
-    assert slow_err.count("\n") > 25
+    out, messages, seen = core.rate_text(DECK, data, "f.jsonl", 1, threads)
+    expected_out, expected_err = reference_rate_text(REFERENCE_DECK, data, name="f.jsonl")
+    assert messages.decode() == expected_err
+    assert out == expected_out
+    assert seen == data.count(b"\n")
+    assert expected_err.count("\n") > 25
 
 
-def test_bulk_path_through_the_command_same_bytes(tmp_path, deck_path):
+def test_rate_command_in_small_pieces_prints_the_reference_bytes(tmp_path, deck_path, capfd, monkeypatch):
+    """The command reads the file in pieces of whole lines: line numbers run on across pieces,
+    and a last line without its newline is still rated."""
+    from rating_engine import cli
+
+    monkeypatch.setattr(cli, "CHUNK_BYTES", 2048)
     cdrs = tmp_path / "big.jsonl"
-    cdrs.write_bytes(bad_lines_file(n_good=6000, seed=5) + b"no newline at the end")
-    runs = {}
-    for mode, threshold in (("bulk", "0"), ("per_call", "-1")):
-        env = dict(os.environ, RATING_ENGINE_BULK_MIN_BYTES=threshold)
-        runs[mode] = subprocess.run([sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(deck_path),
-                                     str(cdrs)], capture_output=True, cwd=ROOT, env=env)
-    assert runs["bulk"].returncode == runs["per_call"].returncode == 0
-    assert runs["bulk"].stderr == runs["per_call"].stderr
-    assert runs["bulk"].stdout == runs["per_call"].stdout
-    assert b"invalid: invalid_json" in runs["bulk"].stderr
+    data = bad_lines_file(n_good=800, seed=9) + b"no newline at the end"
+    cdrs.write_bytes(data)
+    capfd.readouterr()
+    assert main(["rate", "--rates", str(deck_path), "--jobs", "2", str(cdrs)]) == 0
+    captured = capfd.readouterr()
+    expected_out, expected_err = reference_rate_text(reference_load_deck(str(deck_path)), data, name=str(cdrs))
+    assert captured.out.encode() == expected_out
+    assert captured.err == expected_err
+    last_line = data.count(b"\n") + 1
+    assert captured.err.endswith(f":{last_line}: invalid: invalid_json\n")
 
 
-def test_bulk_path_on_sample_files():
-    deck = load_deck(str(ROOT / "rates/sample-deck.csv"))
+def test_rate_sample_files_print_the_reference_bytes():
+    deck = core.load_deck(str(ROOT / "rates/sample-deck.csv"))
     data = (ROOT / "rates/sample-cdrs.jsonl").read_bytes()
-    assert bulk.rate_bytes(deck, data) == bulk.rate_bytes_per_call(deck, data)
+    out, messages, _ = core.rate_text(deck, data, "sample", 1, 2)
+    reference = reference_rate_text(reference_load_deck(str(ROOT / "rates/sample-deck.csv")), data, "sample")
+    assert (out, messages.decode()) == reference
 
 
-def test_bulk_path_rates_most_lines_itself(monkeypatch):
-    """The fast path must really be taken for well-formed lines (not everything per call)."""
-    deck = load_deck(str(ROOT / "rates/sample-deck.csv"))
-    calls = []
-    real = bulk._per_call
-    monkeypatch.setattr(bulk, "_per_call", lambda d, raw: calls.append(raw) or real(d, raw))
-    objs = [dict(BASE_CDR, call_id=f"c{i}") for i in range(500)]
-    out, err = bulk.rate_bytes(deck, jsonl(objs) + jsonl([json.dumps(o).encode() for o in objs]))
-    assert err == "" and len(out.splitlines()) == 1000
-    assert calls == []
-
-
-def _counting_per_call(monkeypatch) -> list[bytes]:
-    calls: list[bytes] = []
-    real = bulk._per_call
-    monkeypatch.setattr(bulk, "_per_call", lambda d, raw: calls.append(raw) or real(d, raw))
-    return calls
-
-
-def test_bulk_path_longest_prefix_intervals_and_long_prefixes(monkeypatch):
-    """The interval table of prefixes <= 8 digits and the maps of longer ones pick the deck's row
-    for numbers at, around and inside nested prefixes, in and out of their windows."""
-    from .rate_support import make_deck
-
-    deck = make_deck(ROWS + [
+def test_rate_longest_prefix_at_nested_prefixes_and_windows():
+    """Nested prefixes up to 15 digits, in and out of their windows, price as the reference does."""
+    extra = [
         row("4420", "London", "0.01", country="GB"), row("442071", "London Central", "0.02", country="GB"),
         row("44207123", "Eight digits", "0.03", country="GB"), row("442071234", "Nine digits", "0.04", country="GB"),
         row("442071230", "Nine digits ending in 0", "0.045", country="GB"),
         row("4420712345678", "Thirteen digits", "0.05", country="GB", effective_from="2026-11-24"),
         row("9", "Nines", "0.5"), row("99999999", "Top of the key space", "0.6"),
         row("999999999999999", "Fifteen nines", "0.7"), row("0", "Zero", "0.8"),
-    ])
+    ]
     numbers = ["+44207123", "+442071234", "+4420712345", "+44207123456789", "+442071234567", "+4420712345678",
                "+44207122999", "+44207124000", "+4420700000", "+44199999999", "+44200000000", "+99999999",
                "+999999999999999", "+99999998", "+00000000", "+10000000", "+447512345678", "+447712345678",
@@ -450,86 +448,13 @@ def test_bulk_path_longest_prefix_intervals_and_long_prefixes(monkeypatch):
             enumerate((n, s) for n in numbers for s in starts)]
     objs += [cdr(call_id=f"t{i}", kind="tollfree_inbound", from_=n, to="+18005550100") for i, n in enumerate(numbers)]
     data = jsonl(objs) + jsonl(json.dumps(o).encode() for o in objs)
-    expected = bulk.rate_bytes_per_call(deck, data)
-    calls = _counting_per_call(monkeypatch)
-    assert bulk.rate_bytes(deck, data) == expected
-    assert calls == []
-    assert b'"Thirteen digits"' in expected[0] and b'"Fifteen nines"' in expected[0]
+    out, messages, _ = core.rate_text(make_deck(ROWS + extra), data, "x", 1, 2)
+    expected = reference_rate_text(make_reference_deck(ROWS + extra), data, "x")
+    assert (out, messages.decode()) == expected
+    assert b'"Thirteen digits"' in out and b'"Fifteen nines"' in out
 
 
-def test_bulk_path_spaced_ids_with_spaces_go_per_call(monkeypatch):
-    """On spaced lines the output drops every space up to the kind, so ids with a space are per call."""
-    objs = [cdr(call_id="c 1", tenant_id="Contoso Ltd"), cdr(user_id="ann smith"), cdr()]
-    data = jsonl(json.dumps(o).encode() for o in objs) + jsonl(objs)
-    expected = bulk.rate_bytes_per_call(DECK, data)
-    calls = _counting_per_call(monkeypatch)
-    out, err = bulk.rate_bytes(DECK, data)
-    assert (out, err) == expected
-    assert len(calls) == 2 and b'"Contoso Ltd"' in out
-
-
-def test_bulk_path_learns_timestamp_pieces_past_its_cap(monkeypatch):
-    """Dates-and-hours and tails are learnt as they come (the table restarts past its cap): every
-    line is still rated here, with the same bytes."""
-    monkeypatch.setattr(bulk, "_PIECES_MAX", 30)
-    monkeypatch.setattr(bulk, "_HOURS", bulk._Pieces(bulk._hour_value))
-    monkeypatch.setattr(bulk, "_TAILS", bulk._Pieces(bulk._tail_value))
-    rnd = random.Random(7)
-    objs = []
-    for i in range(400):
-        day, hour, minute = rnd.randint(1, 365), rnd.randint(0, 23), rnd.randint(0, 59)
-        start = (dt.date(2026, 1, 1) + dt.timedelta(days=day - 1)).isoformat() + f"T{hour:02d}:{minute:02d}:00"
-        zone = rnd.choice(["Z", "+01:00", "-05:30", f".{rnd.randint(0, 999):03d}Z", "z"])
-        end = start[:17] + "59.5" + zone.lstrip(".0123456789")
-        objs.append(cdr(call_id=f"c{i}", start=start + zone, end=end))
-    data = jsonl(objs)
-    expected = bulk.rate_bytes_per_call(DECK, data)
-    calls = _counting_per_call(monkeypatch)
-    assert bulk.rate_bytes(DECK, data, chunk_bytes=4096) == expected
-    assert calls == []
-
-
-# --- several processes (bulk_procs.py) -------------------------------------------------------
-
-@pytest.mark.parametrize("chunk_bytes,jobs", [(333, 2), (4096, 3), (50_000, 2)])
-def test_processes_same_bytes_as_per_call(tmp_path, deck_path, capfd, chunk_bytes, jobs):
-    """Chunks rated side by side come out in order, with the same stderr lines and numbers."""
-    from rating_engine import bulk_procs
-
-    cdrs = tmp_path / "big.jsonl"
-    data = bad_lines_file(n_good=1500, seed=7) + b"no newline at the end"
-    cdrs.write_bytes(data)
-    out_path = tmp_path / "out.jsonl"
-    capfd.readouterr()
-    with bulk_procs.Workers(str(deck_path), str(cdrs), "big.jsonl", jobs, chunk_bytes) as workers, \
-            out_path.open("wb") as out:
-        lines = workers.run(out.fileno())
-    err = capfd.readouterr().err
-    slow_out, slow_err = bulk.rate_bytes_per_call(load_deck(str(deck_path)), data, name="big.jsonl")
-    assert lines == data.count(b"\n") + 1
-    assert err == slow_err
-    assert out_path.read_bytes() == slow_out
-
-
-def test_processes_through_the_command(tmp_path, deck_path, capfd, monkeypatch):
-    from rating_engine import cli
-
-    monkeypatch.setattr(cli, "CHUNK_BYTES", 2048)
-    cdrs = tmp_path / "big.jsonl"
-    data = bad_lines_file(n_good=800, seed=9)
-    cdrs.write_bytes(data)
-    capfd.readouterr()
-    assert main(["rate", "--rates", str(deck_path), "--jobs", "2", str(cdrs)]) == 0
-    captured = capfd.readouterr()
-    slow_out, slow_err = bulk.rate_bytes_per_call(load_deck(str(deck_path)), data, name=str(cdrs))
-    assert captured.out.encode() == slow_out
-    assert captured.err == slow_err
-
-
-def test_processes_invalid_deck_exit_2_before_output(tmp_path, capfd, monkeypatch):
-    from rating_engine import cli
-
-    monkeypatch.setattr(cli, "CHUNK_BYTES", 2048)
+def test_rate_invalid_deck_exit_2_before_output(tmp_path, capfd):
     deck = tmp_path / "deck.csv"
     deck.write_text("prefix,country\n1,US\n")
     cdrs = tmp_path / "big.jsonl"
@@ -540,17 +465,15 @@ def test_processes_invalid_deck_exit_2_before_output(tmp_path, capfd, monkeypatc
     assert not out.exists()
 
 
-def test_processes_closed_output_is_a_broken_pipe(tmp_path, deck_path):
-    """`rate ... | head`: the workers stop quietly and the command says BrokenPipeError (exit 0)."""
-    from rating_engine import bulk_procs
-
+def test_rate_into_a_closed_pipe_stops_quietly(tmp_path, deck_path):
+    """`rate ... | head`: the command stops at the broken pipe with exit 0 and no traceback."""
     cdrs = tmp_path / "big.jsonl"
-    cdrs.write_bytes(bad_lines_file(n_good=1500, seed=3))
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        with bulk_procs.Workers(str(deck_path), str(cdrs), "big.jsonl", 2, 4096) as workers:
-            with pytest.raises(BrokenPipeError):
-                workers.run(write_end)
-    finally:
-        os.close(write_end)
+    cdrs.write_bytes(bad_lines_file(n_good=20_000, seed=3))
+    proc = subprocess.Popen([sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(deck_path),
+                             str(cdrs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in err

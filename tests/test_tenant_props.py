@@ -26,7 +26,6 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .tenant_support import NativeEngine as Engine
 from .tenant_support import (
     DE_DEST,
     GB_DEST,
@@ -39,6 +38,7 @@ from .tenant_support import (
     iso,
     run_raw_with,
 )
+from .tenant_support import NativeEngine as Engine
 
 EVENTS = 1  # the phase of input events at an instant (edge rule 1)
 

@@ -15,12 +15,20 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from rating_engine.clock import US_PER_S, format_instant, parse_instant
-from rating_engine.deck import load_deck
-from rating_engine.engine import simulate_lines
+from rating_engine import core
+from rating_engine.core import US_PER_S, format_instant, parse_instant
 from rating_engine.kafkaio import collect, is_probe, produce_lines, wait_ready
 
-from .kafka_support import BROKER, REPO, TEST_DECK, WorkerProcess, broker_script, lines_of, now_us, unique_prefix
+from .kafka_support import (
+    BROKER,
+    REPO,
+    TEST_DECK,
+    WorkerProcess,
+    broker_script,
+    lines_of,
+    now_us,
+    unique_prefix,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -111,8 +119,11 @@ def _canonical(records: list[tuple[str, dict]]) -> dict[str, list[str]]:
 
 
 def _simulate(lines: list[bytes]) -> list[tuple[str, dict]]:
-    deck = load_deck(str(TEST_DECK))
-    return [(topic, orjson.loads(payload)) for topic, payload in simulate_lines(deck, lines)]
+    """The native core's `simulate` records for the same lines: what the worker must publish."""
+    sim = core.Simulation(core.load_deck(str(TEST_DECK)))
+    out = sim.feed(b"".join(line.rstrip(b"\n") + b"\n" for line in lines)) + sim.finish()
+    records = [orjson.loads(line) for line in out.splitlines()]
+    return [(rec.pop("topic"), rec) for rec in records]
 
 
 async def _run_paced(prefix: str, lines: list[bytes], tail_s: float) -> list[tuple[str, dict, float]]:

@@ -12,11 +12,20 @@ from typing import Any
 
 import orjson
 
+from rating_engine.deck import compile_rows
 from rating_engine.events import parse_event
 from rating_engine.state import dump_tenant, load_tenant
 from rating_engine.tenant import Tenant
 from rating_engine.worker import TableSeen, apply_input
-from tests.tenant_support import T, add_funds, assign_licence, build_deck, call_start, set_pool
+from tests.tenant_support import (
+    DECK_ROWS,
+    HEADER,
+    T,
+    add_funds,
+    assign_licence,
+    call_start,
+    set_pool,
+)
 
 
 class Topic:
@@ -32,7 +41,7 @@ class Table:
         self.changelog_topic = Topic()
 
 
-DECK = build_deck()
+DECK = compile_rows("tests/literal-deck.csv", HEADER, DECK_ROWS)  # the worker's own (Python) deck
 
 
 def feed(t: Tenant, seen: TableSeen, topic: str, offset: int, ev: dict[str, Any]) -> list[Any]:

@@ -9,10 +9,10 @@ use num_bigint::BigInt;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::clock::{self, Instant};
-use crate::deck::Deck;
+use crate::deck::{Deck, Service};
 use crate::engine::{Engine, Simulation};
 use crate::events;
 use crate::money;
@@ -46,6 +46,53 @@ impl PyDeck {
 
     fn __len__(&self) -> usize {
         self.inner.rows.len()
+    }
+
+    /// Row `index` as a dict of its compiled fields (for tools and the deck's tests).
+    fn row_fields<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyDict>> {
+        let r = self
+            .inner
+            .rows
+            .get(index)
+            .ok_or_else(|| PyValueError::new_err("no such row"))?;
+        let d = PyDict::new(py);
+        d.set_item("index", r.index)?;
+        d.set_item("line", r.line)?;
+        d.set_item("prefix", &r.prefix)?;
+        d.set_item("country", &r.country)?;
+        d.set_item("destination", &r.destination)?;
+        d.set_item("zone", &r.zone)?;
+        d.set_item("number_type", &r.number_type)?;
+        d.set_item("service", r.service.as_str())?;
+        d.set_item("rate_text", &r.rate_text)?;
+        d.set_item("fee_text", &r.fee_text)?;
+        d.set_item("rate_micros_per_min", r.rate_micros_per_min)?;
+        d.set_item("fee_micros", r.fee_micros)?;
+        d.set_item("currency", &r.currency)?;
+        d.set_item("first_increment_s", r.first_increment_s)?;
+        d.set_item("next_increment_s", r.next_increment_s)?;
+        d.set_item("effective_from_us", r.effective_from_us)?;
+        d.set_item("effective_to_us", r.effective_to_us)?;
+        Ok(d)
+    }
+
+    /// The index of the row that prices `digits` for `service` at instant `at` (longest
+    /// prefix in effect), or None.
+    fn lookup_index(
+        &self,
+        service: &str,
+        digits: &str,
+        at: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<usize>> {
+        let service = match service {
+            "outbound" => Service::Outbound,
+            "tollfree_inbound" => Service::TollfreeInbound,
+            other => return Err(PyValueError::new_err(format!("unknown service {other:?}"))),
+        };
+        Ok(self
+            .inner
+            .lookup(service, digits, &instant_from_py(at)?)
+            .map(|r| r.index))
     }
 }
 
@@ -274,7 +321,8 @@ impl PyEngine {
         phase: u8,
     ) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
         let mut out = Vec::new();
-        self.inner.run_until(&instant_from_py(until)?, phase, &mut out);
+        self.inner
+            .run_until(&instant_from_py(until)?, phase, &mut out);
         Ok(outputs_to_py(py, out))
     }
 

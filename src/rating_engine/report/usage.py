@@ -115,13 +115,12 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 import polars as pl
-
 
 PROG = "rating-engine report"
 
