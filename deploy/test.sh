@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up everything and runs the whole test suite (README "Quick start", second command; .ci/run).
-# Installs: the Python venv (.venv) with the package and test extras, Debian's chromium for the
-# report's browser test, the Kafka jars (via deploy/kafka/broker.sh, Maven). Starts the broker
-# for the integration tests and stops it afterwards if it started it.
+# Installs: the Python venv (.venv) with the package and test extras (pip builds the Rust core
+# with cargo through maturin), Debian's chromium for the report's browser test, the Kafka jars
+# (via deploy/kafka/broker.sh, Maven). Checks the Rust crate (fmt, clippy, its own tests) and the
+# Python (ruff, mypy), starts the broker for the integration tests and stops it afterwards if it
+# started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +12,28 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || { echo "test.sh: $PY not found (Python 3.11 is required)" >&2; exit 2; }
 command -v java >/dev/null 2>&1 || { echo "test.sh: java not found (OpenJDK 17 runs the Kafka broker)" >&2; exit 2; }
 command -v mvn >/dev/null 2>&1 || { echo "test.sh: mvn not found (Maven fetches the Kafka jars)" >&2; exit 2; }
+# shellcheck source=/dev/null
+if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found (rustup's stable toolchain builds the core)" >&2; exit 2; }
 
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "test.sh: checking the Rust core (fmt, clippy, cargo test)"
+(
+  cd native
+  cargo fmt --check
+  cargo clippy --quiet --all-targets -- -D warnings
+  cargo clippy --quiet --features python --all-targets -- -D warnings
+  cargo test --quiet
+)
+echo "test.sh: checking the Python (ruff, mypy)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -197,7 +197,9 @@ def _cpu_pressure() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_report")
     ap.add_argument("--records", type=int, default=10_000_000)
-    ap.add_argument("--keep", metavar="FILE", help="generate into FILE and keep it (reused if present)")
+    ap.add_argument(
+        "--keep", metavar="FILE", help="generate into FILE and keep it (reused if present)"
+    )
     ap.add_argument("--no-results", action="store_true", help="do not append to results/report.md")
     args = ap.parse_args(argv)
 

@@ -25,11 +25,22 @@ from rating_engine.outbox import Outbox
 def build(args: argparse.Namespace, result: dict[str, Any]) -> Any:
     import faust
 
-    app = faust.App(f"{args.topic_prefix}faust-pt-{uuid.uuid4().hex[:6]}", broker=args.broker,
-                    store="memory://", web_enabled=False, topic_disable_leader=True,
-                    consumer_auto_offset_reset="earliest", key_serializer="raw", value_serializer="raw")
-    source = app.topic(args.topic_prefix + "calls", args.topic_prefix + "accounts",
-                       key_type=bytes, value_type=bytes)
+    app = faust.App(
+        f"{args.topic_prefix}faust-pt-{uuid.uuid4().hex[:6]}",
+        broker=args.broker,
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    source = app.topic(
+        args.topic_prefix + "calls",
+        args.topic_prefix + "accounts",
+        key_type=bytes,
+        value_type=bytes,
+    )
     out_topic = args.topic_prefix + "faust-passthrough"
     marks: dict[str, tuple[float, float]] = {}
 
@@ -52,8 +63,11 @@ def build(args: argparse.Namespace, result: dict[str, Any]) -> Any:
             if count >= args.expect:
                 t10, t90 = marks["t10"], marks["t90"]
                 n = 0.8 * args.expect
-                result.update(count=count, sustained_events_per_s=round(n / (t90[0] - t10[0]), 1),
-                              events_per_cpu_s=round(n / (t90[1] - t10[1]), 1))
+                result.update(
+                    count=count,
+                    sustained_events_per_s=round(n / (t90[0] - t10[0]), 1),
+                    events_per_cpu_s=round(n / (t90[1] - t10[1]), 1),
+                )
                 os.write(1, json.dumps(result).encode() + b"\n")  # fd 1: Faust redirects sys.stdout
                 os._exit(0)  # measured: no need to wait for Faust's orderly shutdown
 

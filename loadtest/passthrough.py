@@ -20,16 +20,28 @@ import time
 BROKER = "127.0.0.1:9092"
 
 
-async def run(broker: str, prefix: str, expect: int, timeout_s: float, idle_s: float,
-              inputs: tuple[str, ...] = ("calls", "accounts")) -> dict:
+async def run(
+    broker: str,
+    prefix: str,
+    expect: int,
+    timeout_s: float,
+    idle_s: float,
+    inputs: tuple[str, ...] = ("calls", "accounts"),
+) -> dict:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(*(prefix + t for t in inputs), bootstrap_servers=broker,
-                                group_id=prefix + "passthrough", auto_offset_reset="earliest",
-                                enable_auto_commit=True, auto_commit_interval_ms=1000,
-                                max_poll_records=2000)
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=5, acks=1,
-                                max_batch_size=256 * 1024)
+    consumer = AIOKafkaConsumer(
+        *(prefix + t for t in inputs),
+        bootstrap_servers=broker,
+        group_id=prefix + "passthrough",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        auto_commit_interval_ms=1000,
+        max_poll_records=2000,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker, linger_ms=5, acks=1, max_batch_size=256 * 1024
+    )
     await consumer.start()
     await producer.start()
     out = prefix + "passthrough"
@@ -79,8 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--idle", type=float, default=10.0)
     args = ap.parse_args(argv)
-    result = asyncio.run(run(args.broker.removeprefix("kafka://"), args.topic_prefix, args.expect,
-                             args.timeout, args.idle))
+    result = asyncio.run(
+        run(
+            args.broker.removeprefix("kafka://"),
+            args.topic_prefix,
+            args.expect,
+            args.timeout,
+            args.idle,
+        )
+    )
     print(json.dumps(result))
     return 0 if result["count"] >= args.expect else 1
 

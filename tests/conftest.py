@@ -41,10 +41,16 @@ def deck() -> Deck:
 @pytest.fixture(scope="session")
 def ev() -> SimpleNamespace:
     """Input builders: `ev.call_start(...)`, `ev.add_funds(...)`, ..."""
-    return SimpleNamespace(call_start=call_start, call_end=call_end, add_funds=add_funds,
-                           assign_licence=assign_licence, remove_licence=remove_licence,
-                           set_pool=set_pool, set_auto_recharge=set_auto_recharge,
-                           payment_result=payment_result)
+    return SimpleNamespace(
+        call_start=call_start,
+        call_end=call_end,
+        add_funds=add_funds,
+        assign_licence=assign_licence,
+        remove_licence=remove_licence,
+        set_pool=set_pool,
+        set_auto_recharge=set_auto_recharge,
+        payment_result=payment_result,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,9 @@ def unique_prefix(name: str) -> str:
 class WorkerProcess:
     """`rating-engine worker` as a child process, killed or stopped by the test."""
 
-    def __init__(self, prefix: str, state_dir: Path, deck: Path = TEST_DECK, app_id: str = "rating-engine"):
+    def __init__(
+        self, prefix: str, state_dir: Path, deck: Path = TEST_DECK, app_id: str = "rating-engine"
+    ):
         self.prefix, self.state_dir, self.deck, self.app_id = prefix, state_dir, deck, app_id
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -40,15 +42,36 @@ class WorkerProcess:
     def start(self) -> None:
         """Create the prefix's topics (as operators do with broker.sh), then launch the worker."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        created = broker_script("start", "--topic-prefix", self.prefix, "--partitions", "4", timeout=300)
+        created = broker_script(
+            "start", "--topic-prefix", self.prefix, "--partitions", "4", timeout=300
+        )
         assert created.returncode == 0, "broker.sh could not create the topics"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rating_engine.cli", "worker", "--rates", str(self.deck),
-             "--broker", BROKER, "--topic-prefix", self.prefix, "--partitions", "4",
-             "--metrics-port", str(self.metrics_port), "--state-dir", str(self.state_dir),
-             "--app-id", self.app_id],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "rating_engine.cli",
+                "worker",
+                "--rates",
+                str(self.deck),
+                "--broker",
+                BROKER,
+                "--topic-prefix",
+                self.prefix,
+                "--partitions",
+                "4",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--state-dir",
+                str(self.state_dir),
+                "--app-id",
+                self.app_id,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -79,5 +102,9 @@ def now_us() -> int:
 
 
 def broker_script(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["bash", str(REPO / "deploy" / "kafka" / "broker.sh"), *args], cwd=REPO,
-                          timeout=timeout, env=os.environ.copy())
+    return subprocess.run(
+        ["bash", str(REPO / "deploy" / "kafka" / "broker.sh"), *args],
+        cwd=REPO,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )

@@ -36,31 +36,93 @@ from .reference.deck import compile_rows as reference_compile_rows
 R = dict  # a deck row
 
 
-def row(prefix: str, destination: str, rate: str, fee: str = "0", first: str = "1", nxt: str = "1",
-        service: str = "outbound", country: str = "US", zone: str = "A", number_type: str = "geographic",
-        currency: str = "USD", effective_from: str = "", effective_to: str = "") -> dict[str, str]:
-    return {"prefix": prefix, "country": country, "destination": destination, "zone": zone,
-            "number_type": number_type, "service": service, "rate_per_minute": rate,
-            "connection_fee": fee, "currency": currency, "first_increment": first,
-            "next_increment": nxt, "effective_from": effective_from, "effective_to": effective_to}
+def row(
+    prefix: str,
+    destination: str,
+    rate: str,
+    fee: str = "0",
+    first: str = "1",
+    nxt: str = "1",
+    service: str = "outbound",
+    country: str = "US",
+    zone: str = "A",
+    number_type: str = "geographic",
+    currency: str = "USD",
+    effective_from: str = "",
+    effective_to: str = "",
+) -> dict[str, str]:
+    return {
+        "prefix": prefix,
+        "country": country,
+        "destination": destination,
+        "zone": zone,
+        "number_type": number_type,
+        "service": service,
+        "rate_per_minute": rate,
+        "connection_fee": fee,
+        "currency": currency,
+        "first_increment": first,
+        "next_increment": nxt,
+        "effective_from": effective_from,
+        "effective_to": effective_to,
+    }
 
 
 ROWS: list[dict[str, str]] = [
     row("1", "United States", "0.006", first="6", nxt="6"),
     row("1800", "United States - Toll-free", "0", number_type="tollfree"),
-    row("44", "United Kingdom", "0.060000", first="60", nxt="1", country="GB", effective_to="2026-12-01"),
-    row("44", "United Kingdom", "0.030000", first="60", nxt="1", country="GB", effective_from="2026-12-01"),
-    row("447", "United Kingdom - Mobile", "0.120000", fee="0.0100", first="30", nxt="6", country="GB",
-        zone="B", number_type="mobile"),
-    row("4475", "United Kingdom - Mobile (withdrawn)", "0.900000", country="GB", zone="B",
-        number_type="mobile", effective_to="2026-11-01"),
+    row(
+        "44",
+        "United Kingdom",
+        "0.060000",
+        first="60",
+        nxt="1",
+        country="GB",
+        effective_to="2026-12-01",
+    ),
+    row(
+        "44",
+        "United Kingdom",
+        "0.030000",
+        first="60",
+        nxt="1",
+        country="GB",
+        effective_from="2026-12-01",
+    ),
+    row(
+        "447",
+        "United Kingdom - Mobile",
+        "0.120000",
+        fee="0.0100",
+        first="30",
+        nxt="6",
+        country="GB",
+        zone="B",
+        number_type="mobile",
+    ),
+    row(
+        "4475",
+        "United Kingdom - Mobile (withdrawn)",
+        "0.900000",
+        country="GB",
+        zone="B",
+        number_type="mobile",
+        effective_to="2026-11-01",
+    ),
     row("33", "France", "0.003", country="FR"),
     row("49", "Germany", "0.002999", country="DE"),
     row("39", "Italy", "0.123456", country="IT"),
     row("34", "Spain", "0", fee="1.00005", country="ES"),
     row("1", "Toll-free from United States", "0.024", service="tollfree_inbound"),
-    row("44", "Toll-free from United Kingdom", "0.048", first="60", nxt="60", country="GB",
-        service="tollfree_inbound"),
+    row(
+        "44",
+        "Toll-free from United Kingdom",
+        "0.048",
+        first="60",
+        nxt="60",
+        country="GB",
+        service="tollfree_inbound",
+    ),
 ]
 
 
@@ -78,16 +140,22 @@ class DeckView:
         return None if index is None else self.rows[index]
 
 
-def make_deck(rows: Sequence[Mapping[str, str]] = ROWS, path: str = "test.csv",
-              header: Sequence[str] = COLUMNS) -> Deck:
+def make_deck(
+    rows: Sequence[Mapping[str, str]] = ROWS,
+    path: str = "test.csv",
+    header: Sequence[str] = COLUMNS,
+) -> Deck:
     return compile_rows(path, list(header), [dict(r) for r in rows])
 
 
 DECK = make_deck()
 
 
-def make_reference_deck(rows: Sequence[Mapping[str, str]] = ROWS, path: str = "test.csv",
-                        header: Sequence[str] = COLUMNS) -> ReferenceDeck:
+def make_reference_deck(
+    rows: Sequence[Mapping[str, str]] = ROWS,
+    path: str = "test.csv",
+    header: Sequence[str] = COLUMNS,
+) -> ReferenceDeck:
     """The same rows compiled by the reference model (for its pricing functions' tests)."""
     return reference_compile_rows(path, list(header), [dict(r) for r in rows])
 
@@ -97,24 +165,35 @@ REFERENCE_DECK = make_reference_deck()
 
 def deck_csv(rows: Sequence[Mapping[str, str]] = ROWS, columns: Sequence[str] = COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(
+        out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
     for r in rows:
         writer.writerow({c: r.get(c, "") for c in columns})
     return out.getvalue()
 
 
-def write_deck(directory: Path, rows: Sequence[Mapping[str, str]] = ROWS, columns: Sequence[str] = COLUMNS,
-               name: str = "deck.csv") -> Path:
+def write_deck(
+    directory: Path,
+    rows: Sequence[Mapping[str, str]] = ROWS,
+    columns: Sequence[str] = COLUMNS,
+    name: str = "deck.csv",
+) -> Path:
     path = directory / name
     path.write_text(deck_csv(rows, columns))
     return path
 
 
 BASE_CDR: dict[str, Any] = {
-    "call_id": "c1", "tenant_id": "contoso", "user_id": "ann@contoso.com", "kind": "user_outbound",
-    "from": "+14255550100", "to": "+442071234567",
-    "start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:03:07.250Z",
+    "call_id": "c1",
+    "tenant_id": "contoso",
+    "user_id": "ann@contoso.com",
+    "kind": "user_outbound",
+    "from": "+14255550100",
+    "to": "+442071234567",
+    "start": "2026-11-24T10:00:00Z",
+    "end": "2026-11-24T10:03:07.250Z",
 }
 
 
@@ -142,7 +221,9 @@ def rated_bytes(obj: Any, deck: Deck = DECK) -> bytes:
     return bytes(rate_line(deck, raw)[0])
 
 
-def reference_rate_text(deck: ReferenceDeck, data: bytes, name: str = "<bytes>") -> tuple[bytes, str]:
+def reference_rate_text(
+    deck: ReferenceDeck, data: bytes, name: str = "<bytes>"
+) -> tuple[bytes, str]:
     """What `rate` prints for `data`, by the reference model one line at a time: each non-blank
     line's record, and `FILE:LINE: invalid: reason` for each refused one (stdout, stderr)."""
     from .reference.cdr import invalid_message

@@ -42,20 +42,146 @@ JP_NO_RATE = "+81312345678"  # no row
 HEADER = list(COLUMNS)
 DECK_ROWS: list[dict[str, str]] = [
     # prefix country destination zone number_type service rate fee currency first next from to
-    dict(zip(HEADER, ["1", "US", "United States", "A", "geographic", "outbound",
-                      "0.060000", "0.000000", "USD", "1", "1", "", ""])),
-    dict(zip(HEADER, ["1900", "US", "United States - Premium", "A", "premium", "outbound",
-                      "0.060000", "0.000000", "USD", "1", "1", "", ""])),
-    dict(zip(HEADER, ["1800", "US", "United States - Toll-free", "A", "tollfree", "outbound",
-                      "0.060000", "0.000000", "USD", "1", "1", "", ""])),
-    dict(zip(HEADER, ["44", "GB", "United Kingdom", "A", "geographic", "outbound",
-                      "0.060000", "0.010000", "USD", "60", "6", "", ""])),
-    dict(zip(HEADER, ["49", "DE", "Germany", "B", "geographic", "outbound",
-                      "0.060000", "0.000000", "USD", "1", "1", "", ""])),
-    dict(zip(HEADER, ["33", "FR", "France - free", "A", "geographic", "outbound",
-                      "0.000000", "0.000000", "USD", "1", "1", "", ""])),
-    dict(zip(HEADER, ["1", "US", "United States - toll-free caller", "A", "tollfree",
-                      "tollfree_inbound", "0.060000", "0.000000", "USD", "1", "1", "", ""])),
+    dict(
+        zip(
+            HEADER,
+            [
+                "1",
+                "US",
+                "United States",
+                "A",
+                "geographic",
+                "outbound",
+                "0.060000",
+                "0.000000",
+                "USD",
+                "1",
+                "1",
+                "",
+                "",
+            ],
+        )
+    ),
+    dict(
+        zip(
+            HEADER,
+            [
+                "1900",
+                "US",
+                "United States - Premium",
+                "A",
+                "premium",
+                "outbound",
+                "0.060000",
+                "0.000000",
+                "USD",
+                "1",
+                "1",
+                "",
+                "",
+            ],
+        )
+    ),
+    dict(
+        zip(
+            HEADER,
+            [
+                "1800",
+                "US",
+                "United States - Toll-free",
+                "A",
+                "tollfree",
+                "outbound",
+                "0.060000",
+                "0.000000",
+                "USD",
+                "1",
+                "1",
+                "",
+                "",
+            ],
+        )
+    ),
+    dict(
+        zip(
+            HEADER,
+            [
+                "44",
+                "GB",
+                "United Kingdom",
+                "A",
+                "geographic",
+                "outbound",
+                "0.060000",
+                "0.010000",
+                "USD",
+                "60",
+                "6",
+                "",
+                "",
+            ],
+        )
+    ),
+    dict(
+        zip(
+            HEADER,
+            [
+                "49",
+                "DE",
+                "Germany",
+                "B",
+                "geographic",
+                "outbound",
+                "0.060000",
+                "0.000000",
+                "USD",
+                "1",
+                "1",
+                "",
+                "",
+            ],
+        )
+    ),
+    dict(
+        zip(
+            HEADER,
+            [
+                "33",
+                "FR",
+                "France - free",
+                "A",
+                "geographic",
+                "outbound",
+                "0.000000",
+                "0.000000",
+                "USD",
+                "1",
+                "1",
+                "",
+                "",
+            ],
+        )
+    ),
+    dict(
+        zip(
+            HEADER,
+            [
+                "1",
+                "US",
+                "United States - toll-free caller",
+                "A",
+                "tollfree",
+                "tollfree_inbound",
+                "0.060000",
+                "0.000000",
+                "USD",
+                "1",
+                "1",
+                "",
+                "",
+            ],
+        )
+    ),
 ]
 
 
@@ -89,12 +215,30 @@ def T(seconds: int | str | Fraction = 0, base: str | None = None) -> str:
 # ---------------------------------------------------------------- builders
 
 
-def call_start(call_id: str, ts: str, *, tenant: str = "t1", user: str | None = "ann",
-               kind: str = "user_outbound", frm: Any = US_CALLER, to: Any = US_DEST,
-               loc: str | None = "US", switch: Any = "sw-1") -> dict[str, Any]:
-    return {"type": "call_start", "call_id": call_id, "tenant_id": tenant, "user_id": user,
-            "kind": kind, "from": frm, "to": to, "usage_location": loc, "switch_id": switch,
-            "ts": ts}
+def call_start(
+    call_id: str,
+    ts: str,
+    *,
+    tenant: str = "t1",
+    user: str | None = "ann",
+    kind: str = "user_outbound",
+    frm: Any = US_CALLER,
+    to: Any = US_DEST,
+    loc: str | None = "US",
+    switch: Any = "sw-1",
+) -> dict[str, Any]:
+    return {
+        "type": "call_start",
+        "call_id": call_id,
+        "tenant_id": tenant,
+        "user_id": user,
+        "kind": kind,
+        "from": frm,
+        "to": to,
+        "usage_location": loc,
+        "switch_id": switch,
+        "ts": ts,
+    }
 
 
 def call_end(call_id: str, ts: str, *, tenant: str = "t1") -> dict[str, Any]:
@@ -117,20 +261,38 @@ def remove_licence(cmd: str, ts: str, user: str = "ann", *, tenant: str = "t1"):
     return _cmd("remove_licence", cmd, ts, tenant, user_id=user)
 
 
-def set_pool(cmd: str, ts: str, plan: str, country: str | None, minutes: Any, *, tenant: str = "t1"):
+def set_pool(
+    cmd: str, ts: str, plan: str, country: str | None, minutes: Any, *, tenant: str = "t1"
+):
     return _cmd("set_pool", cmd, ts, tenant, plan=plan, country=country, minutes=minutes)
 
 
-def set_auto_recharge(cmd: str, ts: str, enabled: Any, trigger: Any, recharge: Any, *,
-                      tenant: str = "t1"):
-    return _cmd("set_auto_recharge", cmd, ts, tenant, enabled=enabled, trigger_amount=trigger,
-                recharge_amount=recharge)
+def set_auto_recharge(
+    cmd: str, ts: str, enabled: Any, trigger: Any, recharge: Any, *, tenant: str = "t1"
+):
+    return _cmd(
+        "set_auto_recharge",
+        cmd,
+        ts,
+        tenant,
+        enabled=enabled,
+        trigger_amount=trigger,
+        recharge_amount=recharge,
+    )
 
 
-def payment_result(cmd: str, ts: str, request_id: str, status: str = "succeeded",
-                   reason: str | None = None, *, tenant: str = "t1"):
-    return _cmd("payment_result", cmd, ts, tenant, request_id=request_id, status=status,
-                reason=reason)
+def payment_result(
+    cmd: str,
+    ts: str,
+    request_id: str,
+    status: str = "succeeded",
+    reason: str | None = None,
+    *,
+    tenant: str = "t1",
+):
+    return _cmd(
+        "payment_result", cmd, ts, tenant, request_id=request_id, status=status, reason=reason
+    )
 
 
 # ---------------------------------------------------------------- running
@@ -160,7 +322,7 @@ def run_raw_with(deck: Deck, events: Iterable[Any]) -> list[tuple[str, bytes]]:
 def split_topic(line: bytes) -> tuple[str, bytes]:
     """A simulate line back into its topic and record (the `"topic"` member is first)."""
     head, _, rest = line.partition(b'",')
-    return head[len(b'{"topic":"'):].decode(), b"{" + rest
+    return head[len(b'{"topic":"') :].decode(), b"{" + rest
 
 
 def run_with(deck: Deck, events: Iterable[Any]) -> list[dict[str, Any]]:

@@ -48,26 +48,43 @@ def empty() -> dict:
 
 def single() -> dict:
     return sample(
-        0, days=[date(2026, 11, 5)], spend=[123_456], payers=["credits"],
-        payer_ms=[5_430_000], destinations=["France"], destination_spend=[7],
+        0,
+        days=[date(2026, 11, 5)],
+        spend=[123_456],
+        payers=["credits"],
+        payer_ms=[5_430_000],
+        destinations=["France"],
+        destination_spend=[7],
     )
 
 
 def zeros() -> dict:
     return sample(
-        5, spend=[0] * 5, payer_ms=[0, 0, 0], destination_spend=[0, 0, 0],
+        5,
+        spend=[0] * 5,
+        payer_ms=[0, 0, 0],
+        destination_spend=[0, 0, 0],
     )
 
 
 def hostile() -> dict:
     return sample(
-        3, tenant=HOSTILE, currency="<€>", payers=[HOSTILE, "credits"], payer_ms=[1, 2],
-        destinations=[HOSTILE, "x" * 200, "日本 - 携帯"], destination_spend=[3, 2, 1],
+        3,
+        tenant=HOSTILE,
+        currency="<€>",
+        payers=[HOSTILE, "credits"],
+        payer_ms=[1, 2],
+        destinations=[HOSTILE, "x" * 200, "日本 - 携帯"],
+        destination_spend=[3, 2, 1],
     )
 
 
 CASES = {
-    "normal": sample, "empty": empty, "single": single, "zeros": zeros, "hostile": hostile,
+    "normal": sample,
+    "empty": empty,
+    "single": single,
+    "zeros": zeros,
+    "hostile": hostile,
     "year": lambda: sample(366),
 }
 
@@ -92,7 +109,9 @@ def tips(panel: ET.Element) -> list[str]:
 
 
 def texts(panel: ET.Element, anchor: str | None = None) -> list[str]:
-    return [t.text for t in panel.iter(NS + "text") if anchor is None or t.get("text-anchor") == anchor]
+    return [
+        t.text for t in panel.iter(NS + "text") if anchor is None or t.get("text-anchor") == anchor
+    ]
 
 
 def plot_box(panel: ET.Element) -> tuple[float, ...]:
@@ -135,12 +154,19 @@ def test_bar_colours_exact():
 
 
 def test_exact_tooltips():
-    root = parse(tenant_svg(sample(
-        0, days=[date(2026, 11, 5), date(2026, 11, 7)], spend=[123_456, 5],
-        payers=["domestic:US", "international:US", "credits"],
-        payer_ms=[299, 300, 5_430_000],
-        destinations=["France - Mobile", "Spain"], destination_spend=[10_000_000, 0],
-    )))
+    root = parse(
+        tenant_svg(
+            sample(
+                0,
+                days=[date(2026, 11, 5), date(2026, 11, 7)],
+                spend=[123_456, 5],
+                payers=["domestic:US", "international:US", "credits"],
+                payer_ms=[299, 300, 5_430_000],
+                destinations=["France - Mobile", "Spain"],
+                destination_spend=[10_000_000, 0],
+            )
+        )
+    )
     ps = panels(root)
     assert tips(ps["spend"]) == ["2026-11-05: 12.3456 USD", "2026-11-07: 0.0005 USD"]
     assert tips(ps["payers"]) == [
@@ -177,7 +203,12 @@ def test_nice_ticks_of_spend_axis():
         (10_000, 1, 4, (10_000, ["0", "0.2", "0.4", "0.6", "0.8", "1"])),
         (10_001, 1, 4, (12_000, ["0", "0.2", "0.4", "0.6", "0.8", "1", "1.2"])),
         (12_001, 1, 4, (12_500, ["0", "0.25", "0.5", "0.75", "1", "1.25"])),
-        (55_000_000, 1, 4, (60_000_000, ["0", "1,000", "2,000", "3,000", "4,000", "5,000", "6,000"])),
+        (
+            55_000_000,
+            1,
+            4,
+            (60_000_000, ["0", "1,000", "2,000", "3,000", "4,000", "5,000", "6,000"]),
+        ),
         # minutes: unit 600 ms = 0.01 min; 90.5 min
         (5_430_000, 600, 2, (6_000_000, ["0", "20", "40", "60", "80", "100"])),
         (0, 600, 2, (60_000, ["0", "0.2", "0.4", "0.6", "0.8", "1"])),
@@ -209,8 +240,10 @@ def test_empty_panels_say_so():
 
 
 def test_all_zero_and_negative_bars_are_flat():
-    for data in (zeros(), sample(3, spend=[-5, 0, -10**9], payer_ms=[-1, 0, -600],
-                                 destination_spend=[-1, -2, -3])):
+    for data in (
+        zeros(),
+        sample(3, spend=[-5, 0, -(10**9)], payer_ms=[-1, 0, -600], destination_spend=[-1, -2, -3]),
+    ):
         svg = tenant_svg(data)
         root = parse(svg)
         for name, panel in panels(root).items():
@@ -306,8 +339,11 @@ def test_any_input_gives_well_formed_svg_with_bars_inside(data):
     root = parse(tenant_svg(data))
     ps = panels(root)
     eps = 0.011  # coordinates are printed with 2 decimals
-    for name, key in (("spend", "spend"), ("payers", "payer_ms"),
-                      ("destinations", "destination_spend")):
+    for name, key in (
+        ("spend", "spend"),
+        ("payers", "payer_ms"),
+        ("destinations", "destination_spend"),
+    ):
         x0, y0, x1, y1 = plot_box(ps[name])
         rects = bars(ps[name])
         assert len(rects) == len(data[key])

@@ -26,6 +26,7 @@ def load_deck(path: str) -> DeckView:
 def make_deck(rows=ROWS) -> DeckView:
     return DeckView(make_native_deck(rows))
 
+
 MIDNIGHT_DEC_1 = 1_796_083_200_000_000  # 2026-12-01T00:00:00Z in microseconds
 RATES = Path(__file__).resolve().parents[1] / "rates"
 
@@ -38,15 +39,28 @@ def error_of(rows, header=COLUMNS, path="deck.csv") -> str:
 
 # --- columns --------------------------------------------------------------------------------
 
+
 def test_columns_in_any_order(tmp_path):
     columns = list(COLUMNS)
     random.Random(7).shuffle(columns)
     assert columns != list(COLUMNS)
     shuffled = load_deck(str(write_deck(tmp_path, columns=columns)))
     canonical = load_deck(str(write_deck(tmp_path, name="canonical.csv")))
-    strip = lambda rows: [(r.prefix, r.service, r.rate_text, r.fee_text, r.first_increment_s,  # noqa: E731
-                           r.next_increment_s, r.effective_from_us, r.effective_to_us, r.destination)
-                          for r in rows]
+    def strip(rows):
+        return [
+            (
+                r.prefix,
+                r.service,
+                r.rate_text,
+                r.fee_text,
+                r.first_increment_s,
+                r.next_increment_s,
+                r.effective_from_us,
+                r.effective_to_us,
+                r.destination,
+            )
+            for r in rows
+        ]
     assert strip(shuffled.rows) == strip(canonical.rows)
 
 
@@ -75,20 +89,36 @@ def test_extra_columns_are_ignored():
 # --- values ---------------------------------------------------------------------------------
 
 BAD_VALUES = [
-    ("prefix", "44a"), ("prefix", ""), ("prefix", "+44"), ("prefix", "1234567890123456"),
+    ("prefix", "44a"),
+    ("prefix", ""),
+    ("prefix", "+44"),
+    ("prefix", "1234567890123456"),
     ("prefix", "٤٤"),  # Arabic-Indic digits are not E.164 digits
-    ("country", "GBR"), ("country", "gb"), ("country", ""),
-    ("zone", "E"), ("zone", ""),
+    ("country", "GBR"),
+    ("country", "gb"),
+    ("country", ""),
+    ("zone", "E"),
+    ("zone", ""),
     ("number_type", "fixed"),
     ("service", "inbound"),
-    ("rate_per_minute", "0.1x"), ("rate_per_minute", ""), ("rate_per_minute", "0.1234567"),
+    ("rate_per_minute", "0.1x"),
+    ("rate_per_minute", ""),
+    ("rate_per_minute", "0.1234567"),
     ("rate_per_minute", "1e-3"),
-    ("connection_fee", "abc"), ("connection_fee", "0.0000001"),
-    ("currency", "US"), ("currency", "usd"),
-    ("first_increment", "1.5"), ("first_increment", "0"), ("first_increment", ""),
-    ("next_increment", "six"), ("next_increment", "0"),
-    ("effective_from", "2026-13-01"), ("effective_from", "01/12/2026"), ("effective_from", "2026-02-30"),
-    ("effective_from", "2026-1-1"), ("effective_from", "２０２６-12-01"),
+    ("connection_fee", "abc"),
+    ("connection_fee", "0.0000001"),
+    ("currency", "US"),
+    ("currency", "usd"),
+    ("first_increment", "1.5"),
+    ("first_increment", "0"),
+    ("first_increment", ""),
+    ("next_increment", "six"),
+    ("next_increment", "0"),
+    ("effective_from", "2026-13-01"),
+    ("effective_from", "01/12/2026"),
+    ("effective_from", "2026-02-30"),
+    ("effective_from", "2026-1-1"),
+    ("effective_from", "２０２６-12-01"),
     ("effective_to", "tomorrow"),
 ]
 
@@ -100,10 +130,15 @@ def test_unparsable_value_names_file_line_and_column(column, value):
     assert message.startswith(f"rates/x.csv:3: column {column}: "), message
 
 
-@pytest.mark.parametrize("column,value", [
-    ("rate_per_minute", "-0.01"), ("connection_fee", "-0.0100"),
-    ("first_increment", "-1"), ("next_increment", "-6"),
-])
+@pytest.mark.parametrize(
+    "column,value",
+    [
+        ("rate_per_minute", "-0.01"),
+        ("connection_fee", "-0.0100"),
+        ("first_increment", "-1"),
+        ("next_increment", "-6"),
+    ],
+)
 def test_negative_number_names_file_line_and_column(column, value):
     message = error_of([dict(ROWS[0], **{column: value})])
     assert message == f"deck.csv:2: column {column}: {value!r} is negative"
@@ -127,8 +162,13 @@ def test_six_decimal_places_are_kept_exactly():
 def test_values_are_trimmed_and_text_kept_as_written():
     deck = make_deck([row(" 44 ", " United Kingdom ", " 0.060000 ", fee=" 0 ", first=" 60 ")])
     rate = deck.rows[0]
-    assert (rate.prefix, rate.destination, rate.rate_text, rate.fee_text, rate.first_increment_s) == (
-        "44", "United Kingdom", "0.060000", "0", 60)
+    assert (
+        rate.prefix,
+        rate.destination,
+        rate.rate_text,
+        rate.fee_text,
+        rate.first_increment_s,
+    ) == ("44", "United Kingdom", "0.060000", "0", 60)
 
 
 def test_trailing_zeros_beyond_six_places_are_still_exact():
@@ -145,14 +185,19 @@ def test_empty_service_means_outbound():
 
 # --- effective windows ----------------------------------------------------------------------
 
+
 def test_dates_are_utc_days():
-    deck = make_deck([row("44", "UK", "0.06", effective_from="2026-12-01", effective_to="2026-12-02")])
+    deck = make_deck(
+        [row("44", "UK", "0.06", effective_from="2026-12-01", effective_to="2026-12-02")]
+    )
     assert deck.rows[0].effective_from_us == MIDNIGHT_DEC_1 == day_start_us("2026-12-01")
     assert deck.rows[0].effective_to_us == MIDNIGHT_DEC_1 + 86_400_000_000
 
 
 def test_effective_from_inclusive_effective_to_exclusive():
-    deck = make_deck([row("44", "UK", "0.06", effective_from="2026-12-01", effective_to="2026-12-02")])
+    deck = make_deck(
+        [row("44", "UK", "0.06", effective_from="2026-12-01", effective_to="2026-12-02")]
+    )
     r = deck.rows[0]
     assert deck.lookup("outbound", "4420", MIDNIGHT_DEC_1 - 1) is None
     assert deck.lookup("outbound", "4420", MIDNIGHT_DEC_1) is r
@@ -160,44 +205,63 @@ def test_effective_from_inclusive_effective_to_exclusive():
     assert deck.lookup("outbound", "4420", MIDNIGHT_DEC_1 + 86_400_000_000) is None
 
 
-@pytest.mark.parametrize("first,second", [
-    (("", ""), ("2026-12-01", "")),                      # open window against anything
-    (("", "2026-12-02"), ("2026-12-01", "")),            # overlap by one day
-    (("2026-11-01", "2026-12-01"), ("2026-11-15", "2026-11-16")),  # one inside the other
-    (("2026-12-01", ""), ("2026-12-01", "2027-01-01")),  # same start
-    (("2026-12-01", ""), ("", "2026-12-02")),            # later line starts earlier
-])
+@pytest.mark.parametrize(
+    "first,second",
+    [
+        (("", ""), ("2026-12-01", "")),  # open window against anything
+        (("", "2026-12-02"), ("2026-12-01", "")),  # overlap by one day
+        (("2026-11-01", "2026-12-01"), ("2026-11-15", "2026-11-16")),  # one inside the other
+        (("2026-12-01", ""), ("2026-12-01", "2027-01-01")),  # same start
+        (("2026-12-01", ""), ("", "2026-12-02")),  # later line starts earlier
+    ],
+)
 def test_overlapping_windows_same_prefix_and_service_invalid(first, second):
-    rows = [row("44", "UK", "0.06", effective_from=first[0], effective_to=first[1]),
-            row("1", "US", "0.006"),
-            row("44", "UK", "0.05", effective_from=second[0], effective_to=second[1])]
+    rows = [
+        row("44", "UK", "0.06", effective_from=first[0], effective_to=first[1]),
+        row("1", "US", "0.006"),
+        row("44", "UK", "0.05", effective_from=second[0], effective_to=second[1]),
+    ]
     message = error_of(rows)
-    assert message.startswith("deck.csv:4: column effective_from: window overlaps line 2 for prefix 44"), message
+    assert message.startswith(
+        "deck.csv:4: column effective_from: window overlaps line 2 for prefix 44"
+    ), message
 
 
 def test_adjacent_windows_do_not_overlap():
-    deck = make_deck([row("44", "UK", "0.06", effective_to="2026-12-01"),
-                      row("44", "UK", "0.03", effective_from="2026-12-01")])
+    deck = make_deck(
+        [
+            row("44", "UK", "0.06", effective_to="2026-12-01"),
+            row("44", "UK", "0.03", effective_from="2026-12-01"),
+        ]
+    )
     assert deck.lookup("outbound", "44", MIDNIGHT_DEC_1 - 1).rate_text == "0.06"
     assert deck.lookup("outbound", "44", MIDNIGHT_DEC_1).rate_text == "0.03"
 
 
 def test_same_prefix_other_service_may_overlap():
-    deck = make_deck([row("44", "UK", "0.06"), row("44", "UK toll-free", "0.048", service="tollfree_inbound")])
+    deck = make_deck(
+        [row("44", "UK", "0.06"), row("44", "UK toll-free", "0.048", service="tollfree_inbound")]
+    )
     assert deck.lookup("tollfree_inbound", "44", 0).rate_text == "0.048"
     assert deck.lookup("outbound", "44", 0).rate_text == "0.06"
 
 
 def test_empty_window_is_invalid():
-    message = error_of([row("44", "UK", "0.06", effective_from="2026-12-01", effective_to="2026-12-01")])
+    message = error_of(
+        [row("44", "UK", "0.06", effective_from="2026-12-01", effective_to="2026-12-01")]
+    )
     assert message.startswith("deck.csv:2: column effective_to: ")
 
 
 # --- currency -------------------------------------------------------------------------------
 
+
 def test_mixed_currencies_invalid():
-    rows = [row("1", "US", "0.006"), row("44", "UK", "0.06", currency="USD"),
-            row("49", "DE", "0.03", currency="EUR")]
+    rows = [
+        row("1", "US", "0.006"),
+        row("44", "UK", "0.06", currency="USD"),
+        row("49", "DE", "0.03", currency="EUR"),
+    ]
     assert error_of(rows) == "deck.csv:4: column currency: EUR differs from the deck's USD"
 
 
@@ -206,6 +270,7 @@ def test_one_currency_is_the_decks():
 
 
 # --- lookup ---------------------------------------------------------------------------------
+
 
 def test_longest_prefix_wins():
     deck = make_deck()
@@ -228,6 +293,7 @@ def test_no_row_is_none():
 
 
 # --- loading --------------------------------------------------------------------------------
+
 
 def test_load_sample_decks():
     for name in ("sample-deck.csv", "test-deck.csv"):

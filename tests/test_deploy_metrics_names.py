@@ -26,8 +26,13 @@ METRIC = re.compile(r"\brating_[a-z_]+\b")
 # `by (...)`, which is never followed by `{` or `[`)
 SERIES = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]")
 FOREIGN_OK = {"up"}  # Prometheus's own per-target metric
-EXPECTED_ALERTS = {"DisconnectLatenessHigh", "DeadLettersSpike", "WorkerDown", "NoInputEvents",
-                   "ProcessingSlow"}
+EXPECTED_ALERTS = {
+    "DisconnectLatenessHigh",
+    "DeadLettersSpike",
+    "WorkerDown",
+    "NoInputEvents",
+    "ProcessingSlow",
+}
 
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -64,7 +69,8 @@ def dashboard_queries() -> list[str]:
         if isinstance(node, dict):
             for key, value in node.items():
                 promql = key in ("expr", "definition") or (
-                    key == "query" and node.get("type") != "datasource")  # not `query: prometheus`
+                    key == "query" and node.get("type") != "datasource"
+                )  # not `query: prometheus`
                 if promql and isinstance(value, str):
                     out.append(value)
                 else:
@@ -90,8 +96,9 @@ def yaml_exprs(path: Path) -> list[str]:
         indent, rest = len(m.group(1)), m.group(2)
         if rest and rest[0] in "|>":
             block = []
-            while i < len(lines) and (not lines[i].strip()
-                                      or len(lines[i]) - len(lines[i].lstrip()) > indent):
+            while i < len(lines) and (
+                not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent
+            ):
                 block.append(lines[i].strip())
                 i += 1
             out.append("\n".join(block).strip())
@@ -106,10 +113,17 @@ def names_in(exprs: list[str]) -> set[str]:
 
 def test_registry_has_the_worker_metrics() -> None:
     names = exposed_names()
-    for sample in ("rating_events_in_total", "rating_records_out_total",
-                   "rating_dead_letters_total", "rating_disconnect_lateness_seconds_bucket",
-                   "rating_event_processing_seconds_count", "rating_live_calls", "rating_tenants",
-                   "rating_timers_pending", "rating_timer_fires_total"):
+    for sample in (
+        "rating_events_in_total",
+        "rating_records_out_total",
+        "rating_dead_letters_total",
+        "rating_disconnect_lateness_seconds_bucket",
+        "rating_event_processing_seconds_count",
+        "rating_live_calls",
+        "rating_tenants",
+        "rating_timers_pending",
+        "rating_timer_fires_total",
+    ):
         assert sample in names
 
 

@@ -37,9 +37,28 @@ def load_broker():
 
 def test_small_live_run_passes_every_check(load_broker, tmp_path):
     args = kafka_load.parser().parse_args(
-        ["live", "--name", "pytest", "--tenants", "12", "--rate", "60", "--duration", "5",
-         "--partitions", "4", "--workers", "1", "--time-scale", "60", "--poor-share", "0.5",
-         "--drain-timeout", "120"])
+        [
+            "live",
+            "--name",
+            "pytest",
+            "--tenants",
+            "12",
+            "--rate",
+            "60",
+            "--duration",
+            "5",
+            "--partitions",
+            "4",
+            "--workers",
+            "1",
+            "--time-scale",
+            "60",
+            "--poor-share",
+            "0.5",
+            "--drain-timeout",
+            "120",
+        ]
+    )
     args.run_dir = str(tmp_path)
     result = asyncio.run(kafka_load.live(args))
     c = result["check"]
@@ -50,21 +69,49 @@ def test_small_live_run_passes_every_check(load_broker, tmp_path):
     lat = c["lateness_timer_disconnects_s"]
     assert lat["n"] == 0 or lat["max"] < 1.0, lat
     # the recorded files replay through the CLI checker with the same verdict
-    assert checker.main(["--rates", str(kafka_load.DECK), "--input", str(tmp_path / "input.jsonl"),
-                         "--outputs", str(tmp_path / "outputs.jsonl"),
-                         "--cutoff", result["schedule"]["t_end_iso"]]) == 0
+    assert (
+        checker.main(
+            [
+                "--rates",
+                str(kafka_load.DECK),
+                "--input",
+                str(tmp_path / "input.jsonl"),
+                "--outputs",
+                str(tmp_path / "outputs.jsonl"),
+                "--cutoff",
+                result["schedule"]["t_end_iso"],
+            ]
+        )
+        == 0
+    )
 
 
 def test_checker_catches_a_double_charge_a_lost_disconnect_and_a_missing_dead_letter():
-    lines = [raw for _, raw in kafka_load.generate(tenants=6, rate=100, duration=3, t0_us=1_800_000_000_000_000,
-                                                  time_scale=60, poor_share=0.5, bad_share=0.05).items]
+    lines = [
+        raw
+        for _, raw in kafka_load.generate(
+            tenants=6,
+            rate=100,
+            duration=3,
+            t0_us=1_800_000_000_000_000,
+            time_scale=60,
+            poor_share=0.5,
+            bad_share=0.05,
+        ).items
+    ]
     expected = checker.simulate_records(str(kafka_load.DECK), lines)
     got = [(t, r, 1_900_000_000.0) for t, r in expected]
     assert checker.check(lines, got, str(kafka_load.DECK), expected=expected)["ok"]
     charge = next(r for t, r in expected if t == "charges")
     twice = dict(charge, charge="9.9999")
-    dropped = [(t, r, w) for t, r, w in got if t not in ("disconnects", "dead-letters")] + [("charges", twice, 0.0)]
+    dropped = [(t, r, w) for t, r, w in got if t not in ("disconnects", "dead-letters")] + [
+        ("charges", twice, 0.0)
+    ]
     bad = checker.check(lines, dropped, str(kafka_load.DECK), expected=expected)
-    assert {"double_charged", "lost_disconnects", "bad_input_not_dead_lettered",
-            "differs_from_simulate"} <= set(bad["failures"])
+    assert {
+        "double_charged",
+        "lost_disconnects",
+        "bad_input_not_dead_lettered",
+        "differs_from_simulate",
+    } <= set(bad["failures"])
     assert bad["double_charged"] == 1 and bad["negative_balances"] >= 0

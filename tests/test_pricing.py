@@ -18,7 +18,7 @@ from .rate_support import row as deck_row
 from .reference.pricing import billed_seconds, is_e164, price_micros, rate_for
 from .reference.records import priced_fields
 
-UK = "+442071234567"       # 44: 0.060000 until 2026-12-01, then 0.030000; 60/1
+UK = "+442071234567"  # 44: 0.060000 until 2026-12-01, then 0.030000; 60/1
 UK_MOBILE = "+447700900123"  # 447: 0.120000 + fee 0.0100; 30/6
 NOV = "2026-11-24T10:00:00Z"
 DEC = "2026-12-10T10:00:00Z"
@@ -31,24 +31,32 @@ def charge_of(number: str, seconds: str, start: str = NOV, kind: str = "user_out
 
 # --- numbers --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("number", [
-    "+1234567",            # 7 digits
-    "+1234567890123456",   # 16 digits
-    "442071234567",        # missing +
-    None,                  # null
-    442071234567,          # a JSON number
-    "+44 20 7123 4567",    # spaces
-    "+44-20-71234567",
-    "++442071234567",
-    "+٤٤٢٠٧١٢٣٤٥٦٧",       # non-ASCII digits
-    "",
-])
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+1234567",  # 7 digits
+        "+1234567890123456",  # 16 digits
+        "442071234567",  # missing +
+        None,  # null
+        442071234567,  # a JSON number
+        "+44 20 7123 4567",  # spaces
+        "+44-20-71234567",
+        "++442071234567",
+        "+٤٤٢٠٧١٢٣٤٥٦٧",  # non-ASCII digits
+        "",
+    ],
+)
 @pytest.mark.parametrize("field", ["from", "to"])
 def test_bad_number_is_invalid(field, number):
     record, reason = rate(cdr(**{field: number}))
     assert reason == "bad_number"
     assert (record["status"], record["reason"], record["charge"], record["billed_seconds"]) == (
-        "invalid", "bad_number", "0.0000", 0)
+        "invalid",
+        "bad_number",
+        "0.0000",
+        0,
+    )
     assert record["prefix"] is None and record["currency"] == "USD"
 
 
@@ -72,6 +80,7 @@ def test_inbound_numbers_are_not_checked(number):
 
 # --- the rate row ---------------------------------------------------------------------------
 
+
 def test_outbound_kinds_use_outbound_rows_on_to():
     for kind in ("user_outbound", "conference_dialout"):
         record, _ = rate(cdr(kind=kind, from_="+33142685300", to=UK_MOBILE))
@@ -80,11 +89,20 @@ def test_outbound_kinds_use_outbound_rows_on_to():
 
 def test_tollfree_inbound_priced_on_caller_from():
     # caller +44: the tollfree_inbound row of 44 (0.048, 60/60); 61 s -> 120 s -> 0.096
-    record, reason = rate(cdr(kind="tollfree_inbound", from_=UK, to="+18005550100", **span(NOV, "61")))
+    record, reason = rate(
+        cdr(kind="tollfree_inbound", from_=UK, to="+18005550100", **span(NOV, "61"))
+    )
     assert reason is None
     assert (record["status"], record["prefix"], record["destination"]) == (
-        "rated", "44", "Toll-free from United Kingdom")
-    assert (record["billed_seconds"], record["charge"], record["rate_per_minute"]) == (120, "0.0960", "0.048")
+        "rated",
+        "44",
+        "Toll-free from United Kingdom",
+    )
+    assert (record["billed_seconds"], record["charge"], record["rate_per_minute"]) == (
+        120,
+        "0.0960",
+        "0.048",
+    )
 
 
 def test_tollfree_inbound_uses_only_tollfree_inbound_rows():
@@ -106,77 +124,123 @@ def test_prefix_with_only_row_out_of_window_falls_back_to_shorter_prefix():
     # 4475's only row ends 2026-11-01: before, 4475 (0.9/min, 1/1); from then on, 447
     before, _ = rate(cdr(to="+447512345678", **span("2026-10-31T23:59:59Z", "187.25")))
     after, _ = rate(cdr(to="+447512345678", **span("2026-11-01T00:00:00Z", "187.25")))
-    assert (before["prefix"], before["billed_seconds"], before["charge"]) == ("4475", 188, "2.8200")  # 0.9*188/60
+    assert (before["prefix"], before["billed_seconds"], before["charge"]) == (
+        "4475",
+        188,
+        "2.8200",
+    )  # 0.9*188/60
     assert (after["prefix"], after["billed_seconds"], after["charge"]) == ("447", 192, "0.3940")
 
 
-@pytest.mark.parametrize("start,rate_text", [
-    ("2026-11-30T23:59:59.999999Z", "0.060000"),
-    ("2026-12-01T00:00:00Z", "0.030000"),              # effective_from is inclusive
-    ("2026-12-01T00:00:00.000001Z", "0.030000"),
-    ("2026-12-01T00:30:00+01:00", "0.060000"),         # still 23:30 on Nov 30 UTC
-    ("2026-12-01T00:59:59.999+01:00", "0.060000"),
-    ("2026-12-01T01:00:00+01:00", "0.030000"),
-    ("2026-11-30T19:00:00-05:00", "0.030000"),         # midnight UTC in New York time
-    ("2026-11-30T18:59:59-05:00", "0.060000"),
-    ("2026-12-01T00:00:00+0000", "0.030000"),
-])
+@pytest.mark.parametrize(
+    "start,rate_text",
+    [
+        ("2026-11-30T23:59:59.999999Z", "0.060000"),
+        ("2026-12-01T00:00:00Z", "0.030000"),  # effective_from is inclusive
+        ("2026-12-01T00:00:00.000001Z", "0.030000"),
+        ("2026-12-01T00:30:00+01:00", "0.060000"),  # still 23:30 on Nov 30 UTC
+        ("2026-12-01T00:59:59.999+01:00", "0.060000"),
+        ("2026-12-01T01:00:00+01:00", "0.030000"),
+        ("2026-11-30T19:00:00-05:00", "0.030000"),  # midnight UTC in New York time
+        ("2026-11-30T18:59:59-05:00", "0.060000"),
+        ("2026-12-01T00:00:00+0000", "0.030000"),
+    ],
+)
 def test_effective_window_boundary_at_midnight_utc(start, rate_text):
     record, _ = rate(cdr(to=UK, start=start, end="2026-12-01T02:00:00Z"))
-    assert (record["status"], record["prefix"], record["rate_per_minute"]) == ("rated", "44", rate_text)
+    assert (record["status"], record["prefix"], record["rate_per_minute"]) == (
+        "rated",
+        "44",
+        rate_text,
+    )
 
 
 def test_window_judged_at_start_not_end():
     # starts before midnight, ends after: the old rate for the whole call (0.06; 180 s -> 0.18)
     record, _ = rate(cdr(to=UK, start="2026-11-30T23:59:00Z", end="2026-12-01T00:02:00Z"))
-    assert (record["rate_per_minute"], record["billed_seconds"], record["charge"]) == ("0.060000", 180, "0.1800")
+    assert (record["rate_per_minute"], record["billed_seconds"], record["charge"]) == (
+        "0.060000",
+        180,
+        "0.1800",
+    )
 
 
 def test_no_row_is_unrated_no_rate():
     record, reason = rate(cdr(to="+8613800138000"))
     assert reason == "no_rate"
-    assert (record["status"], record["reason"], record["billed_seconds"], record["charge"], record["currency"]) == (
-        "unrated", "no_rate", 0, "0.0000", "USD")
-    assert all(record[k] is None for k in ("prefix", "destination", "country", "rate_per_minute", "connection_fee"))
+    assert (
+        record["status"],
+        record["reason"],
+        record["billed_seconds"],
+        record["charge"],
+        record["currency"],
+    ) == ("unrated", "no_rate", 0, "0.0000", "USD")
+    assert all(
+        record[k] is None
+        for k in ("prefix", "destination", "country", "rate_per_minute", "connection_fee")
+    )
 
 
 def test_rate_for_matches_kind_to_service():
     at = parse_instant(NOV)
     assert rate_for(REFERENCE_DECK, "user_outbound", UK, "+18005550100", at).prefix == "1800"
-    assert rate_for(REFERENCE_DECK, "tollfree_inbound", UK, "+18005550100", at).service == "tollfree_inbound"
+    assert (
+        rate_for(REFERENCE_DECK, "tollfree_inbound", UK, "+18005550100", at).service
+        == "tollfree_inbound"
+    )
 
 
 # --- inbound ---------------------------------------------------------------------------------
 
+
 def test_inbound_is_free():
-    record, reason = rate(cdr(kind="inbound", from_=UK_MOBILE, to="+14255550100", **span(NOV, "600")))
+    record, reason = rate(
+        cdr(kind="inbound", from_=UK_MOBILE, to="+14255550100", **span(NOV, "600"))
+    )
     assert reason is None
-    assert (record["status"], record["reason"], record["billed_seconds"], record["charge"]) == ("free", None, 0, "0.0000")
+    assert (record["status"], record["reason"], record["billed_seconds"], record["charge"]) == (
+        "free",
+        None,
+        0,
+        "0.0000",
+    )
     assert record["prefix"] is None and record["duration_seconds"] == 600
 
 
 # --- durations and increments ------------------------------------------------------------------
 
-@pytest.mark.parametrize("seconds,billed,charge", [
-    ("0", 0, "0.0000"),          # d <= 0: nothing, not even the fee
-    ("-5", 0, "0.0000"),
-    ("0.001", 30, "0.0700"),     # 0.01 + 0.12*30/60
-    ("29.999", 30, "0.0700"),    # first increment - 1 ms
-    ("30", 30, "0.0700"),        # exactly the first increment
-    ("30.001", 36, "0.0820"),    # first + 1 ms: one next increment; 0.01 + 0.12*36/60
-    ("35.999", 36, "0.0820"),    # next increment - 1 ms
-    ("36", 36, "0.0820"),
-    ("36.001", 42, "0.0940"),    # next increment + 1 ms
-    ("0.000001", 30, "0.0700"),  # one microsecond
-    ("187.25", 192, "0.3940"),   # 30 + ceil(157.25/6)*6 = 192; 0.01 + 0.384
-])
+
+@pytest.mark.parametrize(
+    "seconds,billed,charge",
+    [
+        ("0", 0, "0.0000"),  # d <= 0: nothing, not even the fee
+        ("-5", 0, "0.0000"),
+        ("0.001", 30, "0.0700"),  # 0.01 + 0.12*30/60
+        ("29.999", 30, "0.0700"),  # first increment - 1 ms
+        ("30", 30, "0.0700"),  # exactly the first increment
+        ("30.001", 36, "0.0820"),  # first + 1 ms: one next increment; 0.01 + 0.12*36/60
+        ("35.999", 36, "0.0820"),  # next increment - 1 ms
+        ("36", 36, "0.0820"),
+        ("36.001", 42, "0.0940"),  # next increment + 1 ms
+        ("0.000001", 30, "0.0700"),  # one microsecond
+        ("187.25", 192, "0.3940"),  # 30 + ceil(157.25/6)*6 = 192; 0.01 + 0.384
+    ],
+)
 def test_boundary_durations_first_and_next_increment(seconds, billed, charge):
     assert charge_of(UK_MOBILE, seconds) == (billed, charge)
 
 
-@pytest.mark.parametrize("seconds,billed", [
-    ("59.999", 60), ("60", 60), ("60.001", 61), ("60.999", 61), ("61", 61), ("61.001", 62),
-])
+@pytest.mark.parametrize(
+    "seconds,billed",
+    [
+        ("59.999", 60),
+        ("60", 60),
+        ("60.001", 61),
+        ("60.999", 61),
+        ("61", 61),
+        ("61.001", 62),
+    ],
+)
 def test_boundary_durations_sixty_then_one(seconds, billed):
     b, charge = charge_of(UK, seconds)  # 0.06/min = 0.001/s
     assert (b, charge) == (billed, format_money(billed * 1000))
@@ -193,14 +257,21 @@ def test_billed_seconds_formula():
 
 
 def test_end_before_start_is_rated_with_nothing_billed():
-    record, reason = rate(cdr(to=UK_MOBILE, start="2026-11-24T10:00:05Z", end="2026-11-24T10:00:00.5Z"))
+    record, reason = rate(
+        cdr(to=UK_MOBILE, start="2026-11-24T10:00:05Z", end="2026-11-24T10:00:00.5Z")
+    )
     assert reason is None
-    assert (record["status"], record["billed_seconds"], record["charge"], record["duration_seconds"]) == (
-        "rated", 0, "0.0000", -4.5)
+    assert (
+        record["status"],
+        record["billed_seconds"],
+        record["charge"],
+        record["duration_seconds"],
+    ) == ("rated", 0, "0.0000", -4.5)
     assert record["prefix"] == "447" and record["connection_fee"] == "0.0100"
 
 
 # --- the charge: exact, rounded once, half-up ----------------------------------------------------
+
 
 def test_half_up_at_exactly_half_a_ten_thousandth():
     # 33: 0.003/min -> 1 s is 0.00005 exactly -> 0.0001 (banker's rounding would give 0.0000)
@@ -252,6 +323,7 @@ def test_money_is_a_four_place_string():
 
 # --- the native per-call core builds the record the reference's priced_fields describes ---------------------------
 
+
 @pytest.mark.parametrize("seconds", ["187.25", "0", "-3", "0.000001"])
 def test_rate_line_rated_record_matches_priced_fields(seconds):
     obj = cdr(to=UK_MOBILE, **span(NOV, seconds))
@@ -259,8 +331,17 @@ def test_rate_line_rated_record_matches_priced_fields(seconds):
     start, end = parse_instant(obj["start"]), parse_instant(obj["end"])
     row = REFERENCE_DECK.lookup("outbound", obj["to"][1:], start)
     billed = billed_seconds(end - start, row.first_increment_s, row.next_increment_s)
-    expected = {"call_id": "c1", "tenant_id": "contoso", "user_id": "ann@contoso.com", "kind": "user_outbound"}
-    expected.update(priced_fields("rated", None, row, end - start, billed, price_micros(row, billed), row.currency))
+    expected = {
+        "call_id": "c1",
+        "tenant_id": "contoso",
+        "user_id": "ann@contoso.com",
+        "kind": "user_outbound",
+    }
+    expected.update(
+        priced_fields(
+            "rated", None, row, end - start, billed, price_micros(row, billed), row.currency
+        )
+    )
     assert record == orjson.dumps(expected)
     assert list(orjson.loads(record)) == list(expected)
 
@@ -268,6 +349,11 @@ def test_rate_line_rated_record_matches_priced_fields(seconds):
 def test_rate_line_free_record_matches_priced_fields():
     obj = cdr(kind="inbound", **span(NOV, "62.5"))
     record, _ = rate_line(DECK, orjson.dumps(obj))
-    expected = {"call_id": "c1", "tenant_id": "contoso", "user_id": "ann@contoso.com", "kind": "inbound"}
+    expected = {
+        "call_id": "c1",
+        "tenant_id": "contoso",
+        "user_id": "ann@contoso.com",
+        "kind": "inbound",
+    }
     expected.update(priced_fields("free", None, None, 62_500_000, 0, 0, "USD"))
     assert record == orjson.dumps(expected)

@@ -36,8 +36,20 @@ from .reference.deck import load_deck as reference_load_deck
 
 ROOT = Path(__file__).resolve().parents[1]
 NOV = "2026-11-24T10:00:00Z"
-SECTION3_FIELDS = ("call_id", "status", "reason", "prefix", "destination", "country", "duration_seconds",
-                   "billed_seconds", "rate_per_minute", "connection_fee", "charge", "currency")
+SECTION3_FIELDS = (
+    "call_id",
+    "status",
+    "reason",
+    "prefix",
+    "destination",
+    "country",
+    "duration_seconds",
+    "billed_seconds",
+    "rate_per_minute",
+    "connection_fee",
+    "charge",
+    "currency",
+)
 
 
 @pytest.fixture()
@@ -63,21 +75,28 @@ def records(out: bytes) -> list[dict]:
 
 # --- output ---------------------------------------------------------------------------------
 
+
 def test_output_has_section3_fields_in_order(capsysbinary, deck_path, tmp_path):
-    code, out, err, _ = run_rate(capsysbinary, deck_path, jsonl([cdr(to="+447700900123")]), tmp_path)
+    code, out, err, _ = run_rate(
+        capsysbinary, deck_path, jsonl([cdr(to="+447700900123")]), tmp_path
+    )
     assert code == 0 and err == ""
     assert out == (
         b'{"call_id":"c1","tenant_id":"contoso","user_id":"ann@contoso.com","kind":"user_outbound",'
         b'"status":"rated","reason":null,"prefix":"447","destination":"United Kingdom - Mobile",'
         b'"country":"GB","number_type":"mobile","zone":"B","rate_per_minute":"0.120000",'
         b'"connection_fee":"0.0100","duration_seconds":187.25,"billed_seconds":192,"charge":"0.3940",'
-        b'"currency":"USD"}\n')
+        b'"currency":"USD"}\n'
+    )
     (rec,) = records(out)
     assert all(field in rec for field in SECTION3_FIELDS)
 
 
 def test_one_output_line_per_input_line_same_order(capsysbinary, deck_path, tmp_path):
-    objs = [cdr(call_id=f"c{i}", to=to) for i, to in enumerate(["+447700900123", "+8613800138000", "+14255550100"])]
+    objs = [
+        cdr(call_id=f"c{i}", to=to)
+        for i, to in enumerate(["+447700900123", "+8613800138000", "+14255550100"])
+    ]
     code, out, _, _ = run_rate(capsysbinary, deck_path, jsonl(objs), tmp_path)
     assert [r["call_id"] for r in records(out)] == ["c0", "c1", "c2"]
     assert [r["status"] for r in records(out)] == ["rated", "unrated", "rated"]
@@ -94,10 +113,20 @@ def test_tenant_and_user_carried_when_present(capsysbinary, deck_path, tmp_path)
 
 # --- field formats ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seconds,text", [
-    ("187.25", b"187.25"), ("62", b"62"), ("0.001", b"0.001"), ("0.000001", b"0.000001"),
-    ("3600", b"3600"), ("-4.5", b"-4.5"), ("0", b"0"), ("59.999999", b"59.999999"),
-])
+
+@pytest.mark.parametrize(
+    "seconds,text",
+    [
+        ("187.25", b"187.25"),
+        ("62", b"62"),
+        ("0.001", b"0.001"),
+        ("0.000001", b"0.000001"),
+        ("3600", b"3600"),
+        ("-4.5", b"-4.5"),
+        ("0", b"0"),
+        ("59.999999", b"59.999999"),
+    ],
+)
 def test_duration_seconds_exact_json_number(capsysbinary, deck_path, tmp_path, seconds, text):
     _, out, _, _ = run_rate(capsysbinary, deck_path, jsonl([cdr(**span(NOV, seconds))]), tmp_path)
     assert b'"duration_seconds":' + text + b',"billed_seconds":' in out
@@ -143,8 +172,10 @@ def test_deck_fields_null_on_invalid_and_unrated_lines(capsysbinary, deck_path, 
     _, out, _, _ = run_rate(capsysbinary, deck_path, jsonl(objs), tmp_path)
     for rec in records(out):
         assert rec["status"] in ("invalid", "unrated")
-        assert all(rec[k] is None for k in ("prefix", "destination", "country", "rate_per_minute",
-                                            "connection_fee"))
+        assert all(
+            rec[k] is None
+            for k in ("prefix", "destination", "country", "rate_per_minute", "connection_fee")
+        )
         assert (rec["billed_seconds"], rec["charge"], rec["currency"]) == (0, "0.0000", "USD")
 
 
@@ -166,13 +197,15 @@ REASON_LINES = [
     (b'"a string"', "not_an_object"),
     (b"42", "not_an_object"),
     (b"null", "not_an_object"),
-    *[(orjson.dumps(cdr(**{f: ...})), f"missing_field:{f}")
-      for f in ("call_id", "kind", "from", "to", "start", "end")],
+    *[
+        (orjson.dumps(cdr(**{f: ...})), f"missing_field:{f}")
+        for f in ("call_id", "kind", "from", "to", "start", "end")
+    ],
     (orjson.dumps(cdr(kind="outbound")), "bad_field:kind"),
     (orjson.dumps(cdr(kind=["user_outbound"])), "bad_field:kind"),
     (orjson.dumps(cdr(kind={"a": 1})), "bad_field:kind"),
     (orjson.dumps(cdr(kind=None)), "bad_field:kind"),
-    (orjson.dumps(cdr(start="2026-11-24T10:00:00")), "bad_field:start"),   # no zone
+    (orjson.dumps(cdr(start="2026-11-24T10:00:00")), "bad_field:start"),  # no zone
     (orjson.dumps(cdr(start="2026-11-24 10:00")), "bad_field:start"),
     (orjson.dumps(cdr(start=1795519200)), "bad_field:start"),
     (orjson.dumps(cdr(start="2026-11-24T10:00:00Z\n")), "bad_field:start"),
@@ -198,13 +231,20 @@ def test_invalid_line_reason_and_stderr(capsysbinary, deck_path, tmp_path, raw, 
     lines = out.splitlines()
     assert len(lines) == 3
     rec = orjson.loads(lines[1])
-    assert (rec["status"], rec["reason"], rec["billed_seconds"], rec["charge"], rec["currency"]) == (
-        "invalid", reason, 0, "0.0000", "USD")
+    assert (
+        rec["status"],
+        rec["reason"],
+        rec["billed_seconds"],
+        rec["charge"],
+        rec["currency"],
+    ) == ("invalid", reason, 0, "0.0000", "USD")
     assert rec["prefix"] is None
 
 
 def test_no_rate_is_unrated_without_stderr(capsysbinary, deck_path, tmp_path):
-    code, out, err, _ = run_rate(capsysbinary, deck_path, jsonl([cdr(to="+8613800138000")]), tmp_path)
+    code, out, err, _ = run_rate(
+        capsysbinary, deck_path, jsonl([cdr(to="+8613800138000")]), tmp_path
+    )
     assert (code, err) == (0, "")
     assert records(out)[0]["reason"] == "no_rate"
 
@@ -229,8 +269,12 @@ def test_crlf_line_endings(capsysbinary, deck_path, tmp_path):
 
 
 def test_stdin(deck_path, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(deck_path), "-"],
-                          input=jsonl([cdr(), b"[]"]), capture_output=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(deck_path), "-"],
+        input=jsonl([cdr(), b"[]"]),
+        capture_output=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0
     assert proc.stderr.decode() == "<stdin>:2: invalid: not_an_object\n"
     assert len(proc.stdout.splitlines()) == 2
@@ -238,20 +282,34 @@ def test_stdin(deck_path, tmp_path):
 
 def test_output_file_option(capsysbinary, deck_path, tmp_path):
     target = tmp_path / "charges.jsonl"
-    code, out, _, _ = run_rate(capsysbinary, deck_path, jsonl([cdr()]), tmp_path, "--output", str(target))
+    code, out, _, _ = run_rate(
+        capsysbinary, deck_path, jsonl([cdr()]), tmp_path, "--output", str(target)
+    )
     assert code == 0 and out == b""
     assert records(target.read_bytes())[0]["charge"] == "0.1880"
 
 
 def test_sample_files_rate_without_error():
-    proc = subprocess.run([sys.executable, "-m", "rating_engine.cli", "rate", "--rates", "rates/sample-deck.csv",
-                           "rates/sample-cdrs.jsonl"], capture_output=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rating_engine.cli",
+            "rate",
+            "--rates",
+            "rates/sample-deck.csv",
+            "rates/sample-cdrs.jsonl",
+        ],
+        capture_output=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0
     sample = (ROOT / "rates/sample-cdrs.jsonl").read_bytes()
     assert len(proc.stdout.splitlines()) == sum(1 for line in sample.splitlines() if line.strip())
 
 
 # --- exit codes -----------------------------------------------------------------------------
+
 
 def bad_deck(tmp_path, text: str) -> Path:
     path = tmp_path / "bad.csv"
@@ -260,15 +318,33 @@ def bad_deck(tmp_path, text: str) -> Path:
 
 
 INVALID_DECKS = {
-    "missing_column": (lambda rows: deck_csv(rows, [c for c in COLUMNS if c != "next_increment"]), 1,
-                       "next_increment"),
-    "unparsable_value": (lambda rows: deck_csv(rows[:2] + [dict(rows[2], rate_per_minute="0,06")]), 4,
-                         "rate_per_minute"),
-    "negative_number": (lambda rows: deck_csv(rows[:1] + [dict(rows[1], connection_fee="-0.01")]), 3,
-                        "connection_fee"),
-    "overlapping_windows": (lambda rows: deck_csv(rows + [row("44", "UK", "0.05", effective_from="2026-11-15",
-                                                             effective_to="2026-11-20")]), 14, "effective_from"),
-    "mixed_currencies": (lambda rows: deck_csv(rows[:3] + [dict(rows[3], currency="EUR")]), 5, "currency"),
+    "missing_column": (
+        lambda rows: deck_csv(rows, [c for c in COLUMNS if c != "next_increment"]),
+        1,
+        "next_increment",
+    ),
+    "unparsable_value": (
+        lambda rows: deck_csv(rows[:2] + [dict(rows[2], rate_per_minute="0,06")]),
+        4,
+        "rate_per_minute",
+    ),
+    "negative_number": (
+        lambda rows: deck_csv(rows[:1] + [dict(rows[1], connection_fee="-0.01")]),
+        3,
+        "connection_fee",
+    ),
+    "overlapping_windows": (
+        lambda rows: deck_csv(
+            rows + [row("44", "UK", "0.05", effective_from="2026-11-15", effective_to="2026-11-20")]
+        ),
+        14,
+        "effective_from",
+    ),
+    "mixed_currencies": (
+        lambda rows: deck_csv(rows[:3] + [dict(rows[3], currency="EUR")]),
+        5,
+        "currency",
+    ),
 }
 
 
@@ -286,10 +362,15 @@ def test_invalid_deck_exit_2_through_the_command(tmp_path):
     path = bad_deck(tmp_path, text=deck_csv(ROWS[:1] + [dict(ROWS[1], first_increment="x")]))
     cdrs = tmp_path / "c.jsonl"
     cdrs.write_bytes(jsonl([cdr()]))
-    proc = subprocess.run([sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(path), str(cdrs)],
-                          capture_output=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(path), str(cdrs)],
+        capture_output=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2 and proc.stdout == b""
-    assert proc.stderr.decode().startswith(f"rating-engine: invalid deck: {path}:3: column first_increment: ")
+    assert proc.stderr.decode().startswith(
+        f"rating-engine: invalid deck: {path}:3: column first_increment: "
+    )
 
 
 def test_missing_cdr_file_exit_2(capsysbinary, deck_path, tmp_path):
@@ -299,42 +380,66 @@ def test_missing_cdr_file_exit_2(capsysbinary, deck_path, tmp_path):
 
 
 def test_bad_lines_exit_0(capsysbinary, deck_path, tmp_path):
-    code, _, err, _ = run_rate(capsysbinary, deck_path, b"{\n[]\n" + jsonl([cdr(kind="x")]), tmp_path)
+    code, _, err, _ = run_rate(
+        capsysbinary, deck_path, b"{\n[]\n" + jsonl([cdr(kind="x")]), tmp_path
+    )
     assert code == 0 and err.count(": invalid: ") == 3
 
 
 # --- the bulk path prints the same bytes as the per-call path -----------------------------------
 
+
 def bad_lines_file(n_good: int = 3000, seed: int = 11) -> bytes:
     """Good CDRs in both spacings mixed with every kind of odd and bad line."""
     rnd = random.Random(seed)
     odd: list[bytes] = [
-        b"", b"   ", b"\t", b"\r", b"{", b"[]", b'"x"', b"42", b"null", b"{}", b'{"call_id": "x"}',
-        b'{"call_id": "x", "kind": NaN}', b"\xef\xbb\xbf" + orjson.dumps(cdr()),
-        orjson.dumps(cdr()) + b"   ", b"  " + orjson.dumps(cdr()),
-        orjson.dumps(cdr()).replace(b"ann", b"\xff\xfe"),                     # invalid UTF-8
-        orjson.dumps(cdr()).replace(b"ann", b"a\x00n"),                       # NUL byte
-        orjson.dumps(cdr()).replace(b"ann", b"a\tn"),                         # raw tab in a string
-        orjson.dumps(cdr()).replace(b"ann", b"a\rn"),                         # raw CR in a string
-        orjson.dumps(cdr()) + b"\r",                                          # CRLF line end
-        orjson.dumps(cdr()).replace(b"ann", b'a\\"n'),                        # escaped quote
-        orjson.dumps(cdr()).replace(b"ann", b"\\u00e9"),                      # escape
-        orjson.dumps(cdr()).replace(b"ann", b"\\ud800"),                      # lone surrogate
-        orjson.dumps(cdr(user_id="josé@contoso.com")), orjson.dumps(cdr(call_id="☎️-1")),
+        b"",
+        b"   ",
+        b"\t",
+        b"\r",
+        b"{",
+        b"[]",
+        b'"x"',
+        b"42",
+        b"null",
+        b"{}",
+        b'{"call_id": "x"}',
+        b'{"call_id": "x", "kind": NaN}',
+        b"\xef\xbb\xbf" + orjson.dumps(cdr()),
+        orjson.dumps(cdr()) + b"   ",
+        b"  " + orjson.dumps(cdr()),
+        orjson.dumps(cdr()).replace(b"ann", b"\xff\xfe"),  # invalid UTF-8
+        orjson.dumps(cdr()).replace(b"ann", b"a\x00n"),  # NUL byte
+        orjson.dumps(cdr()).replace(b"ann", b"a\tn"),  # raw tab in a string
+        orjson.dumps(cdr()).replace(b"ann", b"a\rn"),  # raw CR in a string
+        orjson.dumps(cdr()) + b"\r",  # CRLF line end
+        orjson.dumps(cdr()).replace(b"ann", b'a\\"n'),  # escaped quote
+        orjson.dumps(cdr()).replace(b"ann", b"\\u00e9"),  # escape
+        orjson.dumps(cdr()).replace(b"ann", b"\\ud800"),  # lone surrogate
+        orjson.dumps(cdr(user_id="josé@contoso.com")),
+        orjson.dumps(cdr(call_id="☎️-1")),
         orjson.dumps(cdr(user_id="a\u2028b\x7f")),
         b'{"call_id": "d", "call_id": "e", "kind": "inbound", "from": "+1", "to": "+2", '
-        b'"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:00:01Z"}',    # duplicate key
-        json.dumps(dict(reversed(list(cdr().items())))).encode(),            # other key order
-        json.dumps(cdr(switch_id="sw1")).encode(),                            # extra key
-        json.dumps(cdr(tenant_id=7)).encode(), json.dumps(cdr(tenant_id=1.5)).encode(),
-        json.dumps(cdr(tenant_id=None)).encode(), json.dumps(cdr(user_id=[1, 2])).encode(),
-        json.dumps(cdr(call_id=17)).encode(), json.dumps(cdr(call_id=True)).encode(),
-        json.dumps(cdr(call_id="")).encode(), json.dumps(cdr(call_id="a" * 300)).encode(),
-        json.dumps(cdr(kind="outbound")).encode(), json.dumps(cdr(kind=3)).encode(),
+        b'"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:00:01Z"}',  # duplicate key
+        json.dumps(dict(reversed(list(cdr().items())))).encode(),  # other key order
+        json.dumps(cdr(switch_id="sw1")).encode(),  # extra key
+        json.dumps(cdr(tenant_id=7)).encode(),
+        json.dumps(cdr(tenant_id=1.5)).encode(),
+        json.dumps(cdr(tenant_id=None)).encode(),
+        json.dumps(cdr(user_id=[1, 2])).encode(),
+        json.dumps(cdr(call_id=17)).encode(),
+        json.dumps(cdr(call_id=True)).encode(),
+        json.dumps(cdr(call_id="")).encode(),
+        json.dumps(cdr(call_id="a" * 300)).encode(),
+        json.dumps(cdr(kind="outbound")).encode(),
+        json.dumps(cdr(kind=3)).encode(),
         json.dumps(cdr(kind="inbound", to=None, from_=7)).encode(),
-        json.dumps(cdr(from_=[1, 2])).encode(), json.dumps(cdr(to={"a": 1})).encode(),  # unhashable numbers
-        json.dumps(cdr(to="+0044207123456")).encode(), json.dumps(cdr(to="+123456789012345")).encode(),
-        json.dumps(cdr(to=442071234567)).encode(), json.dumps(cdr(to="+44 20 7123 4567")).encode(),
+        json.dumps(cdr(from_=[1, 2])).encode(),
+        json.dumps(cdr(to={"a": 1})).encode(),  # unhashable numbers
+        json.dumps(cdr(to="+0044207123456")).encode(),
+        json.dumps(cdr(to="+123456789012345")).encode(),
+        json.dumps(cdr(to=442071234567)).encode(),
+        json.dumps(cdr(to="+44 20 7123 4567")).encode(),
         json.dumps(cdr(start="2026-11-24T10:00:00")).encode(),
         json.dumps(cdr(start="2026-11-24t10:00:00z")).encode(),
         json.dumps(cdr(start="2026-11-24 10:00:00+0100")).encode(),
@@ -342,16 +447,20 @@ def bad_lines_file(n_good: int = 3000, seed: int = 11) -> bytes:
         json.dumps(cdr(end="2026-11-24T10:03:07.1234567Z")).encode(),
         json.dumps(cdr(end="2026-11-24T10:03:07.123456789012Z")).encode(),
         json.dumps(cdr(end="2026-11-24T10:03:07.1234567890123Z")).encode(),
-        json.dumps(cdr(start="2026-02-29T10:00:00Z")).encode(), json.dumps(cdr(start="2028-02-29T10:00:00Z")).encode(),
-        json.dumps(cdr(start="2026-11-24T23:59:60Z")).encode(), json.dumps(cdr(start="2026-11-24T10:00:00+24:00")).encode(),
-        json.dumps(cdr(start="0000-01-01T00:00:00Z")).encode(), json.dumps(cdr(start="0001-01-01T00:00:00+01:00")).encode(),
+        json.dumps(cdr(start="2026-02-29T10:00:00Z")).encode(),
+        json.dumps(cdr(start="2028-02-29T10:00:00Z")).encode(),
+        json.dumps(cdr(start="2026-11-24T23:59:60Z")).encode(),
+        json.dumps(cdr(start="2026-11-24T10:00:00+24:00")).encode(),
+        json.dumps(cdr(start="0000-01-01T00:00:00Z")).encode(),
+        json.dumps(cdr(start="0001-01-01T00:00:00+01:00")).encode(),
         json.dumps(cdr(end="9999-12-31T23:59:59.999999Z")).encode(),
         json.dumps(cdr(start="2026-11-24T10:00:00Z", end="2026-11-24T09:00:00Z")).encode(),
         json.dumps(cdr(end="2026-11-24T10:00:00Z")).encode(),
         json.dumps(cdr(start="2026-11-24T10:00:00.000001Z", end="2026-11-24T10:00:00Z")).encode(),
         json.dumps(cdr(kind="tollfree_inbound", from_="+442071234567", to="+18005550100")).encode(),
         json.dumps(cdr(kind="tollfree_inbound", from_="+33142685300", to="+18005550100")).encode(),
-        json.dumps(cdr(to="+8613800138000")).encode(), json.dumps(cdr(to="+447512345678")).encode(),
+        json.dumps(cdr(to="+8613800138000")).encode(),
+        json.dumps(cdr(to="+447512345678")).encode(),
         json.dumps(cdr(to="+447512345678", start="2026-10-31T23:59:59Z")).encode(),
         b'{"call_id": "nested", "tenant_id": {"a": 1}, "user_id": "u", "kind": "inbound", "from": "+1", '
         b'"to": "+2", "start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:00:01Z"}',
@@ -364,19 +473,57 @@ def bad_lines_file(n_good: int = 3000, seed: int = 11) -> bytes:
         b'{"call_id": "c", "kind": "user_outbound", "from": "+14255550100", "to": "+447700900123", '
         b'"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:00:31Z"}   x',
     ]
-    numbers = ["+14255550100", "+442071234567", "+447700900123", "+447512345678", "+18005550100",
-               "+33142685300", "+4930901820", "+390612345678", "+34912345678", "+8613800138000",
-               "+44207123", "+442071234567890"]
-    starts = ["2026-10-31T23:59:59Z", "2026-11-01T00:00:00Z", "2026-11-24T10:00:00Z",
-              "2026-11-30T23:59:59.999999Z", "2026-12-01T00:00:00Z", "2026-12-01T00:30:00+01:00",
-              "2026-11-30T19:00:00-05:00"]
+    numbers = [
+        "+14255550100",
+        "+442071234567",
+        "+447700900123",
+        "+447512345678",
+        "+18005550100",
+        "+33142685300",
+        "+4930901820",
+        "+390612345678",
+        "+34912345678",
+        "+8613800138000",
+        "+44207123",
+        "+442071234567890",
+    ]
+    starts = [
+        "2026-10-31T23:59:59Z",
+        "2026-11-01T00:00:00Z",
+        "2026-11-24T10:00:00Z",
+        "2026-11-30T23:59:59.999999Z",
+        "2026-12-01T00:00:00Z",
+        "2026-12-01T00:30:00+01:00",
+        "2026-11-30T19:00:00-05:00",
+    ]
     lines: list[bytes] = []
     for i in range(n_good):
         kind = rnd.choice(["user_outbound", "conference_dialout", "tollfree_inbound", "inbound"])
-        seconds = rnd.choice(["0", "0.001", "29.999", "30", "30.001", "35.999", "36.001", "59.999", "60",
-                              "60.001", "187.25", "-3", "3600.5", "1"])
-        obj = cdr(call_id=f"c{i}", kind=kind, from_=rnd.choice(numbers), to=rnd.choice(numbers),
-                  **span(rnd.choice(starts), seconds))
+        seconds = rnd.choice(
+            [
+                "0",
+                "0.001",
+                "29.999",
+                "30",
+                "30.001",
+                "35.999",
+                "36.001",
+                "59.999",
+                "60",
+                "60.001",
+                "187.25",
+                "-3",
+                "3600.5",
+                "1",
+            ]
+        )
+        obj = cdr(
+            call_id=f"c{i}",
+            kind=kind,
+            from_=rnd.choice(numbers),
+            to=rnd.choice(numbers),
+            **span(rnd.choice(starts), seconds),
+        )
         if rnd.random() < 0.2:
             obj.pop("tenant_id")
         if rnd.random() < 0.2:
@@ -402,7 +549,9 @@ def test_rate_on_threads_prints_the_reference_bytes_on_bad_lines_file(threads, n
     assert expected_err.count("\n") > 25
 
 
-def test_rate_command_in_small_pieces_prints_the_reference_bytes(tmp_path, deck_path, capfd, monkeypatch):
+def test_rate_command_in_small_pieces_prints_the_reference_bytes(
+    tmp_path, deck_path, capfd, monkeypatch
+):
     """The command reads the file in pieces of whole lines: line numbers run on across pieces,
     and a last line without its newline is still rated."""
     from rating_engine import cli
@@ -414,7 +563,9 @@ def test_rate_command_in_small_pieces_prints_the_reference_bytes(tmp_path, deck_
     capfd.readouterr()
     assert main(["rate", "--rates", str(deck_path), "--jobs", "2", str(cdrs)]) == 0
     captured = capfd.readouterr()
-    expected_out, expected_err = reference_rate_text(reference_load_deck(str(deck_path)), data, name=str(cdrs))
+    expected_out, expected_err = reference_rate_text(
+        reference_load_deck(str(deck_path)), data, name=str(cdrs)
+    )
     assert captured.out.encode() == expected_out
     assert captured.err == expected_err
     last_line = data.count(b"\n") + 1
@@ -425,28 +576,62 @@ def test_rate_sample_files_print_the_reference_bytes():
     deck = core.load_deck(str(ROOT / "rates/sample-deck.csv"))
     data = (ROOT / "rates/sample-cdrs.jsonl").read_bytes()
     out, messages, _ = core.rate_text(deck, data, "sample", 1, 2)
-    reference = reference_rate_text(reference_load_deck(str(ROOT / "rates/sample-deck.csv")), data, "sample")
+    reference = reference_rate_text(
+        reference_load_deck(str(ROOT / "rates/sample-deck.csv")), data, "sample"
+    )
     assert (out, messages.decode()) == reference
 
 
 def test_rate_longest_prefix_at_nested_prefixes_and_windows():
     """Nested prefixes up to 15 digits, in and out of their windows, price as the reference does."""
     extra = [
-        row("4420", "London", "0.01", country="GB"), row("442071", "London Central", "0.02", country="GB"),
-        row("44207123", "Eight digits", "0.03", country="GB"), row("442071234", "Nine digits", "0.04", country="GB"),
+        row("4420", "London", "0.01", country="GB"),
+        row("442071", "London Central", "0.02", country="GB"),
+        row("44207123", "Eight digits", "0.03", country="GB"),
+        row("442071234", "Nine digits", "0.04", country="GB"),
         row("442071230", "Nine digits ending in 0", "0.045", country="GB"),
         row("4420712345678", "Thirteen digits", "0.05", country="GB", effective_from="2026-11-24"),
-        row("9", "Nines", "0.5"), row("99999999", "Top of the key space", "0.6"),
-        row("999999999999999", "Fifteen nines", "0.7"), row("0", "Zero", "0.8"),
+        row("9", "Nines", "0.5"),
+        row("99999999", "Top of the key space", "0.6"),
+        row("999999999999999", "Fifteen nines", "0.7"),
+        row("0", "Zero", "0.8"),
     ]
-    numbers = ["+44207123", "+442071234", "+4420712345", "+44207123456789", "+442071234567", "+4420712345678",
-               "+44207122999", "+44207124000", "+4420700000", "+44199999999", "+44200000000", "+99999999",
-               "+999999999999999", "+99999998", "+00000000", "+10000000", "+447512345678", "+447712345678",
-               "+18005550100", "+21212345678"]
-    starts = ["2026-10-31T23:59:59Z", "2026-11-23T23:59:59.999999Z", "2026-11-24T00:00:00Z", "2026-12-01T00:00:00Z"]
-    objs = [cdr(call_id=f"c{i}", to=n, **span(s, "61.5")) for i, (n, s) in
-            enumerate((n, s) for n in numbers for s in starts)]
-    objs += [cdr(call_id=f"t{i}", kind="tollfree_inbound", from_=n, to="+18005550100") for i, n in enumerate(numbers)]
+    numbers = [
+        "+44207123",
+        "+442071234",
+        "+4420712345",
+        "+44207123456789",
+        "+442071234567",
+        "+4420712345678",
+        "+44207122999",
+        "+44207124000",
+        "+4420700000",
+        "+44199999999",
+        "+44200000000",
+        "+99999999",
+        "+999999999999999",
+        "+99999998",
+        "+00000000",
+        "+10000000",
+        "+447512345678",
+        "+447712345678",
+        "+18005550100",
+        "+21212345678",
+    ]
+    starts = [
+        "2026-10-31T23:59:59Z",
+        "2026-11-23T23:59:59.999999Z",
+        "2026-11-24T00:00:00Z",
+        "2026-12-01T00:00:00Z",
+    ]
+    objs = [
+        cdr(call_id=f"c{i}", to=n, **span(s, "61.5"))
+        for i, (n, s) in enumerate((n, s) for n in numbers for s in starts)
+    ]
+    objs += [
+        cdr(call_id=f"t{i}", kind="tollfree_inbound", from_=n, to="+18005550100")
+        for i, n in enumerate(numbers)
+    ]
     data = jsonl(objs) + jsonl(json.dumps(o).encode() for o in objs)
     out, messages, _ = core.rate_text(make_deck(ROWS + extra), data, "x", 1, 2)
     expected = reference_rate_text(make_reference_deck(ROWS + extra), data, "x")
@@ -469,8 +654,12 @@ def test_rate_into_a_closed_pipe_stops_quietly(tmp_path, deck_path):
     """`rate ... | head`: the command stops at the broken pipe with exit 0 and no traceback."""
     cdrs = tmp_path / "big.jsonl"
     cdrs.write_bytes(bad_lines_file(n_good=20_000, seed=3))
-    proc = subprocess.Popen([sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(deck_path),
-                             str(cdrs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rating_engine.cli", "rate", "--rates", str(deck_path), str(cdrs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.read(100)
     proc.stdout.close()

@@ -59,66 +59,177 @@ def line(obj) -> str:
 
 
 # contoso: 8 records, fabrikam: 2, no tenant (rate output): 1
-R1 = rec(call_id="c1", start="2026-11-24T10:00:00.000Z", end="2026-11-24T10:03:07.250Z",
-         duration_seconds=187.25, billed_seconds=60, charge="0.0234",
-         pool="international:US", pool_seconds=127.25)
-R2 = rec(call_id="c2", start="2026-11-24T11:00:00.000Z", duration_seconds=65.5, billed_seconds=66,
-         prefix="447", destination="United Kingdom - Mobile", number_type="mobile",
-         rate_per_minute="0.104000", charge="0.1144")
-R3 = rec(call_id="c3", user_id="bob@contoso.com", kind="conference_dialout",
-         start="2026-11-25T09:00:00.000Z", duration_seconds=600, prefix="1",
-         destination="United States", country="US", rate_per_minute="0.012000",
-         pool="conferencing", pool_seconds=600)
-R4 = rec(call_id="c4", user_id="bob@contoso.com", kind="tollfree_inbound",
-         start="2026-11-26T23:59:59.999Z", duration_seconds=120.001, billed_seconds=121,
-         prefix="1800", destination="United States - Toll Free", country="US",
-         number_type="tollfree", rate_per_minute="0.030000", charge="0.0605")
-R5 = rec(call_id="c5", user_id="carol@contoso.com", start="2026-11-26T08:00:00.000Z",
-         duration_seconds=300, billed_seconds=300, prefix="336", destination="France - Mobile",
-         country="FR", number_type="mobile", zone="B", rate_per_minute="0.118000",
-         charge="0.5900", disconnected="funds_exhausted")
-R6 = rec(call_id="c6", user_id="carol@contoso.com", reason="not_licensed",
-         start="2026-11-27T08:00:00.000Z", prefix="49", destination="Germany", country="DE",
-         rate_per_minute="0.025000", disconnected="not_licensed")
-R7 = rec(call_id="c7", user_id="dave@contoso.com", kind="inbound", status="free",
-         start="2026-11-24T13:00:00.000Z", duration_seconds=30, prefix=None, destination=None,
-         country=None, number_type=None, zone=None, rate_per_minute=None, connection_fee=None)
-R8 = rec(call_id="c8", status="invalid", reason="bad_number", start="2026-11-24T12:00:00.000Z",
-         duration_seconds=None, prefix=None, destination=None, country=None, number_type=None,
-         zone=None, rate_per_minute=None, connection_fee=None, disconnected="bad_number")
-R9 = rec(call_id="f1", tenant_id="fabrikam", user_id="erin@fabrikam.com",
-         start="2026-11-24T10:00:00.000Z", duration_seconds=1200, billed_seconds=1200,
-         prefix="1", destination="United States", country="US", rate_per_minute="0.012000",
-         charge="0.2400")
-R10 = {"topic": "charges", **rec(call_id="f2", tenant_id="fabrikam", user_id="erin@fabrikam.com",
-       start="2026-11-26T10:00:00.000Z", duration_seconds=60, billed_seconds=60, prefix="1900",
-       destination="United States - Premium", country="US", number_type="premium", zone="D",
-       rate_per_minute="1.900000", charge="1.9000")}
-R11 = {"call_id": "r1", "status": "unrated", "reason": "no_rate", "prefix": None,
-       "destination": None, "country": None, "duration_seconds": 10, "billed_seconds": 0,
-       "rate_per_minute": None, "connection_fee": None, "charge": "0.0000", "currency": "USD"}
+R1 = rec(
+    call_id="c1",
+    start="2026-11-24T10:00:00.000Z",
+    end="2026-11-24T10:03:07.250Z",
+    duration_seconds=187.25,
+    billed_seconds=60,
+    charge="0.0234",
+    pool="international:US",
+    pool_seconds=127.25,
+)
+R2 = rec(
+    call_id="c2",
+    start="2026-11-24T11:00:00.000Z",
+    duration_seconds=65.5,
+    billed_seconds=66,
+    prefix="447",
+    destination="United Kingdom - Mobile",
+    number_type="mobile",
+    rate_per_minute="0.104000",
+    charge="0.1144",
+)
+R3 = rec(
+    call_id="c3",
+    user_id="bob@contoso.com",
+    kind="conference_dialout",
+    start="2026-11-25T09:00:00.000Z",
+    duration_seconds=600,
+    prefix="1",
+    destination="United States",
+    country="US",
+    rate_per_minute="0.012000",
+    pool="conferencing",
+    pool_seconds=600,
+)
+R4 = rec(
+    call_id="c4",
+    user_id="bob@contoso.com",
+    kind="tollfree_inbound",
+    start="2026-11-26T23:59:59.999Z",
+    duration_seconds=120.001,
+    billed_seconds=121,
+    prefix="1800",
+    destination="United States - Toll Free",
+    country="US",
+    number_type="tollfree",
+    rate_per_minute="0.030000",
+    charge="0.0605",
+)
+R5 = rec(
+    call_id="c5",
+    user_id="carol@contoso.com",
+    start="2026-11-26T08:00:00.000Z",
+    duration_seconds=300,
+    billed_seconds=300,
+    prefix="336",
+    destination="France - Mobile",
+    country="FR",
+    number_type="mobile",
+    zone="B",
+    rate_per_minute="0.118000",
+    charge="0.5900",
+    disconnected="funds_exhausted",
+)
+R6 = rec(
+    call_id="c6",
+    user_id="carol@contoso.com",
+    reason="not_licensed",
+    start="2026-11-27T08:00:00.000Z",
+    prefix="49",
+    destination="Germany",
+    country="DE",
+    rate_per_minute="0.025000",
+    disconnected="not_licensed",
+)
+R7 = rec(
+    call_id="c7",
+    user_id="dave@contoso.com",
+    kind="inbound",
+    status="free",
+    start="2026-11-24T13:00:00.000Z",
+    duration_seconds=30,
+    prefix=None,
+    destination=None,
+    country=None,
+    number_type=None,
+    zone=None,
+    rate_per_minute=None,
+    connection_fee=None,
+)
+R8 = rec(
+    call_id="c8",
+    status="invalid",
+    reason="bad_number",
+    start="2026-11-24T12:00:00.000Z",
+    duration_seconds=None,
+    prefix=None,
+    destination=None,
+    country=None,
+    number_type=None,
+    zone=None,
+    rate_per_minute=None,
+    connection_fee=None,
+    disconnected="bad_number",
+)
+R9 = rec(
+    call_id="f1",
+    tenant_id="fabrikam",
+    user_id="erin@fabrikam.com",
+    start="2026-11-24T10:00:00.000Z",
+    duration_seconds=1200,
+    billed_seconds=1200,
+    prefix="1",
+    destination="United States",
+    country="US",
+    rate_per_minute="0.012000",
+    charge="0.2400",
+)
+R10 = {
+    "topic": "charges",
+    **rec(
+        call_id="f2",
+        tenant_id="fabrikam",
+        user_id="erin@fabrikam.com",
+        start="2026-11-26T10:00:00.000Z",
+        duration_seconds=60,
+        billed_seconds=60,
+        prefix="1900",
+        destination="United States - Premium",
+        country="US",
+        number_type="premium",
+        zone="D",
+        rate_per_minute="1.900000",
+        charge="1.9000",
+    ),
+}
+R11 = {
+    "call_id": "r1",
+    "status": "unrated",
+    "reason": "no_rate",
+    "prefix": None,
+    "destination": None,
+    "country": None,
+    "duration_seconds": 10,
+    "billed_seconds": 0,
+    "rate_per_minute": None,
+    "connection_fee": None,
+    "charge": "0.0000",
+    "currency": "USD",
+}
 
 LINES = [
-    line(R1),                                            # 1
-    line(R2),                                            # 2
-    "",                                                  # 3 blank: counts, not bad
-    line(R3),                                            # 4
-    "not json at all",                                   # 5 invalid_json
-    line(R4),                                            # 6
-    "[1, 2]",                                            # 7 not_an_object
-    line(R5),                                            # 8
-    line(rec(call_id="x1", charge=0.5)),                 # 9 bad_field:charge (a number)
-    line(R6),                                            # 10
-    line(rec(call_id="x2", billed_seconds="60")),        # 11 bad_field:billed_seconds
-    line(R7),                                            # 12
+    line(R1),  # 1
+    line(R2),  # 2
+    "",  # 3 blank: counts, not bad
+    line(R3),  # 4
+    "not json at all",  # 5 invalid_json
+    line(R4),  # 6
+    "[1, 2]",  # 7 not_an_object
+    line(R5),  # 8
+    line(rec(call_id="x1", charge=0.5)),  # 9 bad_field:charge (a number)
+    line(R6),  # 10
+    line(rec(call_id="x2", billed_seconds="60")),  # 11 bad_field:billed_seconds
+    line(R7),  # 12
     line({"topic": "notifications", "tenant_id": "contoso", "kind": "pool_80"}),  # 13 ignored
-    line(R8),                                            # 14
-    line(rec(call_id="x3", status="weird")),             # 15 bad_field:status
-    line(R9),                                            # 16
+    line(R8),  # 14
+    line(rec(call_id="x3", status="weird")),  # 15 bad_field:status
+    line(R9),  # 16
     line({k: v for k, v in rec(call_id="x4").items() if k != "charge"}),  # 17 missing charge
-    line(R10),                                           # 18
-    line(R11),                                           # 19
-    line(rec(call_id="x5", start="not-a-date")),         # 20 bad_field:start
+    line(R10),  # 18
+    line(R11),  # 19
+    line(rec(call_id="x5", start="not-a-date")),  # 20 bad_field:start
 ]
 BAD = {
     5: "invalid_json",
@@ -161,21 +272,51 @@ def one(out: Path, name: str, **match) -> dict[str, str]:
 
 SUMMARY = {
     "contoso": {
-        "calls": "8", "talk_seconds": "1302.751", "pool_seconds": "727.25",
-        "credit_seconds": "547", "talk_minutes": "21.71", "pool_minutes": "12.12",
-        "credit_minutes": "9.12", "charge": "0.7883", "users": "4",
-        "first_day": "2026-11-24", "last_day": "2026-11-27", "rated": "6", "free": "1",
-        "unrated": "0", "invalid": "1", "disconnected": "3",
+        "calls": "8",
+        "talk_seconds": "1302.751",
+        "pool_seconds": "727.25",
+        "credit_seconds": "547",
+        "talk_minutes": "21.71",
+        "pool_minutes": "12.12",
+        "credit_minutes": "9.12",
+        "charge": "0.7883",
+        "users": "4",
+        "first_day": "2026-11-24",
+        "last_day": "2026-11-27",
+        "rated": "6",
+        "free": "1",
+        "unrated": "0",
+        "invalid": "1",
+        "disconnected": "3",
     },
     "fabrikam": {
-        "calls": "2", "talk_seconds": "1260", "pool_seconds": "0", "credit_seconds": "1260",
-        "talk_minutes": "21.00", "pool_minutes": "0.00", "credit_minutes": "21.00",
-        "charge": "2.1400", "users": "1", "first_day": "2026-11-24", "last_day": "2026-11-26",
-        "rated": "2", "free": "0", "unrated": "0", "invalid": "0", "disconnected": "0",
+        "calls": "2",
+        "talk_seconds": "1260",
+        "pool_seconds": "0",
+        "credit_seconds": "1260",
+        "talk_minutes": "21.00",
+        "pool_minutes": "0.00",
+        "credit_minutes": "21.00",
+        "charge": "2.1400",
+        "users": "1",
+        "first_day": "2026-11-24",
+        "last_day": "2026-11-26",
+        "rated": "2",
+        "free": "0",
+        "unrated": "0",
+        "invalid": "0",
+        "disconnected": "0",
     },
     "(none)": {
-        "calls": "1", "talk_seconds": "10", "pool_seconds": "0", "credit_seconds": "0",
-        "charge": "0.0000", "users": "0", "first_day": "", "last_day": "", "rated": "0",
+        "calls": "1",
+        "talk_seconds": "10",
+        "pool_seconds": "0",
+        "credit_seconds": "0",
+        "charge": "0.0000",
+        "users": "0",
+        "first_day": "",
+        "last_day": "",
+        "rated": "0",
         "unrated": "1",
     },
 }
@@ -195,7 +336,12 @@ def test_summary_csv(built):
 def test_by_day_csv(built):
     _, out = built
     got = {
-        (r["tenant_id"], r["day"]): (r["calls"], r["charge"], r["credit_seconds"], r["pool_seconds"])
+        (r["tenant_id"], r["day"]): (
+            r["calls"],
+            r["charge"],
+            r["credit_seconds"],
+            r["pool_seconds"],
+        )
         for r in read_csv(out / "by_day.csv")
     }
     assert got == {
@@ -212,7 +358,12 @@ def test_by_day_csv(built):
 def test_by_user_csv(built):
     _, out = built
     got = {
-        (r["tenant_id"], r["user_id"]): (r["calls"], r["talk_seconds"], r["charge"], r["disconnects"])
+        (r["tenant_id"], r["user_id"]): (
+            r["calls"],
+            r["talk_seconds"],
+            r["charge"],
+            r["disconnects"],
+        )
         for r in read_csv(out / "by_user.csv")
     }
     assert got == {
@@ -243,7 +394,9 @@ def test_by_destination_and_kind_csv(built):
         ("DE", "geographic"): ("1", "0.0000", "0.00"),
         ("(none)", "(none)"): ("2", "0.0000", "0.00"),
     }
-    kinds = {r["kind"]: (r["calls"], r["charge"]) for r in rows_of(out, "by_kind", tenant_id="contoso")}
+    kinds = {
+        r["kind"]: (r["calls"], r["charge"]) for r in rows_of(out, "by_kind", tenant_id="contoso")
+    }
     assert kinds == {
         "user_outbound": ("5", "0.7278"),
         "conference_dialout": ("1", "0.0000"),
@@ -255,7 +408,14 @@ def test_by_destination_and_kind_csv(built):
 def test_pools_vs_credits_csv(built):
     _, out = built
     got = [
-        (r["paid_by"], r["calls"], r["seconds"], r["minutes"], r["share_of_paid_minutes"], r["charge"])
+        (
+            r["paid_by"],
+            r["calls"],
+            r["seconds"],
+            r["minutes"],
+            r["share_of_paid_minutes"],
+            r["charge"],
+        )
         for r in rows_of(out, "by_payer", tenant_id="contoso")
     ]
     assert got == [
@@ -263,13 +423,19 @@ def test_pools_vs_credits_csv(built):
         ("international:US", "1", "127.25", "2.12", "10.0", "0.0000"),
         ("credits", "4", "547", "9.12", "42.9", "0.7883"),
     ]
-    fab = [(r["paid_by"], r["seconds"], r["charge"]) for r in rows_of(out, "by_payer", tenant_id="fabrikam")]
+    fab = [
+        (r["paid_by"], r["seconds"], r["charge"])
+        for r in rows_of(out, "by_payer", tenant_id="fabrikam")
+    ]
     assert fab == [("credits", "1260", "2.1400")]
 
 
 def test_disconnects_status_and_top_destinations_csv(built):
     _, out = built
-    disc = {r["reason"]: (r["calls"], r["charge"]) for r in rows_of(out, "disconnects", tenant_id="contoso")}
+    disc = {
+        r["reason"]: (r["calls"], r["charge"])
+        for r in rows_of(out, "disconnects", tenant_id="contoso")
+    }
     assert disc == {
         "bad_number": ("1", "0.0000"),
         "funds_exhausted": ("1", "0.5900"),
@@ -277,7 +443,8 @@ def test_disconnects_status_and_top_destinations_csv(built):
     }
     assert rows_of(out, "disconnects", tenant_id="fabrikam") == []
     status = {
-        (r["status"], r["reason"]): r["calls"] for r in rows_of(out, "by_status", tenant_id="contoso")
+        (r["status"], r["reason"]): r["calls"]
+        for r in rows_of(out, "by_status", tenant_id="contoso")
     }
     assert status == {
         ("free", ""): "1",
@@ -285,7 +452,10 @@ def test_disconnects_status_and_top_destinations_csv(built):
         ("rated", ""): "5",
         ("rated", "not_licensed"): "1",
     }
-    top = [(r["rank"], r["destination"], r["charge"]) for r in rows_of(out, "top_destinations", tenant_id="contoso")]
+    top = [
+        (r["rank"], r["destination"], r["charge"])
+        for r in rows_of(out, "top_destinations", tenant_id="contoso")
+    ]
     assert top == [
         ("1", "France - Mobile", "0.5900"),
         ("2", "United Kingdom - Mobile", "0.1144"),
@@ -316,7 +486,10 @@ def test_funding_csv(built):
     assert row["replay_recharges"] == "0"
     fab = one(out, "funding", tenant_id="fabrikam")
     assert (fab["p95_daily"], fab["trigger_amount"], fab["recharge_amount"], fab["add_funds"]) == (
-        "1.9000", "4.0000", "22.0000", "26.0000"
+        "1.9000",
+        "4.0000",
+        "22.0000",
+        "26.0000",
     )
     none = one(out, "funding", tenant_id="(none)")
     assert none["add_funds"] == "0.0000" and "no dated records" in none["advice"]
@@ -339,8 +512,18 @@ def test_xlsx_read_back(built):
     _, out = built
     wb = openpyxl.load_workbook(out / "usage.xlsx")
     assert {
-        "summary", "funding", "by_user", "by_destination", "by_kind", "by_day", "by_payer",
-        "disconnects", "by_status", "top_destinations", "bad_lines", "notes",
+        "summary",
+        "funding",
+        "by_user",
+        "by_destination",
+        "by_kind",
+        "by_day",
+        "by_payer",
+        "disconnects",
+        "by_status",
+        "top_destinations",
+        "bad_lines",
+        "notes",
     } <= set(wb.sheetnames)
 
     def sheet_rows(name):
@@ -371,7 +554,9 @@ def test_xlsx_read_back(built):
         for crow, xrow in zip(csv_rows, xl_rows, strict=True):
             for k, cell in xrow.items():
                 if cell.number_format == "0.0000":
-                    assert Decimal(crow[k]) == Decimal(str(cell.value)).quantize(Decimal("0.0001")), (name, k)
+                    assert Decimal(crow[k]) == Decimal(str(cell.value)).quantize(
+                        Decimal("0.0001")
+                    ), (name, k)
                 elif cell.number_format == "0" and cell.value is not None:
                     assert crow[k] == str(cell.value), (name, k)
     funding = {r["tenant_id"].value: r for r in sheet_rows("funding")}
@@ -401,12 +586,31 @@ def test_html_has_the_figures_and_charts(built):
     assert "<title>2026-11-26: 0.6505 USD</title>" in text
     assert "<title>credits: 9.12 minutes</title>" in text
     # the totals, as in the CSVs
-    for fig in ("0.7883", "1302.751", "727.25", "21.71", "12.12", "9.12", "2.1400", "0.1378",
-                "0.6505", "8.0000", "2.0000", "6.0000", "7.2117", "26.0000", "22.0000",
-                "France - Mobile", "funds_exhausted", "not_licensed", "international:US", "42.9"):
+    for fig in (
+        "0.7883",
+        "1302.751",
+        "727.25",
+        "21.71",
+        "12.12",
+        "9.12",
+        "2.1400",
+        "0.1378",
+        "0.6505",
+        "8.0000",
+        "2.0000",
+        "6.0000",
+        "7.2117",
+        "26.0000",
+        "22.0000",
+        "France - Mobile",
+        "funds_exhausted",
+        "not_licensed",
+        "international:US",
+        "42.9",
+    ):
         assert fig in text, fig
     for num, reason in BAD.items():
-        assert f"<td>{src}</td><td class=\"n\">{num}</td><td>{reason}</td>" in text, (num, reason)
+        assert f'<td>{src}</td><td class="n">{num}</td><td>{reason}</td>' in text, (num, reason)
     assert "7 bad line(s)" in text
     assert "(no date)" in text
     assert "Funding advice" in text and "P95 of daily spend" in text
@@ -417,8 +621,14 @@ def test_fast_path_line_numbers_and_blank_lines(tmp_path, monkeypatch):
     the line numbers of bad records still count blank lines."""
     monkeypatch.setattr(report, "sanitise", lambda *a: pytest.fail("rewrote the file"))
     lines = [
-        line(R1), "", "   ", line(rec(call_id="b1", status="nope")), line(R2), "",
-        line(rec(call_id="b2", charge="1.5")), line(rec(call_id="b3", charge="abc.1234")),
+        line(R1),
+        "",
+        "   ",
+        line(rec(call_id="b1", status="nope")),
+        line(R2),
+        "",
+        line(rec(call_id="b2", charge="1.5")),
+        line(rec(call_id="b3", charge="abc.1234")),
     ]
     src = tmp_path / "c.jsonl"
     src.write_text("\n".join(lines), encoding="utf-8")  # no final newline
@@ -448,15 +658,21 @@ def test_several_files_stdin_and_tenant_filter(tmp_path, monkeypatch):
 
 def test_other_timezones_and_mixed_currencies(tmp_path):
     lines = [
-        line(rec(call_id="z1", start="2026-11-24T00:30:00+01:00", charge="0.1000", billed_seconds=60)),
-        line(rec(call_id="z2", start="2026-11-24T23:30:00-02:00", charge="0.2000", billed_seconds=60)),
+        line(
+            rec(call_id="z1", start="2026-11-24T00:30:00+01:00", charge="0.1000", billed_seconds=60)
+        ),
+        line(
+            rec(call_id="z2", start="2026-11-24T23:30:00-02:00", charge="0.2000", billed_seconds=60)
+        ),
         line(rec(call_id="z3", currency="EUR", charge="0.3000", billed_seconds=60)),
     ]
     src = tmp_path / "c.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     assert main([str(src), "--out", str(out)]) == 0
-    days = {(r["currency"], r["day"]): r["charge"] for r in rows_of(out, "by_day", tenant_id="contoso")}
+    days = {
+        (r["currency"], r["day"]): r["charge"] for r in rows_of(out, "by_day", tenant_id="contoso")
+    }
     assert days == {
         ("USD", "2026-11-23"): "0.1000",
         ("USD", "2026-11-25"): "0.2000",
@@ -542,15 +758,27 @@ money = st.integers(min_value=0, max_value=10**9).map(lambda u: f"{u // 10000}.{
         max_size=40,
     )
 )
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_totals_are_exact(tmp_path, records):
     lines = []
     for i, (tenant, user, charge, billed, pool_ms, day) in enumerate(records):
-        lines.append(line(rec(
-            call_id=f"p{i}", tenant_id=tenant, user_id=user, charge=charge, billed_seconds=billed,
-            pool="domestic:US", pool_seconds=pool_ms / 1000, duration_seconds=(pool_ms + billed * 1000) / 1000,
-            start=f"2026-11-{day + 1:02d}T00:00:00.000Z",
-        )))
+        lines.append(
+            line(
+                rec(
+                    call_id=f"p{i}",
+                    tenant_id=tenant,
+                    user_id=user,
+                    charge=charge,
+                    billed_seconds=billed,
+                    pool="domestic:US",
+                    pool_seconds=pool_ms / 1000,
+                    duration_seconds=(pool_ms + billed * 1000) / 1000,
+                    start=f"2026-11-{day + 1:02d}T00:00:00.000Z",
+                )
+            )
+        )
     src = tmp_path / f"h{abs(hash(tuple(records)))}.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rep = report.build_report([str(src)])

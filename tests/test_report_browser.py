@@ -37,11 +37,22 @@ def _chromium() -> str:
 
 def _record(**kw) -> str:
     base = {
-        "tenant_id": "contoso", "user_id": "ann@contoso.com", "kind": "user_outbound",
-        "status": "rated", "reason": None, "start": "2026-11-24T10:00:00.000Z",
-        "duration_seconds": 120, "billed_seconds": 60, "destination": "United Kingdom",
-        "country": "GB", "number_type": "geographic", "charge": "0.0234", "currency": "USD",
-        "pool": None, "pool_seconds": 0, "disconnected": None,
+        "tenant_id": "contoso",
+        "user_id": "ann@contoso.com",
+        "kind": "user_outbound",
+        "status": "rated",
+        "reason": None,
+        "start": "2026-11-24T10:00:00.000Z",
+        "duration_seconds": 120,
+        "billed_seconds": 60,
+        "destination": "United Kingdom",
+        "country": "GB",
+        "number_type": "geographic",
+        "charge": "0.0234",
+        "currency": "USD",
+        "pool": None,
+        "pool_seconds": 0,
+        "disconnected": None,
     }
     base.update(kw)
     return json.dumps(base)
@@ -52,11 +63,25 @@ def report_html(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("browser")
     lines = []
     for day in range(1, 11):
-        lines.append(_record(start=f"2026-11-{day:02d}T09:00:00.000Z", charge=f"{day}.5000",
-                             billed_seconds=600, destination="France - Mobile", country="FR",
-                             number_type="mobile"))
-        lines.append(_record(start=f"2026-11-{day:02d}T10:00:00.000Z", charge="0.2500",
-                             pool="international:US", pool_seconds=300, duration_seconds=360))
+        lines.append(
+            _record(
+                start=f"2026-11-{day:02d}T09:00:00.000Z",
+                charge=f"{day}.5000",
+                billed_seconds=600,
+                destination="France - Mobile",
+                country="FR",
+                number_type="mobile",
+            )
+        )
+        lines.append(
+            _record(
+                start=f"2026-11-{day:02d}T10:00:00.000Z",
+                charge="0.2500",
+                pool="international:US",
+                pool_seconds=300,
+                duration_seconds=360,
+            )
+        )
     lines.append("this line is not JSON")
     src = tmp / "charges.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -70,13 +95,24 @@ def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     profile = tmp / "profile"
     profile.mkdir(exist_ok=True)
     cmd = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-extensions", "--hide-scrollbars", "--mute-audio",
-        f"--user-data-dir={profile}", *args,
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--mute-audio",
+        f"--user-data-dir={profile}",
+        *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": str(tmp)})
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp)}
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:
@@ -86,15 +122,23 @@ def _console_errors(stderr: str) -> list[str]:
     return [
         ln
         for ln in stderr.splitlines()
-        if ":CONSOLE" in ln or "Uncaught" in ln or "Failed to load resource" in ln or "net::ERR_" in ln
+        if ":CONSOLE" in ln
+        or "Uncaught" in ln
+        or "Failed to load resource" in ln
+        or "net::ERR_" in ln
     ]
 
 
 def test_report_renders_with_charts(report_html, tmp_path):
     shot = tmp_path / "shot.png"
     proc = _run(
-        ["--window-size=1400,2200", "--enable-logging=stderr", "--v=0",
-         f"--screenshot={shot}", report_html.as_uri()],
+        [
+            "--window-size=1400,2200",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            report_html.as_uri(),
+        ],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -112,7 +156,9 @@ def test_report_renders_with_charts(report_html, tmp_path):
     # the charts were drawn: their bar colours are on screen
     present = set(rgb)
     for colour in (SPEND_BLUE, POOL_GREEN, CREDITS_ORANGE, DEST_PURPLE):
-        assert any(all(abs(a - b) <= 3 for a, b in zip(colour, px, strict=True)) for px in present), colour
+        assert any(
+            all(abs(a - b) <= 3 for a, b in zip(colour, px, strict=True)) for px in present
+        ), colour
 
 
 def test_report_dom_has_tables_and_charts(report_html, tmp_path):
@@ -120,7 +166,7 @@ def test_report_dom_has_tables_and_charts(report_html, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
     assert "<h1>PSTN usage report</h1>" in dom
-    assert dom.count("<figure class=\"chart\"><svg") == 1  # one tenant, one chart figure
+    assert dom.count('<figure class="chart"><svg') == 1  # one tenant, one chart figure
     for table in ("funding", "summary", "by_day", "by_payer", "top_destinations", "bad_lines"):
         assert f'data-table="{table}"' in dom, table
     assert "this line is not JSON" not in dom and "invalid_json" in dom
@@ -136,4 +182,3 @@ def test_skips_or_fails_without_chromium(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception):
         _chromium()
-

@@ -48,13 +48,23 @@ SECOND = 1_000_000
 START_US = (START - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
 # gaps between lines, the short ones more often; days-long gaps reach refills, back-off ends
 # and (400 days) lot expiries
-GAPS_US = ([0] * 6 + [250_000, 500_000, SECOND, 2_500_000, 7 * SECOND] * 4
-           + [30 * SECOND, 61 * SECOND, 90 * SECOND, 600 * SECOND] * 5
-           + [3600 * SECOND, 25 * 3600 * SECOND, 40 * 86400 * SECOND, 400 * 86400 * SECOND])
+GAPS_US = (
+    [0] * 6
+    + [250_000, 500_000, SECOND, 2_500_000, 7 * SECOND] * 4
+    + [30 * SECOND, 61 * SECOND, 90 * SECOND, 600 * SECOND] * 5
+    + [3600 * SECOND, 25 * 3600 * SECOND, 40 * 86400 * SECOND, 400 * 86400 * SECOND]
+)
 GAP_INDEX = st.integers(0, len(GAPS_US) - 1)
 TENANTS = ["t1", "t2", "t3"]
 USERS = ["ann", "ann", "bob", None]
-KINDS = ["user_outbound", "user_outbound", "user_outbound", "conference_dialout", "tollfree_inbound", "inbound"]
+KINDS = [
+    "user_outbound",
+    "user_outbound",
+    "user_outbound",
+    "conference_dialout",
+    "tollfree_inbound",
+    "inbound",
+]
 # No zero-rate destination: a free call would tick every second through days-long gaps (slow,
 # not wrong); the rule tests cover it. Every other call is bounded by the credits it can prepay.
 DESTS = [US_DEST, US_DEST, GB_DEST, DE_DEST, US_PREMIUM, US_TOLLFREE, JP_NO_RATE, "12345"]
@@ -84,7 +94,9 @@ op = st.tuples(
     GAP_INDEX,  # gap
     st.integers(0, len(TENANTS) - 1),  # tenant
     st.sampled_from(ACTIONS),  # action
-    st.sampled_from(range(12)), st.sampled_from(range(12)), st.sampled_from(range(12)),  # parameters
+    st.sampled_from(range(12)),
+    st.sampled_from(range(12)),
+    st.sampled_from(range(12)),  # parameters
     st.integers(0, 9),  # duplicate when 0
 )
 
@@ -94,10 +106,13 @@ setup = st.tuples(
     st.integers(0, len(POOLS)),  # a pool (len = none)
     st.integers(0, len(MINUTES) - 1),
     st.integers(0, 4),  # auto-recharge: 0 on, 1 off with a trigger, else untouched
-    st.integers(0, 3), st.integers(0, 1),
+    st.integers(0, 3),
+    st.integers(0, 1),
 )
-streams = st.tuples(st.lists(setup, min_size=len(TENANTS), max_size=len(TENANTS)),
-                    st.lists(op, min_size=15, max_size=60))
+streams = st.tuples(
+    st.lists(setup, min_size=len(TENANTS), max_size=len(TENANTS)),
+    st.lists(op, min_size=15, max_size=60),
+)
 
 
 def build(stream: tuple[list, list]) -> tuple[list[Line], set[int]]:
@@ -116,21 +131,71 @@ def build(stream: tuple[list, list]) -> tuple[list[Line], set[int]]:
         ts = _ts(0)
         if lot < len(AMOUNTS):
             micros = int(Decimal(str(AMOUNTS[lot])) * 1_000_000)
-            lines.append(Line(orjson.dumps({"type": "add_funds", "tenant_id": tenant, "command_id": "f0",
-                                            "ts": ts, "amount": AMOUNTS[lot], "currency": "USD"}),
-                              0, (tenant, "f0", micros)))
-        lines.append(Line(orjson.dumps({"type": "assign_licence", "tenant_id": tenant, "command_id": "l0",
-                                        "ts": ts, "user_id": "ann"}), 0))
+            lines.append(
+                Line(
+                    orjson.dumps(
+                        {
+                            "type": "add_funds",
+                            "tenant_id": tenant,
+                            "command_id": "f0",
+                            "ts": ts,
+                            "amount": AMOUNTS[lot],
+                            "currency": "USD",
+                        }
+                    ),
+                    0,
+                    (tenant, "f0", micros),
+                )
+            )
+        lines.append(
+            Line(
+                orjson.dumps(
+                    {
+                        "type": "assign_licence",
+                        "tenant_id": tenant,
+                        "command_id": "l0",
+                        "ts": ts,
+                        "user_id": "ann",
+                    }
+                ),
+                0,
+            )
+        )
         if pool < len(POOLS):
             plan, country = POOLS[pool]
-            lines.append(Line(orjson.dumps({"type": "set_pool", "tenant_id": tenant, "command_id": "p0",
-                                            "ts": ts, "plan": plan, "country": country,
-                                            "minutes": MINUTES[minutes]}), 0))
+            lines.append(
+                Line(
+                    orjson.dumps(
+                        {
+                            "type": "set_pool",
+                            "tenant_id": tenant,
+                            "command_id": "p0",
+                            "ts": ts,
+                            "plan": plan,
+                            "country": country,
+                            "minutes": MINUTES[minutes],
+                        }
+                    ),
+                    0,
+                )
+            )
         if auto < 2:
-            lines.append(Line(orjson.dumps({"type": "set_auto_recharge", "tenant_id": tenant,
-                                            "command_id": "a0", "ts": ts, "enabled": auto == 0,
-                                            "trigger_amount": TRIGGERS[trig],
-                                            "recharge_amount": RECHARGES[rech]}), 0))
+            lines.append(
+                Line(
+                    orjson.dumps(
+                        {
+                            "type": "set_auto_recharge",
+                            "tenant_id": tenant,
+                            "command_id": "a0",
+                            "ts": ts,
+                            "enabled": auto == 0,
+                            "trigger_amount": TRIGGERS[trig],
+                            "recharge_amount": RECHARGES[rech],
+                        }
+                    ),
+                    0,
+                )
+            )
     for gap, ti, action, x, y, z, dup in ops:
         now += GAPS_US[gap]
         n += 1
@@ -140,47 +205,106 @@ def build(stream: tuple[list, list]) -> tuple[list[Line], set[int]]:
         if action <= 3:
             call_id = f"c{n}"
             kind = KINDS[y % len(KINDS)]
-            frm, to = (US_CALLER, US_TOLLFREE) if kind == "tollfree_inbound" else (US_CALLER, DESTS[z % len(DESTS)])
-            obj = {"type": "call_start", "call_id": call_id, "tenant_id": tenant, "user_id": USERS[x % len(USERS)],
-                   "kind": kind, "from": frm, "to": to, "usage_location": LOCATIONS[(x + z) % len(LOCATIONS)],
-                   "switch_id": f"sw{ti}", "ts": ts}
+            frm, to = (
+                (US_CALLER, US_TOLLFREE)
+                if kind == "tollfree_inbound"
+                else (US_CALLER, DESTS[z % len(DESTS)])
+            )
+            obj = {
+                "type": "call_start",
+                "call_id": call_id,
+                "tenant_id": tenant,
+                "user_id": USERS[x % len(USERS)],
+                "kind": kind,
+                "from": frm,
+                "to": to,
+                "usage_location": LOCATIONS[(x + z) % len(LOCATIONS)],
+                "switch_id": f"sw{ti}",
+                "ts": ts,
+            }
             started[tenant].append(call_id)
             line = Line(orjson.dumps(obj), now)
         elif action <= 6:
             calls = started[tenant]
-            call_id = calls[-1 - x % len(calls)] if calls and x != 11 else f"nope{n}"  # recent ones first
-            line = Line(orjson.dumps({"type": "call_end", "call_id": call_id, "tenant_id": tenant, "ts": ts}), now)
+            call_id = (
+                calls[-1 - x % len(calls)] if calls and x != 11 else f"nope{n}"
+            )  # recent ones first
+            line = Line(
+                orjson.dumps(
+                    {"type": "call_end", "call_id": call_id, "tenant_id": tenant, "ts": ts}
+                ),
+                now,
+            )
         elif action == 7:
             amount = AMOUNTS[x % len(AMOUNTS)]
             currency = "EUR" if y == 11 else "USD"
-            obj = {"type": "add_funds", "tenant_id": tenant, "command_id": f"f{n}", "ts": ts,
-                   "amount": amount, "currency": currency}
+            obj = {
+                "type": "add_funds",
+                "tenant_id": tenant,
+                "command_id": f"f{n}",
+                "ts": ts,
+                "amount": amount,
+                "currency": currency,
+            }
             micros = int(Decimal(str(amount)) * 1_000_000)
-            line = Line(orjson.dumps(obj), now if currency == "USD" else None, (tenant, f"f{n}", micros))
+            line = Line(
+                orjson.dumps(obj), now if currency == "USD" else None, (tenant, f"f{n}", micros)
+            )
         elif action == 8:
             plan, country = POOLS[x % len(POOLS)]
-            obj = {"type": "set_pool", "tenant_id": tenant, "command_id": f"p{n}", "ts": ts, "plan": plan,
-                   "country": country, "minutes": MINUTES[y % len(MINUTES)]}
+            obj = {
+                "type": "set_pool",
+                "tenant_id": tenant,
+                "command_id": f"p{n}",
+                "ts": ts,
+                "plan": plan,
+                "country": country,
+                "minutes": MINUTES[y % len(MINUTES)],
+            }
             line = Line(orjson.dumps(obj), now)
         elif action in (9, 10):
-            obj = {"type": "assign_licence" if action == 9 else "remove_licence", "tenant_id": tenant,
-                   "command_id": f"l{n}", "ts": ts, "user_id": USERS[x % 2]}
+            obj = {
+                "type": "assign_licence" if action == 9 else "remove_licence",
+                "tenant_id": tenant,
+                "command_id": f"l{n}",
+                "ts": ts,
+                "user_id": USERS[x % 2],
+            }
             line = Line(orjson.dumps(obj), now)
         elif action == 11:
-            obj = {"type": "set_auto_recharge", "tenant_id": tenant, "command_id": f"a{n}", "ts": ts,
-                   "enabled": x % 3 != 0, "trigger_amount": TRIGGERS[y % 4], "recharge_amount": RECHARGES[z % 2]}
+            obj = {
+                "type": "set_auto_recharge",
+                "tenant_id": tenant,
+                "command_id": f"a{n}",
+                "ts": ts,
+                "enabled": x % 3 != 0,
+                "trigger_amount": TRIGGERS[y % 4],
+                "recharge_amount": RECHARGES[z % 2],
+            }
             line = Line(orjson.dumps(obj), now)
         elif action == 12:
-            obj = {"type": "payment_result", "tenant_id": tenant, "command_id": f"r{n}", "ts": ts,
-                   "request_id": f"{tenant}:recharge:{1 + x % 3}",
-                   "status": "failed" if y % 3 == 0 else "succeeded", "reason": "card_expired"}
+            obj = {
+                "type": "payment_result",
+                "tenant_id": tenant,
+                "command_id": f"r{n}",
+                "ts": ts,
+                "request_id": f"{tenant}:recharge:{1 + x % 3}",
+                "status": "failed" if y % 3 == 0 else "succeeded",
+                "reason": "card_expired",
+            }
             line = Line(orjson.dumps(obj), now)
         else:
             if x % 2:
                 line = Line(b'{"type": "call_end", oops', None)  # invalid JSON
             else:  # out of order (or, as the very first valid line, simply early)
-                obj = {"type": "add_funds", "tenant_id": tenant, "command_id": f"f{n}",
-                       "ts": _ts(now - 86400 * SECOND), "amount": "1.0000", "currency": "USD"}
+                obj = {
+                    "type": "add_funds",
+                    "tenant_id": tenant,
+                    "command_id": f"f{n}",
+                    "ts": _ts(now - 86400 * SECOND),
+                    "amount": "1.0000",
+                    "currency": "USD",
+                }
                 line = Line(orjson.dumps(obj), now - 86400 * SECOND, (tenant, f"f{n}", 1_000_000))
         lines.append(line)
         if dup == 0:
@@ -212,7 +336,9 @@ def check_invariants(engine: Engine) -> None:
             if pool.calls:
                 assert pool.used_us <= pool.allowance_us, (tid, key)
                 # what the live calls drained since the last settlement is still within the allowance
-                assert pool.used_us + len(pool.calls) * (now - pool.settled_at) <= pool.allowance_us, (tid, key)
+                assert (
+                    pool.used_us + len(pool.calls) * (now - pool.settled_at) <= pool.allowance_us
+                ), (tid, key)
         for call in t.live.values():
             b = call.boundary()
             assert b is None or b >= now, (tid, call.call_id, "overdue increment after catching up")
@@ -253,7 +379,9 @@ def money_is_conserved(lines: list[Line], outputs: list[tuple[str, bytes]], engi
             dead_lines.add(rec["line"])
         elif topic == "charges":
             micros = int(Decimal(rec["charge"]) * 1_000_000)
-            assert charges.setdefault(rec["charge_id"], micros) == micros  # a re-emission is identical
+            assert (
+                charges.setdefault(rec["charge_id"], micros) == micros
+            )  # a re-emission is identical
         elif topic == "notifications" and rec["kind"] == "funds_expired":
             expired[rec["notification_id"]] = int(Decimal(rec["amount"]) * 1_000_000)
         elif topic == "notifications" and rec["kind"] == "recharge_succeeded":
@@ -277,7 +405,13 @@ def money_is_conserved(lines: list[Line], outputs: list[tuple[str, bytes]], engi
         lost[nid.split(":", 1)[0]] += micros
     for tid in set(bought) | set(spent) | set(lost) | set(engine.tenants):
         balance = engine.tenants[tid].balance_micros if tid in engine.tenants else 0
-        assert bought[tid] == balance + spent[tid] + lost[tid], (tid, bought[tid], balance, spent[tid], lost[tid])
+        assert bought[tid] == balance + spent[tid] + lost[tid], (
+            tid,
+            bought[tid],
+            balance,
+            spent[tid],
+            lost[tid],
+        )
 
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -312,8 +446,9 @@ def test_duplicated_lines_only_add_re_emissions(stream, data):
     dups = set(data.draw(st.sets(st.integers(0, len(lines) - 1)), label="duplicated"))
     base_timers, base_own, base_final = feed_split(Engine(DECK), lines)
     # splitting the timers off changes nothing: it is what `simulate` prints
-    assert [o for i in range(len(lines)) for o in base_timers[i] + base_own[i]] + base_final == run_raw_with(
-        DECK, [line.raw for line in lines])
+    assert [
+        o for i in range(len(lines)) for o in base_timers[i] + base_own[i]
+    ] + base_final == run_raw_with(DECK, [line.raw for line in lines])
 
     stream = with_dups(lines, dups)
     timers, own, final = feed_split(Engine(DECK), stream)
@@ -323,7 +458,9 @@ def test_duplicated_lines_only_add_re_emissions(stream, data):
         assert normal(own[j]) == normal(base_own[i]), i
         if i in dups:
             assert timers[j + 1] == [], i  # same instant, nothing new is due
-            assert normal(own[j + 1]) == normal(base_own[i]), i  # re-emits exactly what the original did
+            assert normal(own[j + 1]) == normal(base_own[i]), (
+                i
+            )  # re-emits exactly what the original did
             for topic, payload in own[j + 1]:
                 if topic == "dead-letters":
                     assert orjson.loads(payload)["line"] == j + 2

@@ -63,10 +63,28 @@ def traffic(base_us: int) -> list[dict | bytes]:
     def cmd(sec: float, tenant: str, typ: str, cid: str, **kw) -> dict:
         return {"type": typ, "tenant_id": tenant, "command_id": cid, "ts": at(sec), **kw}
 
-    def start(sec: float, tenant: str, cid: str, user: str | None, to: str, kind: str = "user_outbound",
-              frm: str = "+14255550100", loc: str | None = "US") -> dict:
-        return {"type": "call_start", "call_id": cid, "tenant_id": tenant, "user_id": user, "kind": kind,
-                "from": frm, "to": to, "usage_location": loc, "switch_id": "sw1", "ts": at(sec)}
+    def start(
+        sec: float,
+        tenant: str,
+        cid: str,
+        user: str | None,
+        to: str,
+        kind: str = "user_outbound",
+        frm: str = "+14255550100",
+        loc: str | None = "US",
+    ) -> dict:
+        return {
+            "type": "call_start",
+            "call_id": cid,
+            "tenant_id": tenant,
+            "user_id": user,
+            "kind": kind,
+            "from": frm,
+            "to": to,
+            "usage_location": loc,
+            "switch_id": "sw1",
+            "ts": at(sec),
+        }
 
     def end(sec: float, tenant: str, cid: str) -> dict:
         return {"type": "call_end", "call_id": cid, "tenant_id": tenant, "ts": at(sec)}
@@ -76,32 +94,61 @@ def traffic(base_us: int) -> list[dict | bytes]:
         cmd(0.011, "acme", "set_pool", "a-p", plan="domestic", country="US", minutes=1),
         cmd(0.013, "acme", "add_funds", "a-f1", amount="0.0030", currency="USD"),
         cmd(0.017, "acme", "assign_licence", "a-l1", user_id="ann"),
-        cmd(0.019, "acme", "set_auto_recharge", "a-r", enabled=True, trigger_amount="0.0020",
-            recharge_amount="1.00"),
+        cmd(
+            0.019,
+            "acme",
+            "set_auto_recharge",
+            "a-r",
+            enabled=True,
+            trigger_amount="0.0020",
+            recharge_amount="1.00",
+        ),
         # globex: credits only, tiny balance: 0.0009 at 0.0001/s runs 9 s.
         cmd(0.023, "globex", "add_funds", "g-f1", amount="0.0009", currency="USD"),
         cmd(0.029, "globex", "assign_licence", "g-l1", user_id="gus"),
         b'{"type": "call_start", broken',
         cmd(0.031, "globex", "add_funds", "g-f2", amount="5", currency="EUR"),
         # 1 minute pool shared by 12 calls of acme: R/n = 60/12 = 5 s after they all run.
-        *[start(1.101 + i * 0.01, "acme", f"a{i}", "ann" if i % 2 == 0 else "bob", "+12065550100")
-          for i in range(12)],
+        *[
+            start(1.101 + i * 0.01, "acme", f"a{i}", "ann" if i % 2 == 0 else "bob", "+12065550100")
+            for i in range(12)
+        ],
         start(1.301, "globex", "g1", "gus", "+14155550123"),
         start(1.307, "globex", "g1", "gus", "+14155550123"),  # duplicate call_start
         start(1.311, "globex", "g2", "hal", "+14155550124"),  # no licence
         start(1.313, "globex", "g3", "gus", "+19005550100"),  # premium, can't pay fee+first
-        start(1.317, "globex", "g4", "gus", "+5", ),  # bad number
+        start(
+            1.317,
+            "globex",
+            "g4",
+            "gus",
+            "+5",
+        ),  # bad number
         start(1.319, "globex", "g5", "gus", "+99912345678"),  # no rate
         end(8.653, "acme", "a0"),
         end(8.657, "acme", "a1"),
         end(9.661, "acme", "a2"),
-        cmd(9.701, "acme", "payment_result", "a-pay1", request_id="acme:recharge:1", status="failed",
-            reason="card_expired"),
+        cmd(
+            9.701,
+            "acme",
+            "payment_result",
+            "a-pay1",
+            request_id="acme:recharge:1",
+            status="failed",
+            reason="card_expired",
+        ),
         end(11.667, "globex", "g1"),  # after the engine's disconnect: nothing new
         end(11.671, "globex", "g1"),  # duplicate call_end
         end(11.673, "globex", "zzz"),  # unknown call
         *[end(11.701 + i * 0.01, "acme", f"a{i}") for i in range(3, 12)],
-        cmd(12.001, "acme", "payment_result", "a-pay2", request_id="acme:recharge:9", status="succeeded"),
+        cmd(
+            12.001,
+            "acme",
+            "payment_result",
+            "a-pay2",
+            request_id="acme:recharge:9",
+            status="succeeded",
+        ),
     ]
 
 
@@ -126,7 +173,9 @@ def _simulate(lines: list[bytes]) -> list[tuple[str, dict]]:
     return [(rec.pop("topic"), rec) for rec in records]
 
 
-async def _run_paced(prefix: str, lines: list[bytes], tail_s: float) -> list[tuple[str, dict, float]]:
+async def _run_paced(
+    prefix: str, lines: list[bytes], tail_s: float
+) -> list[tuple[str, dict, float]]:
     stop = asyncio.Event()
     collector = asyncio.create_task(collect(BROKER, prefix, idle_s=2.0, max_s=180.0, stop=stop))
     await produce_lines(BROKER, prefix, lines, paced=True)
@@ -156,7 +205,11 @@ def test_worker_gives_the_same_records_as_simulate(live_worker):
     expected = _simulate(lines)
     assert expected, "the scenario must produce records"
     # No event may tie a timer instant (see `traffic`): guard the scenario itself.
-    event_ts = [parse_instant(orjson.loads(raw)["ts"]) for raw in lines if raw.startswith(b"{\"type\"") and b"ts" in raw]
+    event_ts = [
+        parse_instant(orjson.loads(raw)["ts"])
+        for raw in lines
+        if raw.startswith(b'{"type"') and b"ts" in raw
+    ]
     for topic, rec in expected:
         if topic == "disconnects" and rec["reason"] == "funds_exhausted":
             at = parse_instant(rec["at"])
@@ -172,47 +225,95 @@ def test_worker_gives_the_same_records_as_simulate(live_worker):
 def test_disconnect_fires_in_real_time_for_a_short_call(live_worker):
     base = now_us() + 2 * US_PER_S
     s = US_PER_S
-    lines = lines_of([
-        {"type": "add_funds", "tenant_id": "rt", "command_id": "f", "ts": _ts(base), "amount": "0.0004",
-         "currency": "USD"},
-        {"type": "assign_licence", "tenant_id": "rt", "command_id": "l", "ts": _ts(base), "user_id": "u"},
-        {"type": "call_start", "call_id": "c", "tenant_id": "rt", "user_id": "u", "kind": "user_outbound",
-         "from": "+14255550100", "to": "+14255550101", "usage_location": None, "switch_id": "sw9",
-         "ts": _ts(base + s // 2)},
-    ])
+    lines = lines_of(
+        [
+            {
+                "type": "add_funds",
+                "tenant_id": "rt",
+                "command_id": "f",
+                "ts": _ts(base),
+                "amount": "0.0004",
+                "currency": "USD",
+            },
+            {
+                "type": "assign_licence",
+                "tenant_id": "rt",
+                "command_id": "l",
+                "ts": _ts(base),
+                "user_id": "u",
+            },
+            {
+                "type": "call_start",
+                "call_id": "c",
+                "tenant_id": "rt",
+                "user_id": "u",
+                "kind": "user_outbound",
+                "from": "+14255550100",
+                "to": "+14255550101",
+                "usage_location": None,
+                "switch_id": "sw9",
+                "ts": _ts(base + s // 2),
+            },
+        ]
+    )
     got = asyncio.run(_run_paced(live_worker.prefix, lines, tail_s=6.0))
-    disconnects = [(r, t) for topic, r, t in got if topic == "disconnects" and r["tenant_id"] == "rt"]
+    disconnects = [
+        (r, t) for topic, r, t in got if topic == "disconnects" and r["tenant_id"] == "rt"
+    ]
     assert [r["at"] for r, _ in disconnects] == [_ts(base + s // 2 + 4 * s)]
     record, received = disconnects[0]
-    assert record == {"call_id": "c", "tenant_id": "rt", "switch_id": "sw9", "reason": "funds_exhausted",
-                      "at": _ts(base + s // 2 + 4 * s)}
+    assert record == {
+        "call_id": "c",
+        "tenant_id": "rt",
+        "switch_id": "sw9",
+        "reason": "funds_exhausted",
+        "at": _ts(base + s // 2 + 4 * s),
+    }
     assert received - (base + s // 2 + 4 * s) / s < 1.0
 
 
 def _dashboard_metric_names() -> set[str]:
     names: set[str] = set()
-    for path in [REPO / "deploy" / "grafana" / "rating-engine.json", REPO / "deploy" / "prometheus" / "alerts.yml"]:
+    for path in [
+        REPO / "deploy" / "grafana" / "rating-engine.json",
+        REPO / "deploy" / "prometheus" / "alerts.yml",
+    ]:
         if path.exists():
             names |= set(re.findall(r"\brating_(?!engine)[a-z_]+", path.read_text()))
     return names
 
 
 def test_metrics_are_exposed_and_move(live_worker):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{live_worker.metrics_port}/metrics", timeout=10).read().decode()
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{live_worker.metrics_port}/metrics", timeout=10)
+        .read()
+        .decode()
+    )
     samples: dict[str, float] = defaultdict(float)
     for line in text.splitlines():
         m = re.match(r"^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+|NaN)$", line)
         if m and m.group(3) != "NaN":
             samples[m.group(1)] += float(m.group(3))
     used = _dashboard_metric_names() | {
-        "rating_events_in_total", "rating_records_out_total", "rating_dead_letters_total",
-        "rating_disconnect_lateness_seconds_count", "rating_event_processing_seconds_count",
-        "rating_tenants", "rating_timer_fires_total"}
+        "rating_events_in_total",
+        "rating_records_out_total",
+        "rating_dead_letters_total",
+        "rating_disconnect_lateness_seconds_count",
+        "rating_event_processing_seconds_count",
+        "rating_tenants",
+        "rating_timer_fires_total",
+    }
     missing = sorted(n for n in used if n not in samples and f"{n}_bucket" not in samples)
     assert not missing, missing
-    for name in ("rating_events_in_total", "rating_records_out_total", "rating_dead_letters_total",
-                 "rating_disconnect_lateness_seconds_count", "rating_event_processing_seconds_count",
-                 "rating_tenants", "rating_timer_fires_total"):
+    for name in (
+        "rating_events_in_total",
+        "rating_records_out_total",
+        "rating_dead_letters_total",
+        "rating_disconnect_lateness_seconds_count",
+        "rating_event_processing_seconds_count",
+        "rating_tenants",
+        "rating_timer_fires_total",
+    ):
         assert samples[name] > 0, name
     assert "rating_live_calls" in samples and "rating_timers_pending" in samples
 
@@ -234,19 +335,58 @@ def test_restart_recovers_state_and_charges_each_call_once(kafka_broker, tmp_pat
     base = now_us() + 1 * s
     # Call k1 runs on 0.0030 of credit at 0.0001/s: disconnected 30 s after it starts.
     # Call k2 runs on the pool and is ended by its call_end after the restart.
-    before = lines_of([
-        {"type": "add_funds", "tenant_id": "kill", "command_id": "f", "ts": _ts(base), "amount": "0.0030",
-         "currency": "USD"},
-        {"type": "assign_licence", "tenant_id": "kill", "command_id": "l", "ts": _ts(base), "user_id": "u"},
-        {"type": "set_pool", "tenant_id": "kill", "command_id": "p", "ts": _ts(base), "plan": "domestic",
-         "country": "US", "minutes": 5},
-        {"type": "call_start", "call_id": "k1", "tenant_id": "kill", "user_id": "u", "kind": "user_outbound",
-         "from": "+14255550100", "to": "+14255550101", "usage_location": "GB", "switch_id": "sw",
-         "ts": _ts(base + s // 10)},
-        {"type": "call_start", "call_id": "k2", "tenant_id": "kill", "user_id": "u", "kind": "user_outbound",
-         "from": "+14255550100", "to": "+14255550102", "usage_location": "US", "switch_id": "sw",
-         "ts": _ts(base + s // 5)},
-    ])
+    before = lines_of(
+        [
+            {
+                "type": "add_funds",
+                "tenant_id": "kill",
+                "command_id": "f",
+                "ts": _ts(base),
+                "amount": "0.0030",
+                "currency": "USD",
+            },
+            {
+                "type": "assign_licence",
+                "tenant_id": "kill",
+                "command_id": "l",
+                "ts": _ts(base),
+                "user_id": "u",
+            },
+            {
+                "type": "set_pool",
+                "tenant_id": "kill",
+                "command_id": "p",
+                "ts": _ts(base),
+                "plan": "domestic",
+                "country": "US",
+                "minutes": 5,
+            },
+            {
+                "type": "call_start",
+                "call_id": "k1",
+                "tenant_id": "kill",
+                "user_id": "u",
+                "kind": "user_outbound",
+                "from": "+14255550100",
+                "to": "+14255550101",
+                "usage_location": "GB",
+                "switch_id": "sw",
+                "ts": _ts(base + s // 10),
+            },
+            {
+                "type": "call_start",
+                "call_id": "k2",
+                "tenant_id": "kill",
+                "user_id": "u",
+                "kind": "user_outbound",
+                "from": "+14255550100",
+                "to": "+14255550102",
+                "usage_location": "US",
+                "switch_id": "sw",
+                "ts": _ts(base + s // 5),
+            },
+        ]
+    )
     asyncio.run(produce_lines(BROKER, prefix, before, paced=True))
     asyncio.run(asyncio.sleep(3))
     first.kill()
@@ -254,8 +394,16 @@ def test_restart_recovers_state_and_charges_each_call_once(kafka_broker, tmp_pat
     second.start()
     try:
         asyncio.run(wait_ready(BROKER, prefix, timeout_s=180))
-        end_k2 = lines_of([{"type": "call_end", "call_id": "k2", "tenant_id": "kill",
-                            "ts": _ts(max(now_us(), base + 6 * s))}])
+        end_k2 = lines_of(
+            [
+                {
+                    "type": "call_end",
+                    "call_id": "k2",
+                    "tenant_id": "kill",
+                    "ts": _ts(max(now_us(), base + 6 * s)),
+                }
+            ]
+        )
         asyncio.run(produce_lines(BROKER, prefix, end_k2, paced=True))
         due_k1 = base + s // 10 + 30 * s
         wait_s = max(0.0, (due_k1 - now_us()) / s) + 5.0
@@ -267,10 +415,16 @@ def test_restart_recovers_state_and_charges_each_call_once(kafka_broker, tmp_pat
         if topic == "charges":
             charges[rec["charge_id"]].add(json.dumps(rec, sort_keys=True))
     assert set(charges) == {"kill:k1", "kill:k2"}
-    assert all(len(v) == 1 for v in charges.values()), charges  # re-emissions, if any, are identical
+    assert all(len(v) == 1 for v in charges.values()), (
+        charges
+    )  # re-emissions, if any, are identical
     k1 = json.loads(next(iter(charges["kill:k1"])))
     assert (k1["end"], k1["charge"], k1["billed_seconds"], k1["disconnected"]) == (
-        _ts(due_k1), "0.0030", 30, "funds_exhausted")
+        _ts(due_k1),
+        "0.0030",
+        30,
+        "funds_exhausted",
+    )
     k2 = json.loads(next(iter(charges["kill:k2"])))
     assert k2["pool"] == "domestic:US" and k2["charge"] == "0.0000" and k2["disconnected"] is None
     disconnects = {(r["call_id"], r["at"]) for t, r, _ in got if t == "disconnects"}

@@ -19,8 +19,9 @@ from rating_engine.worker import in_ts_order
 INPUTS = ("p-calls", "p-accounts")
 
 
-def ev(topic: str, ts: str | None, name: str, partition: int = 0,
-       raw: bytes | None = None) -> SimpleNamespace:
+def ev(
+    topic: str, ts: str | None, name: str, partition: int = 0, raw: bytes | None = None
+) -> SimpleNamespace:
     value = raw if raw is not None else orjson.dumps({"name": name, **({"ts": ts} if ts else {})})
     msg = SimpleNamespace(topic=topic, partition=partition, tp=(topic, partition))
     return SimpleNamespace(message=msg, value=value, name=name)
@@ -31,53 +32,74 @@ def names(batch: list[SimpleNamespace]) -> list[str]:
 
 
 def test_a_command_stamped_before_a_call_is_decided_first_whatever_the_fetch_order():
-    batch = [ev("p-accounts", "2026-11-24T10:00:00Z", "add_funds"),
-             ev("p-calls", "2026-11-24T10:00:00.100Z", "call_start k1"),
-             ev("p-accounts", "2026-11-24T10:00:00Z", "assign_licence"),
-             ev("p-accounts", "2026-11-24T10:00:00Z", "set_pool")]
-    assert names(in_ts_order(batch, INPUTS)) == ["add_funds", "assign_licence", "set_pool",
-                                                 "call_start k1"]
+    batch = [
+        ev("p-accounts", "2026-11-24T10:00:00Z", "add_funds"),
+        ev("p-calls", "2026-11-24T10:00:00.100Z", "call_start k1"),
+        ev("p-accounts", "2026-11-24T10:00:00Z", "assign_licence"),
+        ev("p-accounts", "2026-11-24T10:00:00Z", "set_pool"),
+    ]
+    assert names(in_ts_order(batch, INPUTS)) == [
+        "add_funds",
+        "assign_licence",
+        "set_pool",
+        "call_start k1",
+    ]
 
 
 def test_each_topic_partition_keeps_its_own_order_even_when_its_stamps_go_back():
-    batch = [ev("p-calls", "2026-11-24T10:00:05Z", "late switch clock"),
-             ev("p-calls", "2026-11-24T10:00:01Z", "earlier stamp, later offset"),
-             ev("p-accounts", "2026-11-24T10:00:03Z", "command")]
-    assert names(in_ts_order(batch, INPUTS)) == ["command", "late switch clock",
-                                                 "earlier stamp, later offset"]
+    batch = [
+        ev("p-calls", "2026-11-24T10:00:05Z", "late switch clock"),
+        ev("p-calls", "2026-11-24T10:00:01Z", "earlier stamp, later offset"),
+        ev("p-accounts", "2026-11-24T10:00:03Z", "command"),
+    ]
+    assert names(in_ts_order(batch, INPUTS)) == [
+        "command",
+        "late switch clock",
+        "earlier stamp, later offset",
+    ]
 
 
 def test_equal_stamps_keep_their_arrival_order():
-    batch = [ev("p-calls", "2026-11-24T10:00:00Z", "call"),
-             ev("p-accounts", "2026-11-24T10:00:00Z", "command")]
+    batch = [
+        ev("p-calls", "2026-11-24T10:00:00Z", "call"),
+        ev("p-accounts", "2026-11-24T10:00:00Z", "command"),
+    ]
     assert names(in_ts_order(batch, INPUTS)) == ["call", "command"]
 
 
 def test_an_offset_stamp_orders_by_its_instant_not_its_text():
-    batch = [ev("p-calls", "2026-11-24T10:30:00+01:00", "09:30 UTC"),
-             ev("p-accounts", "2026-11-24T10:00:00Z", "10:00 UTC")]
+    batch = [
+        ev("p-calls", "2026-11-24T10:30:00+01:00", "09:30 UTC"),
+        ev("p-accounts", "2026-11-24T10:00:00Z", "10:00 UTC"),
+    ]
     assert names(in_ts_order(batch, INPUTS)) == ["09:30 UTC", "10:00 UTC"]
 
 
 def test_ticks_keep_their_places_in_the_batch():
-    batch = [ev("p-calls", "2026-11-24T10:00:02Z", "call"),
-             ev("p-ticks", None, "tick"),
-             ev("p-accounts", "2026-11-24T10:00:01Z", "command")]
+    batch = [
+        ev("p-calls", "2026-11-24T10:00:02Z", "call"),
+        ev("p-ticks", None, "tick"),
+        ev("p-accounts", "2026-11-24T10:00:01Z", "command"),
+    ]
     assert names(in_ts_order(batch, INPUTS)) == ["command", "tick", "call"]
 
 
 def test_an_input_without_a_usable_stamp_stays_next_to_its_predecessor():
-    batch = [ev("p-calls", "2026-11-24T10:00:02Z", "call"),
-             ev("p-calls", None, "not json", raw=b"{"),
-             ev("p-accounts", "2026-11-24T10:00:03Z", "command"),
-             ev("p-accounts", None, "no ts")]
+    batch = [
+        ev("p-calls", "2026-11-24T10:00:02Z", "call"),
+        ev("p-calls", None, "not json", raw=b"{"),
+        ev("p-accounts", "2026-11-24T10:00:03Z", "command"),
+        ev("p-accounts", None, "no ts"),
+    ]
     assert names(in_ts_order(batch, INPUTS)) == ["call", "not json", "command", "no ts"]
 
 
 def test_partitions_are_merged_independently():
-    batch = [ev("p-calls", "2026-11-24T10:00:02Z", "call p1", partition=1),
-             ev("p-accounts", "2026-11-24T10:00:01Z", "command p0", partition=0),
-             ev("p-accounts", "2026-11-24T10:00:01Z", "command p1", partition=1)]
+    batch = [
+        ev("p-calls", "2026-11-24T10:00:02Z", "call p1", partition=1),
+        ev("p-accounts", "2026-11-24T10:00:01Z", "command p0", partition=0),
+        ev("p-accounts", "2026-11-24T10:00:01Z", "command p1", partition=1),
+    ]
     out = names(in_ts_order(batch, INPUTS))
     assert out.index("command p1") < out.index("call p1")
 
@@ -90,8 +112,10 @@ TOPICS = st.sampled_from(["p-calls", "p-accounts", "p-ticks"])
 
 @given(st.lists(st.tuples(TOPICS, st.integers(0, 2), STAMPS), max_size=30))
 def test_the_merge_is_a_permutation_that_keeps_every_partitions_order_and_the_ticks_places(spec):
-    batch = [ev(topic, ts if topic != "p-ticks" else None, f"{i}", partition)
-             for i, (topic, partition, ts) in enumerate(spec)]
+    batch = [
+        ev(topic, ts if topic != "p-ticks" else None, f"{i}", partition)
+        for i, (topic, partition, ts) in enumerate(spec)
+    ]
     out = in_ts_order(batch, INPUTS)
     assert sorted(names(out), key=int) == names(batch)
     for i, e in enumerate(batch):

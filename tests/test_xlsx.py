@@ -238,7 +238,14 @@ def test_more_than_26_columns(book: Path) -> None:
     assert ws.auto_filter.ref == "A1:AD4"
     assert ws.column_dimensions["AA"].width == xlsx_width(8.0 + 26)
     assert [column_letter(i) for i in (0, 25, 26, 51, 52, 701, 702, 16383)] == [
-        "A", "Z", "AA", "AZ", "BA", "ZZ", "AAA", "XFD"
+        "A",
+        "Z",
+        "AA",
+        "AZ",
+        "BA",
+        "ZZ",
+        "AAA",
+        "XFD",
     ]
 
 
@@ -488,7 +495,10 @@ def test_xml_structure(book: Path) -> None:
         assert view.get("tabSelected") == ("1" if i == 0 else None)
         pane = view.find("m:pane", NS)
         assert pane.attrib == {
-            "ySplit": "1", "topLeftCell": "A2", "activePane": "bottomLeft", "state": "frozen"
+            "ySplit": "1",
+            "topLeftCell": "A2",
+            "activePane": "bottomLeft",
+            "state": "frozen",
         }
         rows = [int(r.get("r")) for r in root.iter(M + "row")]
         assert rows == sorted(rows) and rows[0] == 1

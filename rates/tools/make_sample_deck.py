@@ -30,9 +30,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 HEADER = [
-    "prefix", "country", "destination", "zone", "number_type", "service",
-    "rate_per_minute", "connection_fee", "currency", "first_increment",
-    "next_increment", "effective_from", "effective_to",
+    "prefix",
+    "country",
+    "destination",
+    "zone",
+    "number_type",
+    "service",
+    "rate_per_minute",
+    "connection_fee",
+    "currency",
+    "first_increment",
+    "next_increment",
+    "effective_from",
+    "effective_to",
 ]
 CURRENCY = "USD"
 RATES_DIR = Path(__file__).resolve().parent.parent
@@ -75,14 +85,67 @@ GEO: list[tuple[str, str, str, str, str | None]] = [
     ("1876", "JM", "Jamaica", "C", None),
     ("1939", "PR", "Puerto Rico", "A", "0.0089"),
     # Canadian area codes (CNAC / NANPA): everything else under +1 is US.
-    *[(f"1{npa}", "CA", "Canada", "A", "0.0065") for npa in (
-        "204", "226", "236", "249", "250", "257", "263", "273", "289", "306", "343",
-        "354", "365", "367", "368", "382", "403", "416", "418", "428", "431",
-        "437", "438", "450", "468", "474", "506", "514", "519", "548", "579",
-        "581", "584", "587", "604", "613", "639", "647", "672", "683", "705",
-        "709", "742", "753", "778", "780", "782", "807", "819", "825", "867",
-        "873", "879", "902", "905", "942",
-    )],
+    *[
+        (f"1{npa}", "CA", "Canada", "A", "0.0065")
+        for npa in (
+            "204",
+            "226",
+            "236",
+            "249",
+            "250",
+            "257",
+            "263",
+            "273",
+            "289",
+            "306",
+            "343",
+            "354",
+            "365",
+            "367",
+            "368",
+            "382",
+            "403",
+            "416",
+            "418",
+            "428",
+            "431",
+            "437",
+            "438",
+            "450",
+            "468",
+            "474",
+            "506",
+            "514",
+            "519",
+            "548",
+            "579",
+            "581",
+            "584",
+            "587",
+            "604",
+            "613",
+            "639",
+            "647",
+            "672",
+            "683",
+            "705",
+            "709",
+            "742",
+            "753",
+            "778",
+            "780",
+            "782",
+            "807",
+            "819",
+            "825",
+            "867",
+            "873",
+            "879",
+            "902",
+            "905",
+            "942",
+        )
+    ],
     # --- World zone 7 ---------------------------------------------------------
     ("7", "RU", "Russia", "B", "0.0420"),
     ("76", "KZ", "Kazakhstan", "C", None),
@@ -197,7 +260,7 @@ GEO: list[tuple[str, str, str, str, str | None]] = [
     ("421", "SK", "Slovakia", "B", None),
     ("423", "LI", "Liechtenstein", "B", None),
     ("43", "AT", "Austria", "A", "0.0128"),
-    ("44", "GB", "United Kingdom", "A", None),       # effective-dated below
+    ("44", "GB", "United Kingdom", "A", None),  # effective-dated below
     ("441481", "GG", "Guernsey", "B", "0.0215"),
     ("441534", "JE", "Jersey", "B", "0.0215"),
     ("441624", "IM", "Isle of Man", "B", "0.0205"),
@@ -206,7 +269,7 @@ GEO: list[tuple[str, str, str, str, str | None]] = [
     ("47", "NO", "Norway", "A", "0.0131"),
     ("4779", "SJ", "Svalbard and Jan Mayen", "B", None),
     ("48", "PL", "Poland", "B", "0.0149"),
-    ("49", "DE", "Germany", "A", None),              # effective-dated below
+    ("49", "DE", "Germany", "A", None),  # effective-dated below
     # --- World zone 5: South and Central America ------------------------------
     ("500", "FK", "Falkland Islands", "D", None),
     ("501", "BZ", "Belize", "C", None),
@@ -280,12 +343,12 @@ GEO: list[tuple[str, str, str, str, str | None]] = [
     ("853", "MO", "Macau", "B", None),
     ("855", "KH", "Cambodia", "C", None),
     ("856", "LA", "Laos", "C", None),
-    ("86", "CN", "China", "B", None),                # effective-dated below
+    ("86", "CN", "China", "B", None),  # effective-dated below
     ("880", "BD", "Bangladesh", "C", "0.0580"),
     ("886", "TW", "Taiwan", "B", "0.0230"),
     # --- World zone 9: West, Central and South Asia, Middle East -----------------
     ("90", "TR", "Turkey", "B", "0.0395"),
-    ("91", "IN", "India", "B", None),                # effective-dated below
+    ("91", "IN", "India", "B", None),  # effective-dated below
     ("91792", "IN", "India - Ahmedabad (fixed)", "B", "0.0125"),
     ("91802", "IN", "India - Bengaluru (fixed)", "B", "0.0125"),
     ("92", "PK", "Pakistan", "C", "0.0810"),
@@ -352,7 +415,7 @@ BR_DDD = (
 
 MOBILE: list[tuple[str, str, str, str | None]] = [
     *[(f"861{p}", "CN", "China - Mobile", "0.0165") for p in "3456789"],
-    *[(f"91{p}", "IN", "India - Mobile", None) for p in "6789"],     # dated: see CHANGES
+    *[(f"91{p}", "IN", "India - Mobile", None) for p in "6789"],  # dated: see CHANGES
     ("628", "ID", "Indonesia - Mobile", "0.1150"),
     ("62811", "ID", "Indonesia - Mobile Telkomsel", "0.1390"),
     ("62812", "ID", "Indonesia - Mobile Telkomsel", "0.1390"),
@@ -362,9 +425,24 @@ MOBILE: list[tuple[str, str, str, str | None]] = [
     *[(f"55{d}9", "BR", "Brazil - Mobile", None) for d in BR_DDD],
     ("8801", "BD", "Bangladesh - Mobile", "0.0590"),
     ("79", "RU", "Russia - Mobile", "0.1450"),
-    *[(f"7{p}", "KZ", "Kazakhstan - Mobile", None) for p in (
-        "700", "701", "702", "705", "706", "707", "708", "747", "771", "775",
-        "776", "777", "778")],
+    *[
+        (f"7{p}", "KZ", "Kazakhstan - Mobile", None)
+        for p in (
+            "700",
+            "701",
+            "702",
+            "705",
+            "706",
+            "707",
+            "708",
+            "747",
+            "771",
+            "775",
+            "776",
+            "777",
+            "778",
+        )
+    ],
     ("2517", "ET", "Ethiopia - Mobile Safaricom", None),
     ("2519", "ET", "Ethiopia - Mobile Ethio Telecom", None),
     ("8170", "JP", "Japan - Mobile", "0.0890"),
@@ -426,16 +504,38 @@ MOBILE: list[tuple[str, str, str, str | None]] = [
     ("9647", "IQ", "Iraq - Mobile", None),
     ("549", "AR", "Argentina - Mobile", "0.1150"),
     ("937", "AF", "Afghanistan - Mobile", None),
-    *[(f"48{p}", "PL", "Poland - Mobile", "0.0245") for p in (
-        "45", "50", "51", "53", "57", "60", "66", "69", "72", "73", "78", "79", "88")],
+    *[
+        (f"48{p}", "PL", "Poland - Mobile", "0.0245")
+        for p in ("45", "50", "51", "53", "57", "60", "66", "69", "72", "73", "78", "79", "88")
+    ],
     ("2126", "MA", "Morocco - Mobile", "0.2950"),
     ("2127", "MA", "Morocco - Mobile", "0.2950"),
-    *[(f"380{p}", "UA", "Ukraine - Mobile", None) for p in (
-        "50", "63", "66", "67", "68", "73", "77", "91", "92", "93", "95", "96", "97", "98", "99")],
+    *[
+        (f"380{p}", "UA", "Ukraine - Mobile", None)
+        for p in (
+            "50",
+            "63",
+            "66",
+            "67",
+            "68",
+            "73",
+            "77",
+            "91",
+            "92",
+            "93",
+            "95",
+            "96",
+            "97",
+            "98",
+            "99",
+        )
+    ],
     *[(f"9677{p}", "YE", "Yemen - Mobile", None) for p in "01378"],
     ("2449", "AO", "Angola - Mobile", None),
-    *[(f"998{p}", "UZ", "Uzbekistan - Mobile", None) for p in (
-        "33", "88", "90", "91", "93", "94", "95", "97", "99")],
+    *[
+        (f"998{p}", "UZ", "Uzbekistan - Mobile", None)
+        for p in ("33", "88", "90", "91", "93", "94", "95", "97", "99")
+    ],
     # A-zone extras, mostly to exercise longest-prefix matching.
     ("614", "AU", "Australia - Mobile", "0.0290"),
     ("316", "NL", "Netherlands - Mobile", "0.0420"),
@@ -460,18 +560,42 @@ MOBILE: list[tuple[str, str, str, str | None]] = [
 #    (prefix, country, destination, zone, number_type, rate, fee, first, next)
 # ---------------------------------------------------------------------------
 SPECIAL: list[tuple[str, str, str, str, str, str, str, int, int]] = [
-    *[(f"1{p}", "US", "United States/Canada - Toll-free", "A", "tollfree", "0.000000", "0", 6, 6)
-      for p in ("800", "833", "844", "855", "866", "877", "888")],
+    *[
+        (f"1{p}", "US", "United States/Canada - Toll-free", "A", "tollfree", "0.000000", "0", 6, 6)
+        for p in ("800", "833", "844", "855", "866", "877", "888")
+    ],
     ("1900", "US", "United States - Premium", "D", "premium", "1.250000", "0.0500", 60, 60),
     ("44800", "GB", "United Kingdom - Freephone", "B", "tollfree", "0.0295", "0", 60, 60),
     ("44808", "GB", "United Kingdom - Freephone", "B", "tollfree", "0.0295", "0", 60, 60),
     ("443", "GB", "United Kingdom - UK-wide (03)", "A", "other", "0.0105", "0", 1, 1),
     ("4487", "GB", "United Kingdom - Non-geographic (087)", "B", "other", "0.0650", "0", 60, 1),
-    ("4470", "GB", "United Kingdom - Personal Numbering (070)", "C", "other", "0.3500", "0", 60, 60),
+    (
+        "4470",
+        "GB",
+        "United Kingdom - Personal Numbering (070)",
+        "C",
+        "other",
+        "0.3500",
+        "0",
+        60,
+        60,
+    ),
     ("4476", "GB", "United Kingdom - Pagers (076)", "C", "other", "0.2900", "0", 60, 60),
     ("449", "GB", "United Kingdom - Premium", "D", "premium", "0.9500", "0.0500", 60, 60),
-    *[(f"3380{p}", "FR", "France - Numero Vert (toll-free)", "B", "tollfree", "0.0275", "0", 60, 60)
-      for p in "012345"],
+    *[
+        (
+            f"3380{p}",
+            "FR",
+            "France - Numero Vert (toll-free)",
+            "B",
+            "tollfree",
+            "0.0275",
+            "0",
+            60,
+            60,
+        )
+        for p in "012345"
+    ],
     ("3389", "FR", "France - Premium", "D", "premium", "0.8000", "0.0500", 60, 60),
     ("81120", "JP", "Japan - Free Dial (0120)", "B", "tollfree", "0.0650", "0", 60, 60),
     ("81800", "JP", "Japan - Free Dial (0800)", "B", "tollfree", "0.0650", "0", 60, 60),
@@ -532,25 +656,35 @@ TFI: list[tuple[str, str, str, str, str, str, int, int]] = [
 #    effective_from inclusive, effective_to exclusive, UTC days.
 # ---------------------------------------------------------------------------
 CHANGES: dict[tuple[str, str], list[tuple[str, str, str]]] = {
-    ("44", "outbound"): [("", "2026-12-01", "0.0095"),
-                         ("2026-12-01", "2027-03-01", "0.0089"),
-                         ("2027-03-01", "", "0.0085")],
+    ("44", "outbound"): [
+        ("", "2026-12-01", "0.0095"),
+        ("2026-12-01", "2027-03-01", "0.0089"),
+        ("2027-03-01", "", "0.0085"),
+    ],
     ("447", "outbound"): [("", "2027-01-01", "0.0225"), ("2027-01-01", "", "0.0195")],
-    ("49", "outbound"): [("", "2026-12-01", "0.0115"),
-                         ("2026-12-01", "2027-02-01", "0.0109"),
-                         ("2027-02-01", "", "0.0102")],
+    ("49", "outbound"): [
+        ("", "2026-12-01", "0.0115"),
+        ("2026-12-01", "2027-02-01", "0.0109"),
+        ("2027-02-01", "", "0.0102"),
+    ],
     ("86", "outbound"): [("", "2026-12-01", "0.0149"), ("2026-12-01", "", "0.0139")],
     ("91", "outbound"): [("", "2026-12-01", "0.0125"), ("2026-12-01", "", "0.013850")],
-    **{(f"91{p}", "outbound"): [("", "2026-12-01", "0.0135"), ("2026-12-01", "", "0.014950")]
-       for p in "6789"},
+    **{
+        (f"91{p}", "outbound"): [("", "2026-12-01", "0.0135"), ("2026-12-01", "", "0.014950")]
+        for p in "6789"
+    },
     ("23480", "outbound"): [("", "2026-12-15", "0.1650"), ("2026-12-15", "", "0.178500")],
-    ("991", "outbound"): [("", "2027-01-01", "1.000000")],   # code withdrawn: no successor
+    ("991", "outbound"): [("", "2027-01-01", "1.000000")],  # code withdrawn: no successor
     ("447", "tollfree_inbound"): [("", "2026-12-01", "0.1590"), ("2026-12-01", "", "0.1450")],
 }
 
-ZONE_UP = {"A": "B", "B": "C", "C": "C", "D": "D"}   # mobile zone from country zone
-GEO_RANGE = {"A": ("0.0040", "0.0180"), "B": ("0.0120", "0.0600"),
-             "C": ("0.0600", "0.3000"), "D": ("0.4000", "2.5000")}
+ZONE_UP = {"A": "B", "B": "C", "C": "C", "D": "D"}  # mobile zone from country zone
+GEO_RANGE = {
+    "A": ("0.0040", "0.0180"),
+    "B": ("0.0120", "0.0600"),
+    "C": ("0.0600", "0.3000"),
+    "D": ("0.4000", "2.5000"),
+}
 MOB_RANGE = {"B": ("0.0150", "0.0700"), "C": ("0.0600", "0.3500"), "D": ("0.3500", "2.5000")}
 NANP_ISO = {"US", "CA", "PR", "VI", "GU", "MP", "AS"}
 
@@ -573,19 +707,34 @@ def _increments(key: str, iso: str, zone: str, number_type: str) -> tuple[int, i
         return (6, 6)
     h = _h("incr", key) % 4
     if number_type == "mobile":
-        return {"B": [(60, 1), (1, 1), (60, 1), (30, 6)],
-                "C": [(60, 60), (30, 6), (60, 60), (60, 1)],
-                "D": [(60, 60)] * 4}[zone][h]
-    return {"A": [(1, 1), (60, 1), (1, 1), (60, 1)],
-            "B": [(30, 6), (60, 1), (1, 1), (30, 6)],
-            "C": [(60, 60), (60, 60), (60, 1), (30, 6)],
-            "D": [(60, 60)] * 4}[zone][h]
+        return {
+            "B": [(60, 1), (1, 1), (60, 1), (30, 6)],
+            "C": [(60, 60), (30, 6), (60, 60), (60, 1)],
+            "D": [(60, 60)] * 4,
+        }[zone][h]
+    return {
+        "A": [(1, 1), (60, 1), (1, 1), (60, 1)],
+        "B": [(30, 6), (60, 1), (1, 1), (30, 6)],
+        "C": [(60, 60), (60, 60), (60, 1), (30, 6)],
+        "D": [(60, 60)] * 4,
+    }[zone][h]
 
 
 def _fee(key: str, zone: str, number_type: str) -> str:
     h = _h("fee", key) % 10
     if zone == "D":
-        return ("0", "0.0100", "0.0200", "0.0500", "0", "0.0150", "0.0250", "0", "0.0350", "0.0100")[h]
+        return (
+            "0",
+            "0.0100",
+            "0.0200",
+            "0.0500",
+            "0",
+            "0.0150",
+            "0.0250",
+            "0",
+            "0.0350",
+            "0.0100",
+        )[h]
     if zone == "C" and number_type == "mobile" and h < 3:
         return "0.0100"
     if zone == "C" and h == 0:
@@ -594,10 +743,21 @@ def _fee(key: str, zone: str, number_type: str) -> str:
 
 
 def _row(prefix, iso, dest, zone, ntype, service, rate, fee, first, nxt, frm="", to=""):
-    return {"prefix": prefix, "country": iso, "destination": dest, "zone": zone,
-            "number_type": ntype, "service": service, "rate_per_minute": rate,
-            "connection_fee": fee, "currency": CURRENCY, "first_increment": str(first),
-            "next_increment": str(nxt), "effective_from": frm, "effective_to": to}
+    return {
+        "prefix": prefix,
+        "country": iso,
+        "destination": dest,
+        "zone": zone,
+        "number_type": ntype,
+        "service": service,
+        "rate_per_minute": rate,
+        "connection_fee": fee,
+        "currency": CURRENCY,
+        "first_increment": str(first),
+        "next_increment": str(nxt),
+        "effective_from": frm,
+        "effective_to": to,
+    }
 
 
 def _expand(base: dict) -> list[dict]:
@@ -607,8 +767,10 @@ def _expand(base: dict) -> list[dict]:
         if not base["rate_per_minute"]:
             raise SystemExit(f"no rate for {base['prefix']} {base['service']}")
         return [base]
-    return [{**base, "rate_per_minute": r, "effective_from": f, "effective_to": t}
-            for f, t, r in windows]
+    return [
+        {**base, "rate_per_minute": r, "effective_from": f, "effective_to": t}
+        for f, t, r in windows
+    ]
 
 
 def build_sample_deck() -> list[dict]:
@@ -620,8 +782,20 @@ def build_sample_deck() -> list[dict]:
         if (prefix, "outbound") in CHANGES:
             rate = ""
         first, nxt = _increments(prefix, iso, zone, "geographic")
-        rows += _expand(_row(prefix, iso, name, zone, "geographic", "outbound", rate,
-                             _fee(prefix, zone, "geographic"), first, nxt))
+        rows += _expand(
+            _row(
+                prefix,
+                iso,
+                name,
+                zone,
+                "geographic",
+                "outbound",
+                rate,
+                _fee(prefix, zone, "geographic"),
+                first,
+                nxt,
+            )
+        )
     for prefix, name, zone, ntype, rate, fee in NONGEO:
         rows += _expand(_row(prefix, "XX", name, zone, ntype, "outbound", rate, fee, 60, 60))
 
@@ -634,13 +808,26 @@ def build_sample_deck() -> list[dict]:
         if rate is None and (prefix, "outbound") not in CHANGES:
             rate = _price(prefix, *MOB_RANGE[zone])
         first, nxt = _increments(prefix, iso, zone, "mobile")
-        rows += _expand(_row(prefix, iso, name, zone, "mobile", "outbound", rate or "",
-                             _fee(prefix, zone, "mobile"), first, nxt))
+        rows += _expand(
+            _row(
+                prefix,
+                iso,
+                name,
+                zone,
+                "mobile",
+                "outbound",
+                rate or "",
+                _fee(prefix, zone, "mobile"),
+                first,
+                nxt,
+            )
+        )
     for prefix, iso, name, zone, ntype, rate, fee, first, nxt in SPECIAL:
         rows += _expand(_row(prefix, iso, name, zone, ntype, "outbound", rate, fee, first, nxt))
     for prefix, iso, name, zone, ntype, rate, first, nxt in TFI:
-        rows += _expand(_row(prefix, iso, name, zone, ntype, "tollfree_inbound", rate or "",
-                             "0", first, nxt))
+        rows += _expand(
+            _row(prefix, iso, name, zone, ntype, "tollfree_inbound", rate or "", "0", first, nxt)
+        )
     return rows
 
 
@@ -649,25 +836,109 @@ def build_test_deck() -> list[dict]:
     r = _row
     return [
         r("1", "US", "United States", "A", "geographic", "outbound", "0.006000", "0", 1, 1),
-        r("1206", "US", "United States - Mobile (test)", "B", "mobile", "outbound",
-          "0.012000", "0", 1, 1),
-        r("1800", "US", "United States - Toll-free", "A", "tollfree", "outbound",
-          "0.000000", "0", 1, 1),
-        r("1900", "US", "United States - Premium", "D", "premium", "outbound",
-          "1.200000", "0.050000", 1, 1),
+        r(
+            "1206",
+            "US",
+            "United States - Mobile (test)",
+            "B",
+            "mobile",
+            "outbound",
+            "0.012000",
+            "0",
+            1,
+            1,
+        ),
+        r(
+            "1800",
+            "US",
+            "United States - Toll-free",
+            "A",
+            "tollfree",
+            "outbound",
+            "0.000000",
+            "0",
+            1,
+            1,
+        ),
+        r(
+            "1900",
+            "US",
+            "United States - Premium",
+            "D",
+            "premium",
+            "outbound",
+            "1.200000",
+            "0.050000",
+            1,
+            1,
+        ),
         r("44", "GB", "United Kingdom", "A", "geographic", "outbound", "0.060000", "0", 1, 1),
-        r("447", "GB", "United Kingdom - Mobile", "B", "mobile", "outbound",
-          "0.120000", "0.010000", 1, 1),
+        r(
+            "447",
+            "GB",
+            "United Kingdom - Mobile",
+            "B",
+            "mobile",
+            "outbound",
+            "0.120000",
+            "0.010000",
+            1,
+            1,
+        ),
         r("49", "DE", "Germany", "A", "geographic", "outbound", "0.030000", "0", 1, 1),
         r("234", "NG", "Nigeria", "C", "geographic", "outbound", "0.180000", "0", 1, 1),
-        r("33", "FR", "France", "A", "geographic", "outbound", "0.060000", "0", 1, 1,
-          "", "2026-12-01"),
-        r("33", "FR", "France", "A", "geographic", "outbound", "0.030000", "0", 1, 1,
-          "2026-12-01", ""),
-        r("1", "US", "Toll-free from United States/Canada", "A", "geographic",
-          "tollfree_inbound", "0.024000", "0", 1, 1),
-        r("44", "GB", "Toll-free from United Kingdom", "A", "geographic",
-          "tollfree_inbound", "0.048000", "0", 1, 1),
+        r(
+            "33",
+            "FR",
+            "France",
+            "A",
+            "geographic",
+            "outbound",
+            "0.060000",
+            "0",
+            1,
+            1,
+            "",
+            "2026-12-01",
+        ),
+        r(
+            "33",
+            "FR",
+            "France",
+            "A",
+            "geographic",
+            "outbound",
+            "0.030000",
+            "0",
+            1,
+            1,
+            "2026-12-01",
+            "",
+        ),
+        r(
+            "1",
+            "US",
+            "Toll-free from United States/Canada",
+            "A",
+            "geographic",
+            "tollfree_inbound",
+            "0.024000",
+            "0",
+            1,
+            1,
+        ),
+        r(
+            "44",
+            "GB",
+            "Toll-free from United Kingdom",
+            "A",
+            "geographic",
+            "tollfree_inbound",
+            "0.048000",
+            "0",
+            1,
+            1,
+        ),
     ]
 
 
@@ -683,49 +954,126 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 # Sample CDRs
 # ---------------------------------------------------------------------------
 TENANTS = {
-    "contoso": {"did": "+14255550100", "tf": ["+18005550100", "+18885550123"],
-                "users": ["ann@contoso.com", "bob@contoso.com", "carol@contoso.com"]},
-    "fabrikam": {"did": "+442071838750", "tf": ["+448000418100"],
-                 "users": ["dave@fabrikam.com", "erin@fabrikam.com"]},
-    "northwind": {"did": "+4930901820", "tf": ["+18445550199"],
-                  "users": ["frank@northwind.example", "grace@northwind.example"]},
+    "contoso": {
+        "did": "+14255550100",
+        "tf": ["+18005550100", "+18885550123"],
+        "users": ["ann@contoso.com", "bob@contoso.com", "carol@contoso.com"],
+    },
+    "fabrikam": {
+        "did": "+442071838750",
+        "tf": ["+448000418100"],
+        "users": ["dave@fabrikam.com", "erin@fabrikam.com"],
+    },
+    "northwind": {
+        "did": "+4930901820",
+        "tf": ["+18445550199"],
+        "users": ["frank@northwind.example", "grace@northwind.example"],
+    },
 }
 
 # (weight, national template): each 'N' is a random digit 0-9, 'X' 2-9.
 DESTS: list[tuple[int, str]] = [
-    (14, "1206XXXNNNN"), (10, "1212XXXNNNN"), (6, "1415XXXNNNN"), (6, "1416XXXNNNN"),
-    (4, "1604XXXNNNN"), (3, "1787XXXNNNN"), (2, "1876XXXNNNN"), (2, "1242XXXNNNN"),
-    (3, "1800XXXNNNN"), (2, "1888XXXNNNN"), (1, "1900XXXNNNN"),
-    (10, "4420XNNNNNNN"), (4, "44161XNNNNNN"), (8, "447XNNNNNNNN"), (1, "447624NNNNNN"),
-    (1, "448004NNNNNN"), (1, "449098NNNNNN"),
-    (6, "331XNNNNNNN"), (5, "336NNNNNNNN"), (1, "338005NNNNNN"), (1, "3389NNNNNNN"),
-    (6, "4930XNNNNNNN"), (4, "4917NNNNNNNN"), (1, "49800NNNNNNN"), (1, "49900NNNNNNN"),
-    (3, "3491XNNNNNNN"), (2, "346NNNNNNNN"), (3, "3906XNNNNNN"), (2, "393NNNNNNNNN"),
-    (3, "3120XNNNNNN"), (2, "316NNNNNNNN"), (2, "4144XNNNNNN"), (2, "3531XNNNNNN"),
-    (4, "9111XNNNNNNN"), (5, "919NNNNNNNNN"), (2, "9180XNNNNNNN"),
-    (3, "8610XNNNNNNN"), (3, "8613NNNNNNNNN"), (3, "813XNNNNNNN"), (2, "8190NNNNNNNN"),
-    (3, "612XNNNNNNN"), (2, "614NNNNNNNN"), (2, "6562NNNNNN"), (2, "6591NNNNNN"),
-    (2, "5511XNNNNNNN"), (3, "55119NNNNNNNN"), (2, "5255XNNNNNNN"), (2, "549114NNNNNNN"),
-    (2, "2348NNNNNNNNN"), (1, "2341XNNNNNN"), (2, "27115NNNNNN"), (1, "2782NNNNNNN"),
-    (2, "2547NNNNNNNN"), (1, "2010NNNNNNNN"), (2, "639NNNNNNNNN"), (1, "62812NNNNNNN"),
-    (1, "8210NNNNNNNN"), (1, "84912NNNNNN"), (1, "905NNNNNNNNN"), (1, "79NNNNNNNNN"),
-    (1, "7701NNNNNNN"), (1, "97150NNNNNNN"), (1, "9725XNNNNNNN"), (1, "5999XNNNNNN"),
-    (1, "8816NNNNNNNN"), (1, "870NNNNNNNNN"), (1, "290NNNNN"), (1, "6723NNNNN"),
-    (1, "2999NNNNN"), (1, "3522NNNNNN"), (1, "38050NNNNNNN"), (1, "4822XNNNNNN"),
+    (14, "1206XXXNNNN"),
+    (10, "1212XXXNNNN"),
+    (6, "1415XXXNNNN"),
+    (6, "1416XXXNNNN"),
+    (4, "1604XXXNNNN"),
+    (3, "1787XXXNNNN"),
+    (2, "1876XXXNNNN"),
+    (2, "1242XXXNNNN"),
+    (3, "1800XXXNNNN"),
+    (2, "1888XXXNNNN"),
+    (1, "1900XXXNNNN"),
+    (10, "4420XNNNNNNN"),
+    (4, "44161XNNNNNN"),
+    (8, "447XNNNNNNNN"),
+    (1, "447624NNNNNN"),
+    (1, "448004NNNNNN"),
+    (1, "449098NNNNNN"),
+    (6, "331XNNNNNNN"),
+    (5, "336NNNNNNNN"),
+    (1, "338005NNNNNN"),
+    (1, "3389NNNNNNN"),
+    (6, "4930XNNNNNNN"),
+    (4, "4917NNNNNNNN"),
+    (1, "49800NNNNNNN"),
+    (1, "49900NNNNNNN"),
+    (3, "3491XNNNNNNN"),
+    (2, "346NNNNNNNN"),
+    (3, "3906XNNNNNN"),
+    (2, "393NNNNNNNNN"),
+    (3, "3120XNNNNNN"),
+    (2, "316NNNNNNNN"),
+    (2, "4144XNNNNNN"),
+    (2, "3531XNNNNNN"),
+    (4, "9111XNNNNNNN"),
+    (5, "919NNNNNNNNN"),
+    (2, "9180XNNNNNNN"),
+    (3, "8610XNNNNNNN"),
+    (3, "8613NNNNNNNNN"),
+    (3, "813XNNNNNNN"),
+    (2, "8190NNNNNNNN"),
+    (3, "612XNNNNNNN"),
+    (2, "614NNNNNNNN"),
+    (2, "6562NNNNNN"),
+    (2, "6591NNNNNN"),
+    (2, "5511XNNNNNNN"),
+    (3, "55119NNNNNNNN"),
+    (2, "5255XNNNNNNN"),
+    (2, "549114NNNNNNN"),
+    (2, "2348NNNNNNNNN"),
+    (1, "2341XNNNNNN"),
+    (2, "27115NNNNNN"),
+    (1, "2782NNNNNNN"),
+    (2, "2547NNNNNNNN"),
+    (1, "2010NNNNNNNN"),
+    (2, "639NNNNNNNNN"),
+    (1, "62812NNNNNNN"),
+    (1, "8210NNNNNNNN"),
+    (1, "84912NNNNNN"),
+    (1, "905NNNNNNNNN"),
+    (1, "79NNNNNNNNN"),
+    (1, "7701NNNNNNN"),
+    (1, "97150NNNNNNN"),
+    (1, "9725XNNNNNNN"),
+    (1, "5999XNNNNNN"),
+    (1, "8816NNNNNNNN"),
+    (1, "870NNNNNNNNN"),
+    (1, "290NNNNN"),
+    (1, "6723NNNNN"),
+    (1, "2999NNNNN"),
+    (1, "3522NNNNNN"),
+    (1, "38050NNNNNNN"),
+    (1, "4822XNNNNNN"),
 ]
 CALLERS: list[tuple[int, str]] = [
-    (10, "1425XXXNNNN"), (6, "1312XXXNNNN"), (3, "1514XXXNNNN"), (5, "4420XNNNNNNN"),
-    (5, "447XNNNNNNNN"), (3, "331XNNNNNNN"), (3, "337NNNNNNNN"), (3, "4989XNNNNNNN"),
-    (3, "4915NNNNNNNNN"), (2, "612XNNNNNNN"), (2, "614NNNNNNNN"), (2, "813XNNNNNNN"),
-    (1, "8180NNNNNNNN"), (2, "3531XNNNNNN"), (1, "9111XNNNNNNN"), (1, "5511XNNNNNNN"),
-    (1, "6562NNNNNN"), (1, "4144XNNNNNN"),
+    (10, "1425XXXNNNN"),
+    (6, "1312XXXNNNN"),
+    (3, "1514XXXNNNN"),
+    (5, "4420XNNNNNNN"),
+    (5, "447XNNNNNNNN"),
+    (3, "331XNNNNNNN"),
+    (3, "337NNNNNNNN"),
+    (3, "4989XNNNNNNN"),
+    (3, "4915NNNNNNNNN"),
+    (2, "612XNNNNNNN"),
+    (2, "614NNNNNNNN"),
+    (2, "813XNNNNNNN"),
+    (1, "8180NNNNNNNN"),
+    (2, "3531XNNNNNN"),
+    (1, "9111XNNNNNNN"),
+    (1, "5511XNNNNNNN"),
+    (1, "6562NNNNNN"),
+    (1, "4144XNNNNNN"),
 ]
 
 
 def _number(rng: random.Random, table) -> str:
     tpl = rng.choices([t for _, t in table], weights=[w for w, _ in table])[0]
-    return "+" + "".join(str(rng.randint(2, 9)) if c == "X" else
-                         str(rng.randint(0, 9)) if c == "N" else c for c in tpl)
+    return "+" + "".join(
+        str(rng.randint(2, 9)) if c == "X" else str(rng.randint(0, 9)) if c == "N" else c
+        for c in tpl
+    )
 
 
 def _ts(t: dt.datetime, offset_h: int, ms: bool) -> str:
@@ -746,8 +1094,10 @@ def build_cdrs(n: int = 200, seed: int = 20261124) -> list[str]:
         tenant = rng.choice(sorted(TENANTS))
         info = TENANTS[tenant]
         user = rng.choice(info["users"])
-        kind = rng.choices(["user_outbound", "conference_dialout", "tollfree_inbound", "inbound"],
-                           weights=[62, 15, 13, 10])[0]
+        kind = rng.choices(
+            ["user_outbound", "conference_dialout", "tollfree_inbound", "inbound"],
+            weights=[62, 15, 13, 10],
+        )[0]
         if kind in ("user_outbound", "conference_dialout"):
             frm, to = info["did"], _number(rng, DESTS)
         elif kind == "tollfree_inbound":
@@ -759,71 +1109,241 @@ def build_cdrs(n: int = 200, seed: int = 20261124) -> list[str]:
         start = start.replace(hour=rng.choice([8, 9, 10, 11, 13, 14, 15, 16, 17, 19]))
         r = rng.random()
         if r < 0.04:
-            dur_ms = 0                                  # never answered
+            dur_ms = 0  # never answered
         elif r < 0.30:
-            dur_ms = rng.randint(1_000, 59_999)         # short
+            dur_ms = rng.randint(1_000, 59_999)  # short
         elif r < 0.90:
-            dur_ms = rng.randint(60_000, 1_200_000)     # typical
+            dur_ms = rng.randint(60_000, 1_200_000)  # typical
         else:
             dur_ms = rng.randint(1_200_000, 7_200_000)  # long conference
         if rng.random() < 0.6:
-            dur_ms -= dur_ms % 1000                     # whole seconds
+            dur_ms -= dur_ms % 1000  # whole seconds
         end = start + dt.timedelta(milliseconds=dur_ms)
         off = 1 if rng.random() < 0.18 else 0
-        cdr = {"call_id": f"c{i:04d}", "tenant_id": tenant, "user_id": user, "kind": kind,
-               "from": frm, "to": to, "start": _ts(start, off, False),
-               "end": _ts(end, off, dur_ms % 1000 != 0)}
+        cdr = {
+            "call_id": f"c{i:04d}",
+            "tenant_id": tenant,
+            "user_id": user,
+            "kind": kind,
+            "from": frm,
+            "to": to,
+            "start": _ts(start, off, False),
+            "end": _ts(end, off, dur_ms % 1000 != 0),
+        }
         lines.append(json.dumps(cdr))
 
     def cdr(cid, kind, frm, to, start, end, **extra):
-        d = {"call_id": cid, "tenant_id": "contoso", "user_id": "ann@contoso.com",
-             "kind": kind, "from": frm, "to": to, "start": start, "end": end}
+        d = {
+            "call_id": cid,
+            "tenant_id": "contoso",
+            "user_id": "ann@contoso.com",
+            "kind": kind,
+            "from": frm,
+            "to": to,
+            "start": start,
+            "end": end,
+        }
         d.update(extra)
         return json.dumps(d)
 
     # Hand-written edge cases, inserted at fixed positions (line numbers are
     # 1-based positions in the final file).
     special = [
-        (5, cdr("e-boundary-utc", "user_outbound", "+14255550100", "+442071234567",
-                "2026-11-30T23:59:30Z", "2026-12-01T00:02:30Z")),      # old GB rate (start)
-        (9, cdr("e-boundary-offset", "user_outbound", "+14255550100", "+4930901820",
-                "2026-12-01T00:30:00+01:00", "2026-12-01T00:45:00+01:00")),  # = Nov 30 23:30Z
-        (13, cdr("e-new-rate", "conference_dialout", "+14255550100", "+4930901820",
-                 "2026-12-01T00:00:00Z", "2026-12-01T00:10:00.500Z")),
+        (
+            5,
+            cdr(
+                "e-boundary-utc",
+                "user_outbound",
+                "+14255550100",
+                "+442071234567",
+                "2026-11-30T23:59:30Z",
+                "2026-12-01T00:02:30Z",
+            ),
+        ),  # old GB rate (start)
+        (
+            9,
+            cdr(
+                "e-boundary-offset",
+                "user_outbound",
+                "+14255550100",
+                "+4930901820",
+                "2026-12-01T00:30:00+01:00",
+                "2026-12-01T00:45:00+01:00",
+            ),
+        ),  # = Nov 30 23:30Z
+        (
+            13,
+            cdr(
+                "e-new-rate",
+                "conference_dialout",
+                "+14255550100",
+                "+4930901820",
+                "2026-12-01T00:00:00Z",
+                "2026-12-01T00:10:00.500Z",
+            ),
+        ),
         (17, '{"call_id": "e-bad-json", "kind": "user_outbound", "from": "+14255550100", "to": '),
-        (21, json.dumps({"call_id": "e-missing-to", "tenant_id": "contoso",
-                         "user_id": "bob@contoso.com", "kind": "user_outbound",
-                         "from": "+14255550100", "start": "2026-12-02T10:00:00Z",
-                         "end": "2026-12-02T10:01:00Z"})),
-        (25, cdr("e-bad-number", "user_outbound", "+14255550100", "0044 20 7123 4567",
-                 "2026-12-02T11:00:00Z", "2026-12-02T11:05:00Z")),
-        (29, cdr("e-short-number", "conference_dialout", "+14255550100", "+4412",
-                 "2026-12-02T11:10:00Z", "2026-12-02T11:12:00Z")),
-        (33, cdr("e-null-from", "user_outbound", None, "+33142685300",
-                 "2026-12-02T12:00:00Z", "2026-12-02T12:01:00Z")),
-        (37, cdr("e-no-zone", "user_outbound", "+14255550100", "+33142685300",
-                 "2026-12-03T10:00:00", "2026-12-03T10:04:00")),
-        (41, cdr("e-unknown-kind", "voicemail", "+14255550100", "+14255550199",
-                 "2026-12-03T10:10:00Z", "2026-12-03T10:11:00Z")),
-        (45, cdr("e-no-rate", "user_outbound", "+14255550100", "+2891234567",
-                 "2026-12-03T11:00:00Z", "2026-12-03T11:03:00Z")),      # 289: spare code
-        (49, ""),                                                        # blank line
+        (
+            21,
+            json.dumps(
+                {
+                    "call_id": "e-missing-to",
+                    "tenant_id": "contoso",
+                    "user_id": "bob@contoso.com",
+                    "kind": "user_outbound",
+                    "from": "+14255550100",
+                    "start": "2026-12-02T10:00:00Z",
+                    "end": "2026-12-02T10:01:00Z",
+                }
+            ),
+        ),
+        (
+            25,
+            cdr(
+                "e-bad-number",
+                "user_outbound",
+                "+14255550100",
+                "0044 20 7123 4567",
+                "2026-12-02T11:00:00Z",
+                "2026-12-02T11:05:00Z",
+            ),
+        ),
+        (
+            29,
+            cdr(
+                "e-short-number",
+                "conference_dialout",
+                "+14255550100",
+                "+4412",
+                "2026-12-02T11:10:00Z",
+                "2026-12-02T11:12:00Z",
+            ),
+        ),
+        (
+            33,
+            cdr(
+                "e-null-from",
+                "user_outbound",
+                None,
+                "+33142685300",
+                "2026-12-02T12:00:00Z",
+                "2026-12-02T12:01:00Z",
+            ),
+        ),
+        (
+            37,
+            cdr(
+                "e-no-zone",
+                "user_outbound",
+                "+14255550100",
+                "+33142685300",
+                "2026-12-03T10:00:00",
+                "2026-12-03T10:04:00",
+            ),
+        ),
+        (
+            41,
+            cdr(
+                "e-unknown-kind",
+                "voicemail",
+                "+14255550100",
+                "+14255550199",
+                "2026-12-03T10:10:00Z",
+                "2026-12-03T10:11:00Z",
+            ),
+        ),
+        (
+            45,
+            cdr(
+                "e-no-rate",
+                "user_outbound",
+                "+14255550100",
+                "+2891234567",
+                "2026-12-03T11:00:00Z",
+                "2026-12-03T11:03:00Z",
+            ),
+        ),  # 289: spare code
+        (49, ""),  # blank line
         (53, '["not", "an", "object"]'),
-        (57, cdr("e-negative", "user_outbound", "+14255550100", "+442071234567",
-                 "2026-12-04T10:05:00Z", "2026-12-04T10:04:00Z")),
-        (61, cdr("e-zero", "user_outbound", "+14255550100", "+442071234567",
-                 "2026-12-04T10:10:00Z", "2026-12-04T10:10:00Z")),
-        (65, cdr("e-inbound-anon", "inbound", "anonymous", "+14255550100",
-                 "2026-12-04T10:20:00Z", "2026-12-04T10:25:00Z")),       # free, not checked
-        (69, cdr("e-tf-uk-mobile", "tollfree_inbound", "+447700900123", "+18005550100",
-                 "2026-11-30T22:00:00Z", "2026-11-30T22:07:12.345Z")),
-        (73, cdr("e-satellite", "conference_dialout", "+14255550100", "+881631234567",
-                 "2026-12-05T09:00:00Z", "2026-12-05T09:02:01Z")),
-        (77, cdr("e-premium", "user_outbound", "+14255550100", "+19005550123",
-                 "2026-12-05T09:30:00+01:00", "2026-12-05T09:31:00+01:00")),
-        (81, json.dumps({"call_id": "e-no-tenant", "kind": "user_outbound",
-                         "from": "+14255550100", "to": "+61291234567",
-                         "start": "2026-12-05T10:00:00Z", "end": "2026-12-05T10:00:42Z"})),
+        (
+            57,
+            cdr(
+                "e-negative",
+                "user_outbound",
+                "+14255550100",
+                "+442071234567",
+                "2026-12-04T10:05:00Z",
+                "2026-12-04T10:04:00Z",
+            ),
+        ),
+        (
+            61,
+            cdr(
+                "e-zero",
+                "user_outbound",
+                "+14255550100",
+                "+442071234567",
+                "2026-12-04T10:10:00Z",
+                "2026-12-04T10:10:00Z",
+            ),
+        ),
+        (
+            65,
+            cdr(
+                "e-inbound-anon",
+                "inbound",
+                "anonymous",
+                "+14255550100",
+                "2026-12-04T10:20:00Z",
+                "2026-12-04T10:25:00Z",
+            ),
+        ),  # free, not checked
+        (
+            69,
+            cdr(
+                "e-tf-uk-mobile",
+                "tollfree_inbound",
+                "+447700900123",
+                "+18005550100",
+                "2026-11-30T22:00:00Z",
+                "2026-11-30T22:07:12.345Z",
+            ),
+        ),
+        (
+            73,
+            cdr(
+                "e-satellite",
+                "conference_dialout",
+                "+14255550100",
+                "+881631234567",
+                "2026-12-05T09:00:00Z",
+                "2026-12-05T09:02:01Z",
+            ),
+        ),
+        (
+            77,
+            cdr(
+                "e-premium",
+                "user_outbound",
+                "+14255550100",
+                "+19005550123",
+                "2026-12-05T09:30:00+01:00",
+                "2026-12-05T09:31:00+01:00",
+            ),
+        ),
+        (
+            81,
+            json.dumps(
+                {
+                    "call_id": "e-no-tenant",
+                    "kind": "user_outbound",
+                    "from": "+14255550100",
+                    "to": "+61291234567",
+                    "start": "2026-12-05T10:00:00Z",
+                    "end": "2026-12-05T10:00:42Z",
+                }
+            ),
+        ),
     ]
     for pos, line in special:
         lines.insert(pos - 1, line)
@@ -904,11 +1424,13 @@ def lookup(rows: list[dict], service: str, number: str, when: dt.datetime) -> di
     for row in rows:
         if (row["service"] or "outbound") != service or not number.startswith(row["prefix"]):
             continue
-        if row["effective_from"] and day < dt.datetime.fromisoformat(
-                row["effective_from"]).replace(tzinfo=dt.timezone.utc):
+        if row["effective_from"] and day < dt.datetime.fromisoformat(row["effective_from"]).replace(
+            tzinfo=dt.timezone.utc
+        ):
             continue
-        if row["effective_to"] and day >= dt.datetime.fromisoformat(
-                row["effective_to"]).replace(tzinfo=dt.timezone.utc):
+        if row["effective_to"] and day >= dt.datetime.fromisoformat(row["effective_to"]).replace(
+            tzinfo=dt.timezone.utc
+        ):
             continue
         if best is None or len(row["prefix"]) > len(best["prefix"]):
             best = row

@@ -75,7 +75,9 @@ class Progress:
         width = 30
         bar = "#" * int(frac * width)
         rate = lines / max(now - self.started, 1e-9)
-        sys.stderr.write(f"\r{self.label} [{bar:<{width}}] {frac:6.1%} {lines:,} lines {rate:,.0f}/s")
+        sys.stderr.write(
+            f"\r{self.label} [{bar:<{width}}] {frac:6.1%} {lines:,} lines {rate:,.0f}/s"
+        )
         sys.stderr.flush()
 
     def close(self, lines: int) -> None:
@@ -184,9 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     rate = sub.add_parser("rate", help="price a CDR file offline (contracts.md section 3)")
     rate.add_argument("--rates", required=True, metavar="DECK.csv")
     rate.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
-    rate.add_argument("--jobs", "-j", type=int, metavar="N",
-                      help="rating threads (default: one per core, at most 8; "
-                           "RATING_ENGINE_RATE_JOBS)")
+    rate.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help="rating threads (default: one per core, at most 8; RATING_ENGINE_RATE_JOBS)",
+    )
     rate.add_argument("cdrs", metavar="CDRS.jsonl", help="CDR file, or - for stdin")
     rate.set_defaults(func=cmd_rate)
 
@@ -202,18 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--topic-prefix", default=_env("topic_prefix", ""))
     work.add_argument("--partitions", type=int, default=int(_env("partitions", "4") or 4))
     work.add_argument("--metrics-port", type=int, default=int(_env("metrics_port", "9108") or 9108))
-    work.add_argument("--state-dir", default=_env("state_dir", os.path.join(os.getcwd(), "var", "worker")))
+    work.add_argument(
+        "--state-dir", default=_env("state_dir", os.path.join(os.getcwd(), "var", "worker"))
+    )
     work.add_argument("--app-id", default=_env("app_id", "rating-engine"))
-    work.add_argument("--timer-grace-ms", type=int, default=int(_env("timer_grace_ms", "50") or 50),
-                      help="publish a timer tick this long after its due instant, so call events "
-                           "stamped just before it (still in flight) are applied first")
-    work.add_argument("--batch-max", type=int, default=int(_env("batch_max", "1000") or 1000),
-                      help="decide at most this many inputs before publishing their outputs and state")
-    work.add_argument("--batch-ms", type=float, default=float(_env("batch_ms", "5") or 5),
-                      help="publish a batch at the latest this long after its first input arrived")
-    work.add_argument("--tick-defer-max-ms", type=int, default=int(_env("tick_defer_max_ms", "5000") or 5000),
-                      help="a timer tick waits for inputs sent before it (a backlog) at most this long "
-                           "after its due instant")
+    work.add_argument(
+        "--timer-grace-ms",
+        type=int,
+        default=int(_env("timer_grace_ms", "50") or 50),
+        help="publish a timer tick this long after its due instant, so call events "
+        "stamped just before it (still in flight) are applied first",
+    )
+    work.add_argument(
+        "--batch-max",
+        type=int,
+        default=int(_env("batch_max", "1000") or 1000),
+        help="decide at most this many inputs before publishing their outputs and state",
+    )
+    work.add_argument(
+        "--batch-ms",
+        type=float,
+        default=float(_env("batch_ms", "5") or 5),
+        help="publish a batch at the latest this long after its first input arrived",
+    )
+    work.add_argument(
+        "--tick-defer-max-ms",
+        type=int,
+        default=int(_env("tick_defer_max_ms", "5000") or 5000),
+        help="a timer tick waits for inputs sent before it (a backlog) at most this long "
+        "after its due instant",
+    )
     work.set_defaults(func=cmd_worker)
 
     sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)

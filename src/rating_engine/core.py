@@ -20,8 +20,18 @@ Instant = Union[int, Fraction]
 US_PER_S: int = _core.US_PER_S
 OUTPUT_TOPICS: tuple[str, ...] = tuple(_core.OUTPUT_TOPICS)
 COLUMNS = (
-    "prefix", "country", "destination", "zone", "number_type", "service", "rate_per_minute",
-    "connection_fee", "currency", "first_increment", "next_increment", "effective_from",
+    "prefix",
+    "country",
+    "destination",
+    "zone",
+    "number_type",
+    "service",
+    "rate_per_minute",
+    "connection_fee",
+    "currency",
+    "first_increment",
+    "next_increment",
+    "effective_from",
     "effective_to",
 )
 COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
@@ -34,14 +44,31 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "COLUMNS", "COMMAND_FIELDS", "Deck", "DeckError", "Engine", "Instant", "OUTPUT_TOPICS",
-    "Simulation", "TenantView", "US_PER_S", "compile_rows", "format_instant", "format_money",
-    "load_deck", "parse_instant", "rate_line", "rate_text", "stamp_of", "tenant_view",
+    "COLUMNS",
+    "COMMAND_FIELDS",
+    "Deck",
+    "DeckError",
+    "Engine",
+    "Instant",
+    "OUTPUT_TOPICS",
+    "Simulation",
+    "TenantView",
+    "US_PER_S",
+    "compile_rows",
+    "format_instant",
+    "format_money",
+    "load_deck",
+    "parse_instant",
+    "rate_line",
+    "rate_text",
+    "stamp_of",
+    "tenant_view",
 ]
 
 
-def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, Any]],
-                 first_line: int = 2) -> Deck:
+def compile_rows(
+    path: str, header: Sequence[str], rows: Iterable[Mapping[str, Any]], first_line: int = 2
+) -> Deck:
     """Compile deck rows (mappings by header name) in the core; raises `DeckError`."""
     names = list(header)
     cells = [[None if (v := raw.get(h)) is None else str(v) for h in names] for raw in rows]
@@ -143,14 +170,48 @@ class TenantView:
 
 def tenant_view(state: bytes) -> TenantView:
     doc = orjson.loads(state)
-    t = TenantView(doc["tenant_id"], _i(doc["clock"]), doc["balance"], doc["holds"],
-                   set(doc["licences"]), doc["counters"][0])
+    t = TenantView(
+        doc["tenant_id"],
+        _i(doc["clock"]),
+        doc["balance"],
+        doc["holds"],
+        set(doc["licences"]),
+        doc["counters"][0],
+    )
     for key, allowance, month, settled, used, calls, s80, s100 in doc["pools"]:
-        t.pools[key] = PoolView(key, allowance, month, _i(settled), _i(used), list(calls), s80, s100)  # type: ignore[arg-type]
-    t.lots = [LotView(i, seq, _i(b), _i(e), rem, exp, f)  # type: ignore[arg-type]
-              for i, seq, b, e, rem, exp, f in doc["lots"]]
-    for (cid, _seq, user, kind, _sw, row, start, pool_key, on_pool, _pe, credit, _fee, prepaid,
-         hold) in doc["live"]:
-        t.live[cid] = CallView(cid, user, kind, row, _i(start), pool_key, on_pool,  # type: ignore[arg-type]
-                               _i(credit), prepaid, hold)
+        t.pools[key] = PoolView(
+            key, allowance, month, _i(settled), _i(used), list(calls), s80, s100
+        )  # type: ignore[arg-type]
+    t.lots = [
+        LotView(i, seq, _i(b), _i(e), rem, exp, f)  # type: ignore[arg-type]
+        for i, seq, b, e, rem, exp, f in doc["lots"]
+    ]
+    for (
+        cid,
+        _seq,
+        user,
+        kind,
+        _sw,
+        row,
+        start,
+        pool_key,
+        on_pool,
+        _pe,
+        credit,
+        _fee,
+        prepaid,
+        hold,
+    ) in doc["live"]:
+        t.live[cid] = CallView(
+            cid,
+            user,
+            kind,
+            row,
+            _i(start),
+            pool_key,
+            on_pool,  # type: ignore[arg-type]
+            _i(credit),
+            prepaid,
+            hold,
+        )
     return t

@@ -6,7 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("rating_events_in_total", "Input records consumed", ["topic", "type"])
 RECORDS_OUT = Counter("rating_records_out_total", "Output records published", ["topic"])
-DEAD_LETTERS = Counter("rating_dead_letters_total", "Rejected inputs sent to dead-letters", ["reason"])
+DEAD_LETTERS = Counter(
+    "rating_dead_letters_total", "Rejected inputs sent to dead-letters", ["reason"]
+)
 DISCONNECT_LATENESS = Histogram(
     "rating_disconnect_lateness_seconds",
     "Publish wall time minus the disconnect's due instant",
@@ -21,20 +23,38 @@ LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's t
 TENANTS = Gauge("rating_tenants", "Tenants held by this worker")
 TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer scheduled")
 TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")
-STALLS = Counter("rating_input_stalls_total",
-                 "Owned input partitions found stuck with records waiting (the worker then exits, code 3)")
-REFETCHED = Counter("rating_inputs_refetched_total",
-                    "Inputs the consumer skipped (Faust, at rebalances) that the worker read again and decided")
-TICKS_DEFERRED = Counter("rating_ticks_deferred_total",
-                         "Timer ticks put off because inputs sent before them were not decided yet")
+STALLS = Counter(
+    "rating_input_stalls_total",
+    "Owned input partitions found stuck with records waiting (the worker then exits, code 3)",
+)
+REFETCHED = Counter(
+    "rating_inputs_refetched_total",
+    "Inputs the consumer skipped (Faust, at rebalances) that the worker read again and decided",
+)
+TICKS_DEFERRED = Counter(
+    "rating_ticks_deferred_total",
+    "Timer ticks put off because inputs sent before them were not decided yet",
+)
 
 
 def prime() -> None:
     """Expose the known label sets at 0, so rates and absent() work from the first scrape."""
-    for topic, types in (("calls", ("call_start", "call_end", "rejected")),
-                         ("accounts", ("add_funds", "set_auto_recharge", "payment_result", "assign_licence",
-                                       "remove_licence", "set_pool", "rejected")),
-                         ("ticks", ("tick",))):
+    for topic, types in (
+        ("calls", ("call_start", "call_end", "rejected")),
+        (
+            "accounts",
+            (
+                "add_funds",
+                "set_auto_recharge",
+                "payment_result",
+                "assign_licence",
+                "remove_licence",
+                "set_pool",
+                "rejected",
+            ),
+        ),
+        ("ticks", ("tick",)),
+    ):
         for typ in types:
             EVENTS_IN.labels(topic, typ)
     for topic in ("disconnects", "charges", "notifications", "payments", "dead-letters"):

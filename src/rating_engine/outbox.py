@@ -31,12 +31,17 @@ class Outbox:
             return cached
         metadata = self.producer.client.cluster
         partition: int = self.producer._partitioner(
-            key, list(metadata.partitions_for_topic(topic)), list(metadata.available_partitions_for_topic(topic)))
+            key,
+            list(metadata.partitions_for_topic(topic)),
+            list(metadata.available_partitions_for_topic(topic)),
+        )
         if key is not None:
             self._by_key[(topic, key)] = partition
         return partition
 
-    async def add(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+    async def add(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
         """Queue one record; `partition` None means by key, like `send`."""
         if partition is None:
             partition = await self._partition(topic, key)
@@ -51,7 +56,9 @@ class Outbox:
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     await self._submit(batch, topic, partition)
                     batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch
+                    if (
+                        batch.append(key=key, value=value, timestamp=None) is None
+                    ):  # larger than a batch
                         fut = await producer.send(topic, value, key=key, partition=partition)
                         fut.add_done_callback(self.on_delivered)
             await self._submit(batch, topic, partition)

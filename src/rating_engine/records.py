@@ -37,15 +37,35 @@ def dumps(record: Record) -> bytes:
 def deck_fields(row: Rate | None) -> Record:
     """The deck's columns on a priced line; nulls where no row applied."""
     if row is None:
-        return {"prefix": None, "destination": None, "country": None, "number_type": None,
-                "zone": None, "rate_per_minute": None, "connection_fee": None}
-    return {"prefix": row.prefix, "destination": row.destination, "country": row.country,
-            "number_type": row.number_type, "zone": row.zone,
-            "rate_per_minute": row.rate_text, "connection_fee": row.fee_text}
+        return {
+            "prefix": None,
+            "destination": None,
+            "country": None,
+            "number_type": None,
+            "zone": None,
+            "rate_per_minute": None,
+            "connection_fee": None,
+        }
+    return {
+        "prefix": row.prefix,
+        "destination": row.destination,
+        "country": row.country,
+        "number_type": row.number_type,
+        "zone": row.zone,
+        "rate_per_minute": row.rate_text,
+        "connection_fee": row.fee_text,
+    }
 
 
-def priced_fields(status: str, reason: str | None, row: Rate | None, duration_us: Instant | None,
-                  billed_s: int, charge_micros: int, currency: str | None) -> Record:
+def priced_fields(
+    status: str,
+    reason: str | None,
+    row: Rate | None,
+    duration_us: Instant | None,
+    billed_s: int,
+    charge_micros: int,
+    currency: str | None,
+) -> Record:
     """The section-3 pricing fields shared by `rate` lines and charges records."""
     out: Record = {"status": status, "reason": reason}
     out.update(deck_fields(row))
@@ -56,13 +76,33 @@ def priced_fields(status: str, reason: str | None, row: Rate | None, duration_us
     return out
 
 
-def charge_record(*, tenant_id: str, call_id: str, user_id: str | None, kind: str, status: str,
-                  reason: str | None, row: Rate | None, start: Instant, end: Instant,
-                  billed_s: int, charge_micros: int, currency: str | None, pool: str | None,
-                  pool_us: Instant, disconnected: str | None) -> Record:
-    out: Record = {"charge_id": f"{tenant_id}:{call_id}", "call_id": call_id, "tenant_id": tenant_id,
-                   "user_id": user_id, "kind": kind,
-                   "start": format_instant(start), "end": format_instant(end)}
+def charge_record(
+    *,
+    tenant_id: str,
+    call_id: str,
+    user_id: str | None,
+    kind: str,
+    status: str,
+    reason: str | None,
+    row: Rate | None,
+    start: Instant,
+    end: Instant,
+    billed_s: int,
+    charge_micros: int,
+    currency: str | None,
+    pool: str | None,
+    pool_us: Instant,
+    disconnected: str | None,
+) -> Record:
+    out: Record = {
+        "charge_id": f"{tenant_id}:{call_id}",
+        "call_id": call_id,
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "kind": kind,
+        "start": format_instant(start),
+        "end": format_instant(end),
+    }
     out.update(priced_fields(status, reason, row, end - start, billed_s, charge_micros, currency))
     out["pool"] = pool
     out["pool_seconds"] = seconds_json(pool_us) if pool_us else ZERO_SECONDS
@@ -102,50 +142,89 @@ def _row_text(row: Rate | None) -> str:
     return text
 
 
-def charge_json(tenant_id: str, call_id: str, user_id: str | None, kind: str, status: str,
-                reason: str | None, row: Rate | None, start: Instant, end: Instant, billed_s: int,
-                charge_micros: int, currency: str | None, pool: str | None, pool_us: Instant,
-                disconnected: str | None) -> bytes:
+def charge_json(
+    tenant_id: str,
+    call_id: str,
+    user_id: str | None,
+    kind: str,
+    status: str,
+    reason: str | None,
+    row: Rate | None,
+    start: Instant,
+    end: Instant,
+    billed_s: int,
+    charge_micros: int,
+    currency: str | None,
+    pool: str | None,
+    pool_us: Instant,
+    disconnected: str | None,
+) -> bytes:
     """`dumps(charge_record(...))` with the same arguments, by template (see the module doc)."""
     t, c = J[tenant_id], orjson.dumps(call_id).decode()
-    return (f'{{"charge_id":{t[:-1]}:{c[1:]},"call_id":{c},"tenant_id":{t},'
-            f'"user_id":{J[user_id]},"kind":{J[kind]},'
-            f'"start":"{format_instant(start)}","end":"{format_instant(end)}",'
-            f'"status":{J[status]},"reason":{J[reason]},{_row_text(row)},'
-            f'"duration_seconds":{seconds_text(end - start)},"billed_seconds":{billed_s},'
-            f'"charge":"{format_money(charge_micros) if charge_micros else ZERO_MONEY}",'
-            f'"currency":{J[currency]},"pool":{J[pool]},'
-            f'"pool_seconds":{seconds_text(pool_us) if pool_us else "0"},'
-            f'"disconnected":{J[disconnected]}}}').encode()
+    return (
+        f'{{"charge_id":{t[:-1]}:{c[1:]},"call_id":{c},"tenant_id":{t},'
+        f'"user_id":{J[user_id]},"kind":{J[kind]},'
+        f'"start":"{format_instant(start)}","end":"{format_instant(end)}",'
+        f'"status":{J[status]},"reason":{J[reason]},{_row_text(row)},'
+        f'"duration_seconds":{seconds_text(end - start)},"billed_seconds":{billed_s},'
+        f'"charge":"{format_money(charge_micros) if charge_micros else ZERO_MONEY}",'
+        f'"currency":{J[currency]},"pool":{J[pool]},'
+        f'"pool_seconds":{seconds_text(pool_us) if pool_us else "0"},'
+        f'"disconnected":{J[disconnected]}}}'
+    ).encode()
 
 
-def disconnect_json(tenant_id: str, call_id: str, switch_id: Any, reason: str, at: Instant) -> bytes:
+def disconnect_json(
+    tenant_id: str, call_id: str, switch_id: Any, reason: str, at: Instant
+) -> bytes:
     """`dumps(disconnect_record(...))` with the same arguments, by template."""
     sw = J[switch_id] if switch_id.__class__ is str else orjson.dumps(switch_id).decode()
-    return (f'{{"call_id":{orjson.dumps(call_id).decode()},"tenant_id":{J[tenant_id]},'
-            f'"switch_id":{sw},"reason":{J[reason]},"at":"{format_instant(at)}"}}').encode()
+    return (
+        f'{{"call_id":{orjson.dumps(call_id).decode()},"tenant_id":{J[tenant_id]},'
+        f'"switch_id":{sw},"reason":{J[reason]},"at":"{format_instant(at)}"}}'
+    ).encode()
 
 
-def disconnect_record(tenant_id: str, call_id: str, switch_id: Any, reason: str, at: Instant) -> Record:
-    return {"call_id": call_id, "tenant_id": tenant_id, "switch_id": switch_id, "reason": reason,
-            "at": format_instant(at)}
+def disconnect_record(
+    tenant_id: str, call_id: str, switch_id: Any, reason: str, at: Instant
+) -> Record:
+    return {
+        "call_id": call_id,
+        "tenant_id": tenant_id,
+        "switch_id": switch_id,
+        "reason": reason,
+        "at": format_instant(at),
+    }
 
 
-def notification_record(notification_id: str, tenant_id: str, kind: str, ts: Instant,
-                        **details: Any) -> Record:
-    out: Record = {"notification_id": notification_id, "tenant_id": tenant_id, "kind": kind,
-                   "ts": format_instant(ts)}
+def notification_record(
+    notification_id: str, tenant_id: str, kind: str, ts: Instant, **details: Any
+) -> Record:
+    out: Record = {
+        "notification_id": notification_id,
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "ts": format_instant(ts),
+    }
     out.update(details)
     return out
 
 
-def payment_record(request_id: str, tenant_id: str, amount_micros: int, currency: str | None,
-                   ts: Instant) -> Record:
-    return {"request_id": request_id, "tenant_id": tenant_id, "amount": format_money(amount_micros),
-            "currency": currency, "ts": format_instant(ts)}
+def payment_record(
+    request_id: str, tenant_id: str, amount_micros: int, currency: str | None, ts: Instant
+) -> Record:
+    return {
+        "request_id": request_id,
+        "tenant_id": tenant_id,
+        "amount": format_money(amount_micros),
+        "currency": currency,
+        "ts": format_instant(ts),
+    }
 
 
-def dead_letter_record(reason: str, original: bytes, line: int | None, tenant_id: str | None) -> Record:
+def dead_letter_record(
+    reason: str, original: bytes, line: int | None, tenant_id: str | None
+) -> Record:
     """The rejected input kept whole: as text when it is UTF-8, else also as base64."""
     try:
         text, b64 = original.decode("utf-8"), None

@@ -16,8 +16,11 @@ REQUIRED_FIELDS = ("call_id", "kind", "from", "to", "start", "end")
 _REQUIRED = frozenset(REQUIRED_FIELDS)
 _E164 = _E164_RE.fullmatch
 _FREE_TAIL = {"reason": None, **deck_fields(None)}
-_SERVICE_OF_KIND = {"user_outbound": "outbound", "conference_dialout": "outbound",
-                    "tollfree_inbound": "tollfree_inbound"}
+_SERVICE_OF_KIND = {
+    "user_outbound": "outbound",
+    "conference_dialout": "outbound",
+    "tollfree_inbound": "tollfree_inbound",
+}
 
 
 def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
@@ -27,7 +30,9 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
     except orjson.JSONDecodeError:
         return _invalid({"call_id": None, "kind": None}, "invalid_json", deck, None), "invalid_json"
     if obj.__class__ is not dict:
-        return _invalid({"call_id": None, "kind": None}, "not_an_object", deck, None), "not_an_object"
+        return _invalid(
+            {"call_id": None, "kind": None}, "not_an_object", deck, None
+        ), "not_an_object"
     # The carried fields: call_id (null unless a string), tenant_id/user_id when present, kind
     # (null unless one of the kinds; any JSON value may come here, a list would not even hash).
     call_id = obj.get("call_id")
@@ -56,7 +61,9 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
     except TimestampError:
         return _invalid(head, "bad_field:end", deck, None), "bad_field:end"
     duration = end - start
-    if kind == "inbound":  # `priced_fields("free", None, None, duration, 0, 0, deck.currency)`, inlined
+    if (
+        kind == "inbound"
+    ):  # `priced_fields("free", None, None, duration, 0, 0, deck.currency)`, inlined
         head["status"] = "free"
         head.update(_FREE_TAIL)
         head["duration_seconds"] = seconds_json(duration)
@@ -65,7 +72,9 @@ def rate_line(deck: Deck, raw: bytes) -> tuple[Record, str | None]:
         head["currency"] = deck.currency
         return head, None
     src, dst = obj["from"], obj["to"]
-    if not (src.__class__ is str and _E164(src) and dst.__class__ is str and _E164(dst)):  # is_e164, inlined
+    if not (
+        src.__class__ is str and _E164(src) and dst.__class__ is str and _E164(dst)
+    ):  # is_e164, inlined
         return _invalid(head, "bad_number", deck, duration), "bad_number"
     service = _SERVICE_OF_KIND[kind]
     row = deck.lookup(service, (src if service == "tollfree_inbound" else dst)[1:], start)

@@ -114,8 +114,11 @@ def _parse_row(path: str, line: int, index: int, raw: Mapping[str, str | None]) 
     prefix = text("prefix")
     need("prefix", prefix.isascii() and prefix.isdigit() and len(prefix) <= 15, "a digit prefix")
     country = text("country")
-    need("country", len(country) == 2 and country.isascii() and country.isalpha() and country.isupper(),
-         "an ISO 3166 alpha-2 code")
+    need(
+        "country",
+        len(country) == 2 and country.isascii() and country.isalpha() and country.isupper(),
+        "an ISO 3166 alpha-2 code",
+    )
     destination = text("destination")
     zone = text("zone")
     need("zone", zone in ZONES, "a zone A, B, C or D")
@@ -124,14 +127,19 @@ def _parse_row(path: str, line: int, index: int, raw: Mapping[str, str | None]) 
     service = text("service") or "outbound"
     need("service", service in SERVICES, "outbound or tollfree_inbound")
     currency = text("currency")
-    need("currency", len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper(),
-         "an ISO 4217 code")
+    need(
+        "currency",
+        len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper(),
+        "an ISO 4217 code",
+    )
 
     def decimal(col: str) -> int:
         try:
             micros = parse_decimal_micros(text(col), max_places=6)
         except MoneyError:
-            raise _fail(path, line, col, f"{text(col)!r} is not a decimal with at most 6 places") from None
+            raise _fail(
+                path, line, col, f"{text(col)!r} is not a decimal with at most 6 places"
+            ) from None
         if micros < 0:
             raise _fail(path, line, col, f"{text(col)!r} is negative")
         return micros
@@ -158,19 +166,41 @@ def _parse_row(path: str, line: int, index: int, raw: Mapping[str, str | None]) 
     nxt = whole_seconds("next_increment")
     lo, hi = day("effective_from"), day("effective_to")
     if lo is not None and hi is not None and hi <= lo:
-        raise _fail(path, line, "effective_to", "window is empty: effective_to must be after effective_from")
-    return Rate(index, line, prefix, country, destination, zone, number_type, service,
-                text("rate_per_minute"), text("connection_fee"), rate, fee, currency, first, nxt, lo, hi)
+        raise _fail(
+            path, line, "effective_to", "window is empty: effective_to must be after effective_from"
+        )
+    return Rate(
+        index,
+        line,
+        prefix,
+        country,
+        destination,
+        zone,
+        number_type,
+        service,
+        text("rate_per_minute"),
+        text("connection_fee"),
+        rate,
+        fee,
+        currency,
+        first,
+        nxt,
+        lo,
+        hi,
+    )
 
 
-def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, str | None]],
-                 first_line: int = 2) -> Deck:
+def compile_rows(
+    path: str, header: Sequence[str], rows: Iterable[Mapping[str, str | None]], first_line: int = 2
+) -> Deck:
     """Validate and index rows; the first failing rule raises `DeckError`."""
     names = [h.strip() for h in header]
     for col in COLUMNS:
         if col not in names:
             raise _fail(path, 1, col, "missing column")
-    if names != list(header):  # a header spelled " country": the rows must be read by the trimmed name
+    if names != list(
+        header
+    ):  # a header spelled " country": the rows must be read by the trimmed name
         rows = ({k.strip() if isinstance(k, str) else k: v for k, v in raw.items()} for raw in rows)
     parsed: list[Rate] = []
     currency: str | None = None
@@ -180,7 +210,9 @@ def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, s
         if currency is None:
             currency = rate.currency
         elif rate.currency != currency:
-            raise _fail(path, line, "currency", f"{rate.currency} differs from the deck's {currency}")
+            raise _fail(
+                path, line, "currency", f"{rate.currency} differs from the deck's {currency}"
+            )
         parsed.append(rate)
 
     grouped: dict[str, dict[str, list[Rate]]] = {}
@@ -190,21 +222,30 @@ def compile_rows(path: str, header: Sequence[str], rows: Iterable[Mapping[str, s
     for service, by_prefix in grouped.items():
         table[service] = {}
         for prefix, windows in by_prefix.items():
-            windows.sort(key=lambda r: (-1 if r.effective_from_us is None else r.effective_from_us, r.line))
+            windows.sort(
+                key=lambda r: (-1 if r.effective_from_us is None else r.effective_from_us, r.line)
+            )
             for before, after in zip(windows, windows[1:]):
                 if before.effective_to_us is None or (
-                    after.effective_from_us is None or after.effective_from_us < before.effective_to_us
+                    after.effective_from_us is None
+                    or after.effective_from_us < before.effective_to_us
                 ):
                     late = max(before, after, key=lambda r: r.line)
                     early = min(before, after, key=lambda r: r.line)
-                    raise _fail(path, late.line, "effective_from",
-                                f"window overlaps line {early.line} for prefix {prefix} ({service})")
+                    raise _fail(
+                        path,
+                        late.line,
+                        "effective_from",
+                        f"window overlaps line {early.line} for prefix {prefix} ({service})",
+                    )
             table[service][prefix] = tuple(windows)
     max_len = max((len(r.prefix) for r in parsed), default=0)
     return Deck(path, currency, parsed, table, max_len, _lengths_index(table))
 
 
-def _lengths_index(table: dict[str, dict[str, tuple[Rate, ...]]]) -> dict[str, dict[str, tuple[int, ...]]]:
+def _lengths_index(
+    table: dict[str, dict[str, tuple[Rate, ...]]],
+) -> dict[str, dict[str, tuple[int, ...]]]:
     """For each service and each two-digit start, the prefix lengths worth probing, longest first.
 
     A number starting `d1 d2` can only have a prefix `p` of length >= 2 with `p[:2] == d1 d2`,
@@ -213,14 +254,18 @@ def _lengths_index(table: dict[str, dict[str, tuple[Rate, ...]]]) -> dict[str, d
     """
     index: dict[str, dict[str, tuple[int, ...]]] = {}
     for service, by_prefix in table.items():
-        by_head: dict[str, set[int]] = {f"{a}{b}": set() for a in "0123456789" for b in "0123456789"}
+        by_head: dict[str, set[int]] = {
+            f"{a}{b}": set() for a in "0123456789" for b in "0123456789"
+        }
         for prefix in by_prefix:
             if len(prefix) >= 2:
                 by_head[prefix[:2]].add(len(prefix))
         for head, found in by_head.items():
             if head[0] in by_prefix:
                 found.add(1)
-        index[service] = {head: tuple(sorted(found, reverse=True)) for head, found in by_head.items()}
+        index[service] = {
+            head: tuple(sorted(found, reverse=True)) for head, found in by_head.items()
+        }
     return index
 
 

@@ -25,8 +25,17 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "set_pool": ("plan", "country", "minutes"),
 }
 CALL_FIELDS: dict[str, tuple[str, ...]] = {
-    "call_start": ("call_id", "tenant_id", "user_id", "kind", "from", "to", "usage_location",
-                   "switch_id", "ts"),
+    "call_start": (
+        "call_id",
+        "tenant_id",
+        "user_id",
+        "kind",
+        "from",
+        "to",
+        "usage_location",
+        "switch_id",
+        "ts",
+    ),
     "call_end": ("call_id", "tenant_id", "ts"),
 }
 PLANS = frozenset({"domestic", "international", "conferencing"})
@@ -109,9 +118,14 @@ def _call_fields(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     switch_id = obj["switch_id"]
     if switch_id is not None and not isinstance(switch_id, (str, int)):
         raise _Bad("bad_field:switch_id")
-    return {"kind": k, "user_id": _text(obj, "user_id", nullable=True),
-            "from": obj["from"], "to": obj["to"],
-            "usage_location": _text(obj, "usage_location", nullable=True), "switch_id": switch_id}
+    return {
+        "kind": k,
+        "user_id": _text(obj, "user_id", nullable=True),
+        "from": obj["from"],
+        "to": obj["to"],
+        "usage_location": _text(obj, "usage_location", nullable=True),
+        "switch_id": switch_id,
+    }
 
 
 def _command_fields(kind: str, obj: dict[str, Any], currency: str | None) -> dict[str, Any]:
@@ -126,7 +140,10 @@ def _command_fields(kind: str, obj: dict[str, Any], currency: str | None) -> dic
         if not isinstance(enabled, bool):
             raise _Bad("bad_field:enabled")
         out: dict[str, Any] = {"enabled": enabled, "trigger": None, "recharge": None}
-        for field, key, zero_ok in (("trigger_amount", "trigger", True), ("recharge_amount", "recharge", False)):
+        for field, key, zero_ok in (
+            ("trigger_amount", "trigger", True),
+            ("recharge_amount", "recharge", False),
+        ):
             if obj[field] is None and not enabled:
                 continue  # present but null: keep the previous setting while disabled
             out[key] = _amount(obj, field, allow_zero=zero_ok)
@@ -175,9 +192,20 @@ def _valid_call(kind: str, obj: dict[str, Any]) -> Event | None:
     try:
         tid, key, text = obj["tenant_id"], obj["call_id"], obj["ts"]
         if kind == "call_start":
-            k, user, loc, switch_id = obj["kind"], obj["user_id"], obj["usage_location"], obj["switch_id"]
-            fields = {"kind": k, "user_id": user, "from": obj["from"], "to": obj["to"],
-                      "usage_location": loc, "switch_id": switch_id}
+            k, user, loc, switch_id = (
+                obj["kind"],
+                obj["user_id"],
+                obj["usage_location"],
+                obj["switch_id"],
+            )
+            fields = {
+                "kind": k,
+                "user_id": user,
+                "from": obj["from"],
+                "to": obj["to"],
+                "usage_location": loc,
+                "switch_id": switch_id,
+            }
         else:
             fields = {}
     except KeyError:
@@ -185,10 +213,12 @@ def _valid_call(kind: str, obj: dict[str, Any]) -> Event | None:
     if tid.__class__ is not str or not tid or key.__class__ is not str or not key:
         return None
     if kind == "call_start" and not (
-            k.__class__ is str and k in KINDS
-            and (user is None or (user.__class__ is str and user))
-            and (loc is None or (loc.__class__ is str and loc))
-            and (switch_id is None or isinstance(switch_id, (str, int)))):
+        k.__class__ is str
+        and k in KINDS
+        and (user is None or (user.__class__ is str and user))
+        and (loc is None or (loc.__class__ is str and loc))
+        and (switch_id is None or isinstance(switch_id, (str, int)))
+    ):
         return None
     try:
         ts = parse_instant(text)

@@ -36,7 +36,9 @@ def price_micros(rate: Rate, billed_s: int, with_fee: bool = True) -> int:
     return round_micros_to_4dp(fee * 60 + rate.rate_micros_per_min * billed_s, 60)
 
 
-def rate_for(deck: Deck, kind: str, from_number: str, to_number: str, start_us: Instant) -> Rate | None:
+def rate_for(
+    deck: Deck, kind: str, from_number: str, to_number: str, start_us: Instant
+) -> Rate | None:
     """The deck row pricing a call of `kind`: outbound rows on `to`, toll-free inbound on `from`."""
     if kind == "tollfree_inbound":
         return deck.lookup("tollfree_inbound", from_number[1:], start_us)

@@ -73,8 +73,9 @@ def _rate_for(deck: Deck, kind: str, from_number: str, to_number: str, at: Insta
     return row
 
 
-def _constant_span(deck: Deck, service: str, digits: str,
-                   at: Instant) -> tuple[Instant | None, Instant | None]:
+def _constant_span(
+    deck: Deck, service: str, digits: str, at: Instant
+) -> tuple[Instant | None, Instant | None]:
     """The window bounds of rows on any prefix of `digits` nearest `at`: the last <= it, the first > it."""
     lo = hi = None
     by_prefix = deck.table.get(service) or {}
@@ -175,8 +176,9 @@ class LiveCall:
 class Tenant:
     """All state of one tenant and the rules that change it."""
 
-    def __init__(self, tenant_id: str, deck: Deck,
-                 seen: MutableMapping[str, Sequence[Output]] | None = None):
+    def __init__(
+        self, tenant_id: str, deck: Deck, seen: MutableMapping[str, Sequence[Output]] | None = None
+    ):
         self.tenant_id = tenant_id
         self.deck = deck
         self.currency = deck.currency
@@ -355,10 +357,18 @@ class Tenant:
 
     def _pool_notice(self, kind: str, pool: Pool, at: Instant) -> Output:
         nid = f"{self.tenant_id}:{kind}:{pool.key}:{pool.month}"
-        return NOTIFICATIONS, dumps(notification_record(
-            nid, self.tenant_id, kind, at, pool=pool.key, month=pool.month,
-            allowance_minutes=pool.allowance_us // (60 * US_PER_S),
-            remaining_seconds=seconds_json(pool.remaining_us)))
+        return NOTIFICATIONS, dumps(
+            notification_record(
+                nid,
+                self.tenant_id,
+                kind,
+                at,
+                pool=pool.key,
+                month=pool.month,
+                allowance_minutes=pool.allowance_us // (60 * US_PER_S),
+                remaining_seconds=seconds_json(pool.remaining_us),
+            )
+        )
 
     def _pool_for(self, kind: str, row: Rate, usage_location: str | None) -> Pool | None:
         if row.number_type == "premium":
@@ -400,7 +410,11 @@ class Tenant:
     def _licensed(self, call: LiveCall) -> bool:
         if call.kind == "tollfree_inbound":
             return True
-        return call.kind in LICENSED_KINDS and call.user_id is not None and call.user_id in self.licences
+        return (
+            call.kind in LICENSED_KINDS
+            and call.user_id is not None
+            and call.user_id in self.licences
+        )
 
     def _move_to_credits(self, call: LiveCall, at: Instant, out: list[Output]) -> None:
         """The pool ran dry: credits from `at` (increments restart, no fee) or a disconnect."""
@@ -452,9 +466,22 @@ class Tenant:
                 lot.forfeits += 1
                 suffix = "" if lot.forfeits == 1 else f":{lot.forfeits}"
                 nid = f"{self.tenant_id}:funds_expired:{lot.lot_id}{suffix}"
-                out.append((NOTIFICATIONS, dumps(notification_record(
-                    nid, self.tenant_id, "funds_expired", at, lot_id=lot.lot_id,
-                    amount=format_money(excess), currency=self.currency))))
+                out.append(
+                    (
+                        NOTIFICATIONS,
+                        dumps(
+                            notification_record(
+                                nid,
+                                self.tenant_id,
+                                "funds_expired",
+                                at,
+                                lot_id=lot.lot_id,
+                                amount=format_money(excess),
+                                currency=self.currency,
+                            )
+                        ),
+                    )
+                )
 
     def _drop_empty_lots(self) -> None:
         for lot in self.lots:
@@ -488,39 +515,82 @@ class Tenant:
         after = self.balance_micros
         trigger = self.trigger_micros
         if not self.auto_enabled and trigger is not None and before >= trigger > after:
-            out.append(self._plain_notice("low_balance", at, balance=format_money(after),
-                                          trigger_amount=format_money(trigger)))
+            out.append(
+                self._plain_notice(
+                    "low_balance",
+                    at,
+                    balance=format_money(after),
+                    trigger_amount=format_money(trigger),
+                )
+            )
         if before > 0 and after == 0:
             out.append(self._plain_notice("balance_zero", at, balance=format_money(after)))
         self._maybe_recharge(at, out)
 
     def _maybe_recharge(self, at: Instant, out: list[Output]) -> None:
         """Level-triggered auto-recharge (edge rules 8 and 21)."""
-        if (self.auto_enabled and self.trigger_micros is not None and self.recharge_micros is not None
-                and self.balance_micros < self.trigger_micros
-                and self.outstanding is None and self.backoff_until is None):
+        if (
+            self.auto_enabled
+            and self.trigger_micros is not None
+            and self.recharge_micros is not None
+            and self.balance_micros < self.trigger_micros
+            and self.outstanding is None
+            and self.backoff_until is None
+        ):
             self.requests_n += 1
             request_id = f"{self.tenant_id}:recharge:{self.requests_n}"
             self.outstanding = (request_id, self.recharge_micros)
-            out.append((PAYMENTS, dumps(payment_record(request_id, self.tenant_id, self.recharge_micros,
-                                                       self.currency, at))))
+            out.append(
+                (
+                    PAYMENTS,
+                    dumps(
+                        payment_record(
+                            request_id, self.tenant_id, self.recharge_micros, self.currency, at
+                        )
+                    ),
+                )
+            )
 
     # ------------------------------------------------------------------ calls
 
     def _refuse(self, ev: Event, reason: str, row: Rate | None, out: list[Output]) -> None:
         f = ev.fields
-        out.append((DISCONNECTS, disconnect_json(self.tenant_id, ev.key, f["switch_id"], reason, ev.ts)))
+        out.append(
+            (DISCONNECTS, disconnect_json(self.tenant_id, ev.key, f["switch_id"], reason, ev.ts))
+        )
         status = _REFUSAL_STATUS.get(reason, "rated")
         currency = row.currency if row is not None else self.currency
-        out.append((CHARGES, charge_json(self.tenant_id, ev.key, f["user_id"], f["kind"], status, reason, row,
-                                         ev.ts, ev.ts, 0, 0, currency, None, 0, reason)))
+        out.append(
+            (
+                CHARGES,
+                charge_json(
+                    self.tenant_id,
+                    ev.key,
+                    f["user_id"],
+                    f["kind"],
+                    status,
+                    reason,
+                    row,
+                    ev.ts,
+                    ev.ts,
+                    0,
+                    0,
+                    currency,
+                    None,
+                    0,
+                    reason,
+                ),
+            )
+        )
 
     def _start(self, ev: Event, at: Instant, out: list[Output]) -> None:
         f = ev.fields
         kind = f["kind"]
         self.call_seq += 1
         if kind == "inbound":
-            self.live[ev.key] = LiveCall(ev.key, self.call_seq, f["user_id"], kind, f["switch_id"], None, at)
+            self.live[ev.key] = LiveCall(
+                ev.key, self.call_seq, f["user_id"], kind, f["switch_id"], None, at
+            )
             return
         if not (is_e164(f["from"]) and is_e164(f["to"])):
             return self._refuse(ev, "bad_number", None, out)
@@ -546,7 +616,9 @@ class Tenant:
         self.live[call.call_id] = call
         self._set_hold(call, hold)
 
-    def _finish(self, call: LiveCall, end: Instant, disconnected: str | None, out: list[Output]) -> None:
+    def _finish(
+        self, call: LiveCall, end: Instant, disconnected: str | None, out: list[Output]
+    ) -> None:
         """Close a call at `end` (its call_end ts, or the disconnect instant) and charge its credit part."""
         del self.live[call.call_id]
         pool_us: Instant = 0
@@ -562,18 +634,45 @@ class Tenant:
         billed, charge = 0, 0
         if call.credit_start is not None:
             assert call.row is not None
-            billed = billed_seconds(end - call.credit_start, call.row.first_increment_s, call.row.next_increment_s)
+            billed = billed_seconds(
+                end - call.credit_start, call.row.first_increment_s, call.row.next_increment_s
+            )
             charge = price_micros(call.row, billed, call.with_fee)
             assert charge <= call.hold_micros, "a call charged more than it held"
             self._set_hold(call, 0)
         if disconnected is not None:
-            out.append((DISCONNECTS, disconnect_json(self.tenant_id, call.call_id, call.switch_id,
-                                                     disconnected, end)))
+            out.append(
+                (
+                    DISCONNECTS,
+                    disconnect_json(
+                        self.tenant_id, call.call_id, call.switch_id, disconnected, end
+                    ),
+                )
+            )
         row = call.row
         status = "free" if call.kind == "inbound" else "rated"
-        out.append((CHARGES, charge_json(
-            self.tenant_id, call.call_id, call.user_id, call.kind, status, None, row, call.start, end, billed,
-            charge, row.currency if row is not None else self.currency, call.pool_key, pool_us, disconnected)))
+        out.append(
+            (
+                CHARGES,
+                charge_json(
+                    self.tenant_id,
+                    call.call_id,
+                    call.user_id,
+                    call.kind,
+                    status,
+                    None,
+                    row,
+                    call.start,
+                    end,
+                    billed,
+                    charge,
+                    row.currency if row is not None else self.currency,
+                    call.pool_key,
+                    pool_us,
+                    disconnected,
+                ),
+            )
+        )
         before = self.balance_micros
         if charge:
             self._deduct(charge, end, out)
@@ -598,7 +697,9 @@ class Tenant:
         if self.forget:
             self._forget_old(at)
         t = ev.type
-        seen_key = f"{t}\x1f{ev.key}" if t == "call_start" or t == "call_end" else f"cmd\x1f{ev.key}"
+        seen_key = (
+            f"{t}\x1f{ev.key}" if t == "call_start" or t == "call_end" else f"cmd\x1f{ev.key}"
+        )
         previous = self.seen.get(seen_key)
         if previous is not None:
             return list(previous), None
@@ -657,8 +758,16 @@ class Tenant:
         details: dict[str, Any] = {"request_id": request_id, "amount": format_money(amount)}
         if kind == "recharge_failed":
             details["reason"] = f["reason"]
-        out.append((NOTIFICATIONS, dumps(notification_record(
-            f"{self.tenant_id}:{kind}:{request_id}", self.tenant_id, kind, at, **details))))
+        out.append(
+            (
+                NOTIFICATIONS,
+                dumps(
+                    notification_record(
+                        f"{self.tenant_id}:{kind}:{request_id}", self.tenant_id, kind, at, **details
+                    )
+                ),
+            )
+        )
         if kind == "recharge_succeeded":
             self._add_lot(request_id, amount, at)
             self._maybe_recharge(at, out)

@@ -54,15 +54,16 @@ MAX_BAR = 28.0  # px: a lone bar is not a slab
 
 
 def _bad_xml_char(c: int) -> bool:
-    return (
-        (c < 0x20 and c not in (0x9, 0xA, 0xD))
-        or 0xD800 <= c <= 0xDFFF
-        or c in (0xFFFE, 0xFFFF)
-    )
+    return (c < 0x20 and c not in (0x9, 0xA, 0xD)) or 0xD800 <= c <= 0xDFFF or c in (0xFFFE, 0xFFFF)
 
 
-_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;",
-            ord('"'): "&quot;", ord("'"): "&#39;"}
+_ESCAPES = {
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    ord('"'): "&quot;",
+    ord("'"): "&#39;",
+}
 _ESCAPES.update({c: "\ufffd" for c in range(0x20) if _bad_xml_char(c)})
 _ESCAPES.update({0xFFFE: "\ufffd", 0xFFFF: "\ufffd"})
 
@@ -185,11 +186,21 @@ def nice_ticks(
 # SVG pieces
 
 
-def _text(x: float, y: float, s: str, *, size: float = TICK_SIZE, anchor: str = "middle",
-          fill: str = MUTED, extra: str = "") -> str:
+def _text(
+    x: float,
+    y: float,
+    s: str,
+    *,
+    size: float = TICK_SIZE,
+    anchor: str = "middle",
+    fill: str = MUTED,
+    extra: str = "",
+) -> str:
     a = "" if anchor == "start" else f' text-anchor="{anchor}"'
-    return (f'<text x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}"{a} fill="{fill}"{extra}>'
-            f"{_esc(s)}</text>")
+    return (
+        f'<text x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}"{a} fill="{fill}"{extra}>'
+        f"{_esc(s)}</text>"
+    )
 
 
 def _fit(s: str, size: float, room: float) -> str:
@@ -200,18 +211,26 @@ def _fit(s: str, size: float, room: float) -> str:
 
 
 def _bar(x: float, y: float, w: float, h: float, fill: str, tip: str) -> str:
-    return (f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" fill="{fill}">'
-            f"<title>{_esc(tip)}</title></rect>")
+    return (
+        f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" fill="{fill}">'
+        f"<title>{_esc(tip)}</title></rect>"
+    )
 
 
 def _panel_open(name: str, x0: float, y0: float, x1: float, y1: float) -> str:
-    return (f'<g data-panel="{name}" data-plot="{_n(x0)} {_n(y0)} {_n(x1)} {_n(y1)}">')
+    return f'<g data-panel="{name}" data-plot="{_n(x0)} {_n(y0)} {_n(x1)} {_n(y1)}">'
 
 
 def _title(i: int, s: str) -> str:
     x0, x1 = PANEL_X[i]
-    return _text((x0 + x1) / 2, TITLE_Y, s, size=TITLE_SIZE, fill=TEXT,
-                 extra=' font-weight="600"' + _fit(s, TITLE_SIZE * 1.04, x1 - x0))
+    return _text(
+        (x0 + x1) / 2,
+        TITLE_Y,
+        s,
+        size=TITLE_SIZE,
+        fill=TEXT,
+        extra=' font-weight="600"' + _fit(s, TITLE_SIZE * 1.04, x1 - x0),
+    )
 
 
 def _empty(x0: float, x1: float, message: str) -> list[str]:
@@ -256,8 +275,11 @@ def _spend_panel(days: Sequence[date], spend: Sequence[int], currency: str) -> l
     for d, v in zip(days, spend):
         h = ph * max(v, 0) / top
         x = left + slot * (d.toordinal() - first) + (slot - w) / 2
-        out.append(_bar(x, PLOT_BOTTOM - h, w, h, SPEND_BLUE,
-                        f"{d.isoformat()}: {money_text(v)} {currency}"))
+        out.append(
+            _bar(
+                x, PLOT_BOTTOM - h, w, h, SPEND_BLUE, f"{d.isoformat()}: {money_text(v)} {currency}"
+            )
+        )
     out.append("</g>")
     out.append(f'<path d="M{_n(left)} {_n(PLOT_BOTTOM)}H{_n(right)}" stroke="{AXIS}"/>')
     step = -(-len(days) // 6)  # every k-th day: at most 6 labels
@@ -324,8 +346,9 @@ def _hbar_panel(
         if k % every:
             continue
         y = PLOT_TOP + row * (k + 0.5) + size * 0.35
-        out.append(_text(left - 6, y, s, size=size, anchor="end", fill=TEXT,
-                         extra=_fit(s, size, room)))
+        out.append(
+            _text(left - 6, y, s, size=size, anchor="end", fill=TEXT, extra=_fit(s, size, room))
+        )
     out.append(f'<path d="M{_n(left)} {_n(PLOT_TOP)}V{_n(PLOT_BOTTOM)}" stroke="{AXIS}"/>')
     return out + ["</g>"]
 
@@ -348,8 +371,10 @@ def tenant_svg(data: dict) -> str:
     payers = [str(p) for p in payers]
     dests = [str(d) for d in dests]
 
-    label = (f"Charts of tenant {tenant} ({currency}): credit spend per day, "
-             "minutes paid by pools vs. credits, top destinations by spend")
+    label = (
+        f"Charts of tenant {tenant} ({currency}): credit spend per day, "
+        "minutes paid by pools vs. credits, top destinations by spend"
+    )
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="100%" style="max-width:{WIDTH}px;height:auto;display:block" '
@@ -359,17 +384,32 @@ def tenant_svg(data: dict) -> str:
     ]
     out += _spend_panel(days, spend, currency)
     out += _hbar_panel(
-        1, "payers", "Minutes paid: pools vs. credits", payers, payer_ms,
+        1,
+        "payers",
+        "Minutes paid: pools vs. credits",
+        payers,
+        payer_ms,
         [CREDITS_ORANGE if p == "credits" else POOL_GREEN for p in payers],
         [f"{p}: {minutes_text(v)} minutes" for p, v in zip(payers, payer_ms)],
-        label_max=PAYER_LABEL_MAX, unit=MS_PER_CENTI_MINUTE, decimals=2,
-        xlabel="minutes", empty="no paid minutes",
+        label_max=PAYER_LABEL_MAX,
+        unit=MS_PER_CENTI_MINUTE,
+        decimals=2,
+        xlabel="minutes",
+        empty="no paid minutes",
     )
     out += _hbar_panel(
-        2, "destinations", f"Top destinations by spend ({currency})", dests, dest_spend,
+        2,
+        "destinations",
+        f"Top destinations by spend ({currency})",
+        dests,
+        dest_spend,
         [DEST_PURPLE] * len(dests),
         [f"{d}: {money_text(v)} {currency}" for d, v in zip(dests, dest_spend)],
-        label_max=DEST_LABEL_MAX, unit=1, decimals=4, xlabel="", empty="no destinations",
+        label_max=DEST_LABEL_MAX,
+        unit=1,
+        decimals=4,
+        xlabel="",
+        empty="no destinations",
     )
     out.append("</svg>")
     return "\n".join(out)

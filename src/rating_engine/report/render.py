@@ -181,12 +181,12 @@ def xlsx_sheets(report: Report) -> list[Sheet]:
             )
             df = df.head(XLSX_MAX_ROWS)
         cols = list(table.kinds.items())
-        widths = []
+        widths: list[float] = []
         for col, kind in cols:
             width = max(len(col), 12 if kind != TEXT else 10) + 2
             if kind == TEXT and df.height:
                 longest = df[col].cast(pl.String).str.len_chars().max() or 0
-                width = max(width, min(int(longest) + 2, 60))
+                width = max(width, min(int(longest) + 2, 60))  # type: ignore[arg-type]
             widths.append(width)
         sheets.append(
             Sheet(
@@ -323,7 +323,9 @@ def html_page(report: Report, *, chart_tenants: int = 10) -> str:
     its tables (at most ``HTML_MAX_ROWS`` rows each)."""
     t = report.tables
     keys = tenants_by_spend(report)
-    summary = t["summary"].df.sort(["charge", "tenant_id", "currency"], descending=[True, False, False])
+    summary = t["summary"].df.sort(
+        ["charge", "tenant_id", "currency"], descending=[True, False, False]
+    )
     parts: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
@@ -335,8 +337,10 @@ def html_page(report: Report, *, chart_tenants: int = 10) -> str:
         f"{report.ignored_count} record(s) of other topics ignored. Money in the currency of each "
         "row, exact to 0.0001; minutes rounded to 0.01.</p>",
     ]
-    nav = ["<nav><a href='#notes'>Notes</a><a href='#funding'>Funding advice</a>",
-           "<a href='#summary'>All tenants</a>"]
+    nav = [
+        "<nav><a href='#notes'>Notes</a><a href='#funding'>Funding advice</a>",
+        "<a href='#summary'>All tenants</a>",
+    ]
     for i, (tenant, cur) in enumerate(keys):
         if i < 50:
             nav.append(f"<a href='#t{i}'>{html.escape(tenant)} ({html.escape(cur)})</a>")
@@ -357,8 +361,16 @@ def html_page(report: Report, *, chart_tenants: int = 10) -> str:
     parts.append("<h2 id='summary'>All tenants</h2>")
     parts.append(html_table(t["summary"], summary))
 
-    per_tenant = ("by_payer", "by_kind", "by_destination", "top_destinations", "disconnects",
-                  "by_status", "by_day", "by_user")
+    per_tenant = (
+        "by_payer",
+        "by_kind",
+        "by_destination",
+        "top_destinations",
+        "disconnects",
+        "by_status",
+        "by_day",
+        "by_user",
+    )
     drop = ("tenant_id", "currency")
     parts_of = {}
     for name in per_tenant:
@@ -376,13 +388,13 @@ def html_page(report: Report, *, chart_tenants: int = 10) -> str:
             )
         for name in per_tenant:
             table = t[name]
-            rows = parts_of[name].get((tenant, cur))
-            if rows is None or not rows.height:
+            part = parts_of[name].get((tenant, cur))
+            if part is None or not part.height:
                 continue
             parts.append(f"<h3>{html.escape(table.title)}</h3>")
             if table.description:
                 parts.append(f"<p class='note muted'>{html.escape(table.description)}</p>")
-            parts.append(html_table(table, drop=drop, max_rows=HTML_MAX_ROWS, rows=rows["_tr"]))
+            parts.append(html_table(table, drop=drop, max_rows=HTML_MAX_ROWS, rows=part["_tr"]))
     parts.append("</body></html>\n")
     return "".join(parts)
 

@@ -117,7 +117,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import polars as pl
@@ -264,7 +264,6 @@ AGG_KEYS: dict[str, tuple[str, ...]] = {
 NDJSON_READ_SIZE = ("POLARS_FORCE_NDJSON_READ_SIZE", str(4 << 20))
 
 
-
 def blocks(src: BinaryIO, size: int) -> Iterator[bytes]:
     """`src` in blocks of about `size` bytes, each cut after a newline (the last maybe not)."""
     while True:
@@ -275,6 +274,7 @@ def blocks(src: BinaryIO, size: int) -> Iterator[bytes]:
             block += src.readline()
         yield block
 
+
 def scan_file(path: str | os.PathLike[str], *, marked: bool = False) -> pl.LazyFrame:
     """Lazy scan of one charges file (records numbered in ``rec``); ``marked``:
     a file rewritten by :func:`sanitise`, which may hold marker objects.
@@ -282,7 +282,7 @@ def scan_file(path: str | os.PathLike[str], *, marked: bool = False) -> pl.LazyF
     Only the fields the report reads are asked for: the reader looks each of
     them up in every record, so a narrower schema is a cheaper parse."""
     schema = MARKED_SCHEMA if marked else SCHEMA
-    return pl.scan_ndjson(path, schema=schema, row_index_name="rec")
+    return pl.scan_ndjson(os.fspath(path), schema=schema, row_index_name="rec")
 
 
 def _ms(col: str) -> pl.Expr:
@@ -318,7 +318,7 @@ def _state(marked: bool) -> pl.Expr:
         c("start").is_not_null() & c("day").is_null(),
     )
     cases += [(check, code) for code, check in enumerate(checks, start=MARKED + 1)]
-    expr = pl.when(cases[0][0]).then(pl.lit(cases[0][1], pl.Int8))
+    expr: Any = pl.when(cases[0][0]).then(pl.lit(cases[0][1], pl.Int8))
     for check, code in cases[1:]:
         expr = expr.when(check).then(pl.lit(code, pl.Int8))
     return expr.otherwise(pl.lit(OK, pl.Int8))
@@ -377,8 +377,10 @@ def _merge(frames: list[pl.DataFrame], keys: Sequence[str]) -> pl.DataFrame:
     keep a whole batch of parsed lines alive (polars strings are views)."""
     df = pl.concat(frames, how="vertical")
     values = [n for n in df.columns if n not in keys]
-    return df.group_by(list(keys)).agg(pl.col(values).sum()).with_columns(
-        pl.col(pl.String).cast(pl.Categorical).cast(pl.String)
+    return (
+        df.group_by(list(keys))
+        .agg(pl.col(values).sum())
+        .with_columns(pl.col(pl.String).cast(pl.Categorical).cast(pl.String))
     )
 
 
@@ -551,7 +553,7 @@ def _line_numbers(path: str | os.PathLike[str], recs: Sequence[int]) -> dict[int
     if not recs:
         return {}
     df = (
-        pl.scan_lines(path, name="text")
+        pl.scan_lines(os.fspath(path), name="text")
         .with_row_index("line", offset=1)
         .filter(pl.col("text").str.strip_chars() != "")
         .with_row_index("rec")
@@ -592,7 +594,9 @@ def _sum_by(df: pl.DataFrame, keys: Sequence[str], extra: Sequence[pl.Expr] = ()
     )
 
 
-def _kinds(keys: dict[str, str], measures: bool = True, extra: dict[str, str] | None = None) -> dict:
+def _kinds(
+    keys: dict[str, str], measures: bool = True, extra: dict[str, str] | None = None
+) -> dict:
     out = dict(keys)
     if measures:
         out.update(MEASURES)
@@ -621,7 +625,9 @@ def _ceil_unit(units: int) -> int:
     return -(-units // MONEY_UNIT) * MONEY_UNIT
 
 
-def replay(spend: Sequence[int], add_funds: int, trigger: int, recharge: int, lead_days: int) -> tuple[int, int]:
+def replay(
+    spend: Sequence[int], add_funds: int, trigger: int, recharge: int, lead_days: int
+) -> tuple[int, int]:
     """Daily replay of a balance with auto-recharge: (min balance, recharges).
 
     Each day's spend is taken off; when the balance is below ``trigger`` and
@@ -680,7 +686,9 @@ def funding_advice(
         trigger = recharge = _ceil_unit(total + 1)
         add = trigger + recharge
         low, recharges = replay(spend, add, trigger, recharge, lead_days)
-    out.update(trigger=trigger, recharge=recharge, add_funds=add, min_balance=low, recharges=recharges)
+    out.update(
+        trigger=trigger, recharge=recharge, add_funds=add, min_balance=low, recharges=recharges
+    )
     return out
 
 
@@ -702,15 +710,17 @@ def build_tables(
 
     by_kind = _measures(_fill(_sum_by(dims, [*tk, "kind"]), ["kind"])).sort([*tk, "kind"])
     by_day = _measures(_sum_by(days, [*tk, "day"])).sort([*tk, "day"], nulls_last=True)
-    by_status = _measures(
-        _fill(_sum_by(dims, [*tk, "status", "reason"]), ["reason"], "")
-    ).sort([*tk, "status", "reason"])
+    by_status = _measures(_fill(_sum_by(dims, [*tk, "status", "reason"]), ["reason"], "")).sort(
+        [*tk, "status", "reason"]
+    )
     disconnects = (
         dims.filter(c("disconnected").is_not_null())
         .group_by([*tk, "disconnected"])
         .agg(c("calls").sum(), c("talk_ms").sum(), c("billed_ms").sum(), c("charge_u").sum())
         .rename({"disconnected": "reason"})
-        .with_columns(talk_minutes=c("talk_ms"), credit_minutes=c("billed_ms"), charge=c("charge_u"))
+        .with_columns(
+            talk_minutes=c("talk_ms"), credit_minutes=c("billed_ms"), charge=c("charge_u")
+        )
         .sort([*tk, "reason"])
     )
     pools = (
@@ -812,9 +822,7 @@ def build_tables(
             by_destination,
             _kinds({**TENANT_KEYS, "country": TEXT, "number_type": TEXT}),
         ),
-        "by_kind": Table(
-            "by_kind", "By call kind", by_kind, _kinds({**TENANT_KEYS, "kind": TEXT})
-        ),
+        "by_kind": Table("by_kind", "By call kind", by_kind, _kinds({**TENANT_KEYS, "kind": TEXT})),
         "by_day": Table(
             "by_day",
             "By day (UTC, day the call started)",
@@ -922,8 +930,12 @@ def _funding_table(
     for (tenant, cur), grp in by_day.filter(pl.col("day").is_not_null()).group_by(
         ["tenant_id", "currency"], maintain_order=True
     ):
-        spend_by[(tenant, cur)] = dict(zip(grp["day"].to_list(), grp["charge_u"].to_list(), strict=True))
-    for row in summary.select("tenant_id", "currency", "first_day", "last_day").iter_rows(named=True):
+        spend_by[(tenant, cur)] = dict(
+            zip(grp["day"].to_list(), grp["charge_u"].to_list(), strict=True)
+        )
+    for row in summary.select("tenant_id", "currency", "first_day", "last_day").iter_rows(
+        named=True
+    ):
         key = (row["tenant_id"], row["currency"])
         first, last = row["first_day"], row["last_day"]
         if first is None or last is None:
@@ -1040,7 +1052,9 @@ def build_report(
                 sanitise(p, dst)
                 scan_paths.append(dst)
             agg = run(marked=True)
-            return _finish(agg, scan_paths, labels, top, lead_days, cover_days, percentile, max_bad_lines)
+            return _finish(
+                agg, scan_paths, labels, top, lead_days, cover_days, percentile, max_bad_lines
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return _finish(agg, scan_paths, labels, top, lead_days, cover_days, percentile, max_bad_lines)
@@ -1074,9 +1088,13 @@ def _finish(
         bad_rows, schema={"file": pl.String, "line": pl.Int64, "reason": pl.String}, orient="row"
     )
     order = {lab: i for i, lab in enumerate(labels)}
-    bad_df = bad_df.with_columns(
-        _f=pl.col("file").replace_strict(order, return_dtype=pl.Int64, default=0)
-    ).sort("_f", "line").drop("_f")
+    bad_df = (
+        bad_df.with_columns(
+            _f=pl.col("file").replace_strict(order, return_dtype=pl.Int64, default=0)
+        )
+        .sort("_f", "line")
+        .drop("_f")
+    )
 
     tables = build_tables(
         agg, top=top, lead_days=lead_days, cover_days=cover_days, percentile=percentile
@@ -1102,7 +1120,9 @@ def _finish(
         notes.append(f"{n_ignored} record(s) of other topics ignored.")
     cur = tables["summary"].df.group_by("tenant_id").agg(pl.col("currency").n_unique().alias("n"))
     for tenant in cur.filter(pl.col("n") > 1)["tenant_id"].to_list():
-        notes.append(f"tenant {tenant} has charges in more than one currency: one row per currency.")
+        notes.append(
+            f"tenant {tenant} has charges in more than one currency: one row per currency."
+        )
     return Report(
         tables=tables,
         notes=notes,
@@ -1129,10 +1149,16 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="PSTN usage report and funding advice from charges records (JSON lines).",
     )
-    p.add_argument("inputs", nargs="+", metavar="CHARGES.jsonl", help="charges files, or - for stdin")
+    p.add_argument(
+        "inputs", nargs="+", metavar="CHARGES.jsonl", help="charges files, or - for stdin"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     p.add_argument(
-        "--tenant", action="append", default=None, metavar="ID", help="only this tenant (repeatable)"
+        "--tenant",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only this tenant (repeatable)",
     )
     p.add_argument("--top", type=_positive_int, default=10, help="top destinations per tenant (10)")
     p.add_argument(

@@ -303,7 +303,11 @@ def _worksheet(sheet: Sheet, df: pl.DataFrame, first: bool, xf_of: dict[str, int
         return (head + "<sheetData/>" + tail).encode()
     rows = _rows_xml(df, _cell_exprs(sheet, df, xf_of)) if df.height else b""
     return b"".join(
-        [(head + "<sheetData>" + _header_row(sheet)).encode(), rows, ("</sheetData>" + tail).encode()]
+        [
+            (head + "<sheetData>" + _header_row(sheet)).encode(),
+            rows,
+            ("</sheetData>" + tail).encode(),
+        ]
     )
 
 
@@ -373,12 +377,7 @@ def _workbook_rels(nsheets: int) -> bytes:
         for i in range(nsheets)
     ]
     rels.append(f'<Relationship Id="rId{nsheets + 1}" Type="{_REL}/styles" Target="styles.xml"/>')
-    return (
-        _XML_DECL
-        + _RELS
-        + "".join(rels)
-        + "</Relationships>"
-    ).encode()
+    return (_XML_DECL + _RELS + "".join(rels) + "</Relationships>").encode()
 
 
 def _workbook(sheets: Sequence[Sheet]) -> bytes:
@@ -469,7 +468,8 @@ def _styles_xml(numfmts: list[tuple[int, str]]) -> bytes:
         )
     )
     return (
-        _XML_DECL + '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        _XML_DECL
+        + '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
         + numfmt_xml
         + '<fonts count="2"><font><sz val="11"/><color rgb="FF000000"/><name val="Calibri"/>'
         '<family val="2"/></font><font><b/><sz val="11"/><color rgb="FF000000"/>'
