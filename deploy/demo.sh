@@ -36,12 +36,14 @@ T0=$SECONDS
 
 # ---------------------------------------------------------------- tools
 missing=()
-for tool in java mvn python3.11; do
+if [[ -f $HOME/.cargo/env ]]; then . "$HOME/.cargo/env"; fi   # rustup's cargo builds the core
+for tool in java mvn python3.11 cargo; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
     say "missing on PATH: ${missing[*]}"
-    say "the demo needs a JDK 11+ and Maven 3 for the local Kafka broker, and Python 3.11 for the worker"
+    say "the demo needs a JDK 11+ and Maven 3 for the local Kafka broker, Python 3.11 for the worker"
+    say "and cargo (rustup's stable toolchain) to build the decision core"
     say "(Debian/Ubuntu: apt-get install openjdk-17-jdk-headless maven python3.11 python3.11-venv)"
     exit 2
 fi
@@ -61,7 +63,7 @@ stamp="$VENV/.rating-engine-pyproject.sha256"
 want_sum="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 installed() {   # the project imports from this checkout, with its streaming deps
     "$PY" - "$ROOT/src" <<'EOF' 2>/dev/null
-import sys, rating_engine, faust, aiokafka, prometheus_client, rating_engine.demo
+import sys, rating_engine, rating_engine._core, faust, aiokafka, prometheus_client, rating_engine.demo
 sys.exit(0 if rating_engine.__file__.startswith(sys.argv[1]) else 1)
 EOF
 }

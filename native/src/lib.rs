@@ -4,6 +4,14 @@
 //! (the `rate` and `simulate` commands, the Kafka worker) hand it bytes and instants and get
 //! bytes back. Every amount is an integer of micro-units; every instant an exact number of
 //! microseconds (a rational when a shared pool empties between two microseconds).
+//!
+//! Input never panics it: outside tests, `unwrap`, `expect` and `panic!` are refused by the
+//! linter, so every failure is a value the driver turns into a dead letter or an error.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod clock;
 pub mod deck;
