@@ -554,9 +554,9 @@ def test_rate_command_in_small_pieces_prints_the_reference_bytes(
 ):
     """The command reads the file in pieces of whole lines: line numbers run on across pieces,
     and a last line without its newline is still rated."""
-    from rating_engine import cli
+    from rating_engine.offline import rate
 
-    monkeypatch.setattr(cli, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(rate, "CHUNK_BYTES", 2048)
     cdrs = tmp_path / "big.jsonl"
     data = bad_lines_file(n_good=800, seed=9) + b"no newline at the end"
     cdrs.write_bytes(data)

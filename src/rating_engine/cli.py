@@ -10,157 +10,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from contextlib import contextmanager
-from typing import BinaryIO, Iterator, Sequence
+from typing import Sequence
 
-from .core import Deck, DeckError, load_deck
-
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
-PROGRESS_MIN_BYTES = 16 * 1024 * 1024
-
-
-class CliError(Exception):
-    """A fatal, user-facing error: printed as one line, exit 2."""
-
-
-def _deck(path: str) -> Deck:
-    try:
-        return load_deck(path)
-    except DeckError as exc:
-        raise CliError(f"invalid deck: {exc}") from None
-
-
-@contextmanager
-def _open_in(path: str) -> Iterator[BinaryIO]:
-    if path == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise CliError(f"{path}: cannot open: {exc.strerror}") from None
-    with f:
-        yield f
-
-
-@contextmanager
-def _open_out(path: str | None) -> Iterator[BinaryIO]:
-    if path is None or path == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    try:
-        f = open(path, "wb")
-    except OSError as exc:
-        raise CliError(f"{path}: cannot write: {exc.strerror}") from None
-    with f:
-        yield f
-
-
-class Progress:
-    """A one-line progress bar on stderr, redrawn at most twice a second."""
-
-    def __init__(self, total_bytes: int, label: str) -> None:
-        self.total, self.label = total_bytes, label
-        self.started = self.last = time.monotonic()
-        self.lines = 0
-
-    def update(self, done_bytes: int, lines: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        frac = done_bytes / self.total if self.total else 1.0
-        width = 30
-        bar = "#" * int(frac * width)
-        rate = lines / max(now - self.started, 1e-9)
-        sys.stderr.write(
-            f"\r{self.label} [{bar:<{width}}] {frac:6.1%} {lines:,} lines {rate:,.0f}/s"
-        )
-        sys.stderr.flush()
-
-    def close(self, lines: int) -> None:
-        elapsed = time.monotonic() - self.started
-        sys.stderr.write(f"\r{self.label}: {lines:,} lines in {elapsed:.1f}s{' ' * 30}\n")
-
-
-def _progress_for(path: str, label: str) -> Progress | None:
-    if path == "-" or sys.stdout.isatty():
-        return None
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return None
-    return Progress(size, label) if size >= PROGRESS_MIN_BYTES else None
-
-
-CHUNK_BYTES = 32 * 1024 * 1024  # rated per call into the core; its lines split over the threads
-
-
-def _whole_lines(src: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
-    """The input in pieces of whole lines (the last piece may lack its newline)."""
-    rest = b""
-    while True:
-        block = src.read(chunk_bytes)
-        if not block:
-            if rest:
-                yield rest
-            return
-        block = rest + block
-        cut = block.rfind(b"\n") + 1
-        if cut == 0:
-            rest = block
-            continue
-        rest = block[cut:]
-        yield block[:cut]
+from .offline.files import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
-    from .core import rate_text
+    from .offline import rate
 
-    jobs = args.jobs if args.jobs is not None else _default_jobs()
-    deck = _deck(args.rates)
-    progress = _progress_for(args.cdrs, "rate")
-    name = _name(args.cdrs)
-    line, done = 1, 0
-    with _open_in(args.cdrs) as src, _open_out(args.output) as dst:
-        for piece in _whole_lines(src, CHUNK_BYTES):
-            output, messages, lines = rate_text(deck, piece, name, line, jobs)
-            if messages:
-                sys.stderr.write(messages.decode("utf-8", errors="replace"))
-            dst.write(output)
-            line += lines
-            done += len(piece)
-            if progress is not None:
-                progress.update(done, line - 1)
-        if progress is not None:
-            progress.close(line - 1)
-    return EXIT_OK
-
-
-def _name(cdrs: str) -> str:
-    return "<stdin>" if cdrs == "-" else cdrs
-
-
-def _default_jobs() -> int:
-    """One rating thread per available core (at most 8): RATING_ENGINE_RATE_JOBS overrides."""
-    try:
-        return max(1, int(os.environ["RATING_ENGINE_RATE_JOBS"]))
-    except (KeyError, ValueError):
-        return min(8, len(os.sched_getaffinity(0)))
+    return rate.run(args)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .core import Simulation
+    from .offline import simulate
 
-    deck = _deck(args.rates)
-    sim = Simulation(deck)
-    with _open_in(args.events) as src, _open_out(args.output) as dst:
-        for piece in _whole_lines(src, 4 * 1024 * 1024):
-            dst.write(sim.feed(piece))
-        dst.write(sim.finish())
-    return EXIT_OK
+    return simulate.run(args)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

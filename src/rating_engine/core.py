@@ -109,6 +109,11 @@ def _i(x: int | str | None) -> Instant | None:
     return x if x is None or isinstance(x, int) else Fraction(x)
 
 
+def _at(x: int | str) -> Instant:
+    """An instant the state always has (an int, or a Fraction written as its text)."""
+    return x if isinstance(x, int) else Fraction(x)
+
+
 @dataclass
 class PoolView:
     key: str
@@ -180,10 +185,10 @@ def tenant_view(state: bytes) -> TenantView:
     )
     for key, allowance, month, settled, used, calls, s80, s100 in doc["pools"]:
         t.pools[key] = PoolView(
-            key, allowance, month, _i(settled), _i(used), list(calls), s80, s100
-        )  # type: ignore[arg-type]
+            key, allowance, month, _at(settled), _at(used), list(calls), s80, s100
+        )
     t.lots = [
-        LotView(i, seq, _i(b), _i(e), rem, exp, f)  # type: ignore[arg-type]
+        LotView(i, seq, _at(b), _at(e), rem, exp, f)
         for i, seq, b, e, rem, exp, f in doc["lots"]
     ]
     for (
@@ -207,9 +212,9 @@ def tenant_view(state: bytes) -> TenantView:
             user,
             kind,
             row,
-            _i(start),
+            _at(start),
             pool_key,
-            on_pool,  # type: ignore[arg-type]
+            on_pool,
             _i(credit),
             prepaid,
             hold,

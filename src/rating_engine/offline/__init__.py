@@ -1,0 +1,1 @@
+"""The offline commands: `rate` (CDR files) and `simulate` (event files, virtual clock)."""
