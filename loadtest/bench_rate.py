@@ -54,24 +54,169 @@ print(time.perf_counter() - t)
 def fallback_deck(path: Path) -> None:
     """A deck like the sample one, for when rates/sample-deck.csv is not there."""
     rnd = random.Random(3)
-    cols = ["prefix", "country", "destination", "zone", "number_type", "service", "rate_per_minute",
-            "connection_fee", "currency", "first_increment", "next_increment", "effective_from", "effective_to"]
+    cols = [
+        "prefix",
+        "country",
+        "destination",
+        "zone",
+        "number_type",
+        "service",
+        "rate_per_minute",
+        "connection_fee",
+        "currency",
+        "first_increment",
+        "next_increment",
+        "effective_from",
+        "effective_to",
+    ]
     rows = []
-    for cc in ["1", "7", "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "45", "46", "47",
-               "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
-               "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98", "212", "213", "234", "254"]:
-        rows.append([cc, "XX", f"Country {cc}", "B", "geographic", "outbound", f"{rnd.uniform(0.005, 0.2):.4f}",
-                     "0", "USD", "60", "6", "", ""])
-        rows.append([cc + "9", "XX", f"Country {cc} - Mobile", "C", "mobile", "outbound",
-                     f"{rnd.uniform(0.01, 0.3):.6f}", "0.0100", "USD", "30", "6", "", ""])
-    rows += [["44", "GB", "United Kingdom", "A", "geographic", "outbound", "0.0095", "0", "USD", "60", "1", "",
-              "2026-12-01"],
-             ["44", "GB", "United Kingdom", "A", "geographic", "outbound", "0.0089", "0", "USD", "60", "1",
-              "2026-12-01", ""],
-             ["1", "US", "Toll-free from US", "A", "geographic", "tollfree_inbound", "0.0240", "0", "USD", "6",
-              "6", "", ""],
-             ["44", "GB", "Toll-free from UK", "A", "geographic", "tollfree_inbound", "0.0480", "0", "USD", "60",
-              "6", "", ""]]
+    for cc in [
+        "1",
+        "7",
+        "20",
+        "27",
+        "30",
+        "31",
+        "32",
+        "33",
+        "34",
+        "36",
+        "39",
+        "40",
+        "41",
+        "43",
+        "45",
+        "46",
+        "47",
+        "48",
+        "49",
+        "51",
+        "52",
+        "53",
+        "54",
+        "55",
+        "56",
+        "57",
+        "58",
+        "60",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "66",
+        "81",
+        "82",
+        "84",
+        "86",
+        "90",
+        "91",
+        "92",
+        "93",
+        "94",
+        "95",
+        "98",
+        "212",
+        "213",
+        "234",
+        "254",
+    ]:
+        rows.append(
+            [
+                cc,
+                "XX",
+                f"Country {cc}",
+                "B",
+                "geographic",
+                "outbound",
+                f"{rnd.uniform(0.005, 0.2):.4f}",
+                "0",
+                "USD",
+                "60",
+                "6",
+                "",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                cc + "9",
+                "XX",
+                f"Country {cc} - Mobile",
+                "C",
+                "mobile",
+                "outbound",
+                f"{rnd.uniform(0.01, 0.3):.6f}",
+                "0.0100",
+                "USD",
+                "30",
+                "6",
+                "",
+                "",
+            ]
+        )
+    rows += [
+        [
+            "44",
+            "GB",
+            "United Kingdom",
+            "A",
+            "geographic",
+            "outbound",
+            "0.0095",
+            "0",
+            "USD",
+            "60",
+            "1",
+            "",
+            "2026-12-01",
+        ],
+        [
+            "44",
+            "GB",
+            "United Kingdom",
+            "A",
+            "geographic",
+            "outbound",
+            "0.0089",
+            "0",
+            "USD",
+            "60",
+            "1",
+            "2026-12-01",
+            "",
+        ],
+        [
+            "1",
+            "US",
+            "Toll-free from US",
+            "A",
+            "geographic",
+            "tollfree_inbound",
+            "0.0240",
+            "0",
+            "USD",
+            "6",
+            "6",
+            "",
+            "",
+        ],
+        [
+            "44",
+            "GB",
+            "Toll-free from UK",
+            "A",
+            "geographic",
+            "tollfree_inbound",
+            "0.0480",
+            "0",
+            "USD",
+            "60",
+            "6",
+            "",
+            "",
+        ],
+    ]
     with path.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(cols)
@@ -83,11 +228,23 @@ def generate(path: Path, n: int, deck_path: Path, bad_share: float, seed: int = 
     rnd = random.Random(seed)
     with deck_path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    outbound = [r["prefix"].strip() for r in rows if (r["service"].strip() or "outbound") == "outbound"]
-    tollfree = [r["prefix"].strip() for r in rows if r["service"].strip() == "tollfree_inbound"] or ["1"]
-    users = [(t, f"{u}@{t}.example") for t in ("contoso", "northwind", "fabrikam", "adatum", "tailspin")
-             for u in ("ann", "bob", "carol", "dave", "eve", "frank")]
-    kinds = ["user_outbound"] * 12 + ["conference_dialout"] * 2 + ["tollfree_inbound"] * 2 + ["inbound"] * 4
+    outbound = [
+        r["prefix"].strip() for r in rows if (r["service"].strip() or "outbound") == "outbound"
+    ]
+    tollfree = [
+        r["prefix"].strip() for r in rows if r["service"].strip() == "tollfree_inbound"
+    ] or ["1"]
+    users = [
+        (t, f"{u}@{t}.example")
+        for t in ("contoso", "northwind", "fabrikam", "adatum", "tailspin")
+        for u in ("ann", "bob", "carol", "dave", "eve", "frank")
+    ]
+    kinds = (
+        ["user_outbound"] * 12
+        + ["conference_dialout"] * 2
+        + ["tollfree_inbound"] * 2
+        + ["inbound"] * 4
+    )
     base = int(datetime.datetime(2026, 11, 15, tzinfo=datetime.timezone.utc).timestamp())
     span = 120 * 86_400
     days = {}
@@ -97,11 +254,15 @@ def generate(path: Path, n: int, deck_path: Path, bad_share: float, seed: int = 
         day, rest = divmod(sec, 86_400)
         date = days.get(day)
         if date is None:
-            date = days[day] = (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isoformat()
+            date = days[day] = (
+                datetime.date(1970, 1, 1) + datetime.timedelta(days=day)
+            ).isoformat()
         h, rest = divmod(rest, 3600)
         m, s = divmod(rest, 60)
         frac = f".{ms:03d}" if ms else ""
-        return f"{date}T{h:02d}:{m:02d}:{s:02d}{frac}" + ("Z" if offset_h == 0 else f"+{offset_h:02d}:00")
+        return f"{date}T{h:02d}:{m:02d}:{s:02d}{frac}" + (
+            "Z" if offset_h == 0 else f"+{offset_h:02d}:00"
+        )
 
     def digits(k: int) -> str:
         return str(rnd.getrandbits(50)).zfill(16)[:k]
@@ -122,29 +283,37 @@ def generate(path: Path, n: int, deck_path: Path, bad_share: float, seed: int = 
             dur_ms = 0 if rnd.random() < 0.01 else int(rnd.expovariate(1 / 180_000))
             offset = 1 if rnd.random() < 0.1 else 0
             end_ms = start * 1000 + dur_ms
-            obj = {"call_id": f"c{i:09d}", "tenant_id": tenant, "user_id": user, "kind": kind, "from": src,
-                   "to": dst, "start": stamp(start, 0, offset), "end": stamp(end_ms // 1000, end_ms % 1000, offset)}
+            obj = {
+                "call_id": f"c{i:09d}",
+                "tenant_id": tenant,
+                "user_id": user,
+                "kind": kind,
+                "from": src,
+                "to": dst,
+                "start": stamp(start, 0, offset),
+                "end": stamp(end_ms // 1000, end_ms % 1000, offset),
+            }
             line = json.dumps(obj)
             if rnd.random() < bad_share:
                 bad += 1
                 choice = rnd.randrange(6)
                 if choice == 0:
                     obj["kind"] = "outbound"
-                    line = json.dumps(obj)                            # bad_field:kind
+                    line = json.dumps(obj)  # bad_field:kind
                 elif choice == 1:
                     del obj["to"]
-                    line = json.dumps(obj)                            # missing_field:to
+                    line = json.dumps(obj)  # missing_field:to
                 elif choice == 2:
                     obj["to"] = obj["to"][1:]
-                    line = json.dumps(obj)                            # bad_number
+                    line = json.dumps(obj)  # bad_number
                 elif choice == 3:
                     obj["start"] = obj["start"][:19]
-                    line = json.dumps(obj)                            # bad_field:start (no zone)
+                    line = json.dumps(obj)  # bad_field:start (no zone)
                 elif choice == 4:
-                    line = ""                                         # blank line
+                    line = ""  # blank line
                 else:
                     obj["call_id"] = "c\u00e9\\" + obj["call_id"]
-                    line = json.dumps(obj)                            # escapes: per-call fallback
+                    line = json.dumps(obj)  # escapes: per-call fallback
             batch.append(line)
             if len(batch) >= 100_000:
                 out.write("\n".join(batch) + "\n")
@@ -163,7 +332,9 @@ def timed(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProce
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
-        sys.exit(f"bench_rate: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        sys.exit(
+            f"bench_rate: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
+        )
     return wall, cpu, proc
 
 
@@ -179,8 +350,8 @@ def per_call(deck_path: Path, cdrs: Path, n: int, rounds: int) -> tuple[float, f
 
 def _per_call_once(deck_path: Path, cdrs: Path, n: int) -> tuple[float, float, int, bytes]:
     import orjson
-
     from rating_engine.cdr import rate_line
+
     from rating_engine.deck import load_deck
 
     deck = load_deck(str(deck_path))
@@ -224,9 +395,13 @@ def main() -> None:
     ap.add_argument("--deck", default=str(ROOT / "rates" / "sample-deck.csv"))
     ap.add_argument("--bad-share", type=float, default=0.001, help="share of odd or broken lines")
     ap.add_argument("--rounds", type=int, default=2, help="alternate runs of each, best kept")
-    ap.add_argument("--cdrs", help="rate this CDR file instead of generating one (N is then its line count)")
+    ap.add_argument(
+        "--cdrs", help="rate this CDR file instead of generating one (N is then its line count)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    ap.add_argument("--no-write", action="store_true", help="do not append to loadtest/results/rate.md")
+    ap.add_argument(
+        "--no-write", action="store_true", help="do not append to loadtest/results/rate.md"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-rate-"))
@@ -244,17 +419,35 @@ def main() -> None:
         cdrs = tmp / "cdrs.jsonl"
         t = time.perf_counter()
         bad = generate(cdrs, args.n, deck, args.bad_share)
-        print(f"generated {args.n:,} CDRs ({bad:,} odd or broken), {cdrs.stat().st_size / 2**20:,.0f} MiB "
-              f"in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.n:,} CDRs ({bad:,} odd or broken), {cdrs.stat().st_size / 2**20:,.0f} MiB "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
     size = cdrs.stat().st_size
 
     rate_runs, polars_runs = [], []
     for _ in range(args.rounds):
         polars_runs.append(timed([PY, "-c", POLARS_ONLY, str(cdrs), str(tmp / "polars.jsonl")]))
         (tmp / "polars.jsonl").unlink()
-        (tmp / "rated.jsonl").unlink(missing_ok=True)  # both write a new file (ext4 flushes a truncated one on close)
-        rate_runs.append(timed([PY, "-m", "rating_engine.cli", "rate", "--rates", str(deck), "-o",
-                                str(tmp / "rated.jsonl"), str(cdrs)], cwd=ROOT))
+        (tmp / "rated.jsonl").unlink(
+            missing_ok=True
+        )  # both write a new file (ext4 flushes a truncated one on close)
+        rate_runs.append(
+            timed(
+                [
+                    PY,
+                    "-m",
+                    "rating_engine.cli",
+                    "rate",
+                    "--rates",
+                    str(deck),
+                    "-o",
+                    str(tmp / "rated.jsonl"),
+                    str(cdrs),
+                ],
+                cwd=ROOT,
+            )
+        )
     rate_wall, rate_cpu, rate_proc = min(rate_runs, key=lambda r: r[0])
     pol_wall, pol_cpu, pol_proc = min(polars_runs, key=lambda r: r[0])
     pol_inner = min(float(r[2].stdout.decode().strip()) for r in polars_runs)

@@ -40,16 +40,20 @@ def main() -> None:
         outputs += 1
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     rate = len(lines) / elapsed
-    line = (f"{len(lines):,} events ({args.tenants:,} tenants, {args.calls:,} calls, {args.days:g} days) "
-            f"-> {outputs:,} records in {elapsed:.2f} s: {rate:,.0f} events/s "
-            f"(CPU {cpu:.2f} s: {len(lines) / cpu:,.0f} events per CPU-second)")
+    line = (
+        f"{len(lines):,} events ({args.tenants:,} tenants, {args.calls:,} calls, {args.days:g} days) "
+        f"-> {outputs:,} records in {elapsed:.2f} s: {rate:,.0f} events/s "
+        f"(CPU {cpu:.2f} s: {len(lines) / cpu:,.0f} events per CPU-second)"
+    )
     print(line)
     out = HERE / "results" / "simulate.md"
     out.parent.mkdir(exist_ok=True)
     with out.open("a") as f:
-        f.write(f"- {datetime.date.today()} {platform.node()} ({os.cpu_count()} cores): {line}. "
-                f"Command: `.venv/bin/python loadtest/bench_simulate.py --tenants {args.tenants} "
-                f"--calls {args.calls}`\n")
+        f.write(
+            f"- {datetime.date.today()} {platform.node()} ({os.cpu_count()} cores): {line}. "
+            f"Command: `.venv/bin/python loadtest/bench_simulate.py --tenants {args.tenants} "
+            f"--calls {args.calls}`\n"
+        )
 
 
 if __name__ == "__main__":

@@ -74,9 +74,16 @@ def simulate_records(rates: str, lines: list[bytes]) -> list[tuple[str, dict]]:
     return [(topic, orjson.loads(payload)) for topic, payload in simulate_lines(deck, lines)]
 
 
-def check(lines: list[bytes], got: Iterable[tuple[str, dict, float]], rates: str, *,
-          cutoff_us: int | None = None, windows: list[tuple[float, float]] | None = None,
-          expected: list[tuple[str, dict]] | None = None, samples: int = 5) -> dict[str, Any]:
+def check(
+    lines: list[bytes],
+    got: Iterable[tuple[str, dict, float]],
+    rates: str,
+    *,
+    cutoff_us: int | None = None,
+    windows: list[tuple[float, float]] | None = None,
+    expected: list[tuple[str, dict]] | None = None,
+    samples: int = 5,
+) -> dict[str, Any]:
     """All checks of one run. `got`: (topic, record, receive wall time s), probes included or not.
 
     `cutoff_us`: the worker's records after this instant are ignored for the comparison with
@@ -116,7 +123,9 @@ def check(lines: list[bytes], got: Iterable[tuple[str, dict, float]], rates: str
             key = (obj["tenant_id"], obj["command_id"])
             if key not in seen_cmds:
                 seen_cmds.add(key)
-                funds[obj["tenant_id"]].append((int(parse_instant(obj["ts"])), Decimal(str(obj["amount"]))))
+                funds[obj["tenant_id"]].append(
+                    (int(parse_instant(obj["ts"])), Decimal(str(obj["amount"])))
+                )
 
     # ---- charges: exactly one per finished call
     charge_versions: dict[str, set[str]] = defaultdict(set)
@@ -129,7 +138,9 @@ def check(lines: list[bytes], got: Iterable[tuple[str, dict, float]], rates: str
             charge_rec[cid] = rec
             copies[cid] += 1
     double = sorted(cid for cid, v in charge_versions.items() if len(v) > 1)
-    per_call: Counter[str] = Counter(f"{r['tenant_id']}:{r['call_id']}" for r in charge_rec.values())
+    per_call: Counter[str] = Counter(
+        f"{r['tenant_id']}:{r['call_id']}" for r in charge_rec.values()
+    )
     double += sorted(k for k, n in per_call.items() if n > 1)
     expected_charges = {r["charge_id"] for t, r in expected if t == "charges" and in_range(t, r)}
     lost_charges = sorted((expected_charges | finished_calls) - set(charge_rec))
@@ -141,7 +152,9 @@ def check(lines: list[bytes], got: Iterable[tuple[str, dict, float]], rates: str
             key = (rec["tenant_id"], rec["call_id"])
             if key not in first_seen or received < first_seen[key][1]:
                 first_seen[key] = (rec, received)
-    due = {(r["tenant_id"], r["call_id"]) for t, r in expected if t == "disconnects" and in_range(t, r)}
+    due = {
+        (r["tenant_id"], r["call_id"]) for t, r in expected if t == "disconnects" and in_range(t, r)
+    }
     lost_disconnects = sorted(f"{a}:{b}" for a, b in due - set(first_seen))
     timed, refusals, in_window = [], [], []
     for rec, received in first_seen.values():
@@ -151,10 +164,16 @@ def check(lines: list[bytes], got: Iterable[tuple[str, dict, float]], rates: str
             at_s = parse_instant(rec["at"]) / US_PER_S
             if any(a <= at_s <= b for a, b in windows):
                 in_window.append(float(late))
-    timed_out_window = timed if not windows else [
-        float(received - parse_instant(rec["at"]) / US_PER_S) for rec, received in first_seen.values()
-        if rec["reason"] in TIMED_REASONS
-        and not any(a <= parse_instant(rec["at"]) / US_PER_S <= b for a, b in windows)]
+    timed_out_window = (
+        timed
+        if not windows
+        else [
+            float(received - parse_instant(rec["at"]) / US_PER_S)
+            for rec, received in first_seen.values()
+            if rec["reason"] in TIMED_REASONS
+            and not any(a <= parse_instant(rec["at"]) / US_PER_S <= b for a, b in windows)
+        ]
+    )
 
     # ---- balances implied by lots, recharges, forfeits and charges
     moves: dict[str, list[tuple[int, int, Decimal]]] = defaultdict(list)
@@ -235,10 +254,15 @@ def check(lines: list[bytes], got: Iterable[tuple[str, dict, float]], rates: str
         "lateness_in_windows_s": percentiles(in_window) if windows else None,
         "lateness_refusals_s": percentiles(refusals),
         "lateness_values_s": sorted(round(x, 4) for x in timed),
-        "samples": {"double": double[:samples], "lost_charges": lost_charges[:samples],
-                    "lost_disconnects": lost_disconnects[:samples], "negative": negative[:samples],
-                    "missing_dead": missing_dead[:samples], "only_in_simulate": only_sim[:samples],
-                    "only_in_worker": only_worker[:samples]},
+        "samples": {
+            "double": double[:samples],
+            "lost_charges": lost_charges[:samples],
+            "lost_disconnects": lost_disconnects[:samples],
+            "negative": negative[:samples],
+            "missing_dead": missing_dead[:samples],
+            "only_in_simulate": only_sim[:samples],
+            "only_in_worker": only_worker[:samples],
+        },
     }
 
 
@@ -268,13 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", required=True, type=Path)
     ap.add_argument("--outputs", required=True, type=Path)
     ap.add_argument("--cutoff", help="ISO instant: ignore worker records after it")
-    ap.add_argument("--window", action="append", default=[],
-                    help="A,B wall-time seconds (epoch) whose disconnect lateness is reported apart")
+    ap.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        help="A,B wall-time seconds (epoch) whose disconnect lateness is reported apart",
+    )
     args = ap.parse_args(argv)
     windows = [tuple(float(x) for x in w.split(",")) for w in args.window]
-    summary = check(read_lines(args.input), read_outputs(args.outputs), args.rates,
-                    cutoff_us=None if args.cutoff is None else int(parse_instant(args.cutoff)),
-                    windows=windows or None)
+    summary = check(
+        read_lines(args.input),
+        read_outputs(args.outputs),
+        args.rates,
+        cutoff_us=None if args.cutoff is None else int(parse_instant(args.cutoff)),
+        windows=windows or None,
+    )
     summary.pop("lateness_values_s")
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1

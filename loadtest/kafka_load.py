@@ -69,8 +69,14 @@ APP_ID = "rating-engine"
 
 # Destinations priced by rates/sample-deck.csv: US (6/6 s), UK, DE, FR, BR, IN, US premium, toll-free.
 DOMESTIC = ["+12065550100", "+13125550100", "+14155550123"]
-FOREIGN = ["+442071234567", "+447700900123", "+4930123456", "+33155550100", "+919812345678",
-           "+5511912345678"]
+FOREIGN = [
+    "+442071234567",
+    "+447700900123",
+    "+4930123456",
+    "+33155550100",
+    "+919812345678",
+    "+5511912345678",
+]
 
 
 def now_us() -> int:
@@ -78,6 +84,7 @@ def now_us() -> int:
 
 
 # --------------------------------------------------------------------------- generator
+
 
 @dataclass
 class Schedule:
@@ -89,10 +96,21 @@ class Schedule:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def generate(*, tenants: int, rate: float, duration: float, t0_us: int, seed: int = 7,
-             time_scale: float = 60.0, mean_call_s: float = 180.0, dup_share: float = 0.01,
-             bad_share: float = 0.005, poor_share: float = 0.3, lead_s: float = 3.0,
-             max_events: int | None = None) -> Schedule:
+def generate(
+    *,
+    tenants: int,
+    rate: float,
+    duration: float,
+    t0_us: int,
+    seed: int = 7,
+    time_scale: float = 60.0,
+    mean_call_s: float = 180.0,
+    dup_share: float = 0.01,
+    bad_share: float = 0.005,
+    poor_share: float = 0.3,
+    lead_s: float = 3.0,
+    max_events: int | None = None,
+) -> Schedule:
     """Tenants with pools, credits, licences and auto-recharge, then Poisson calls.
 
     `rate`: call events per second (a call is a start and, if it ends within the run, an end).
@@ -118,19 +136,76 @@ def generate(*, tenants: int, rate: float, duration: float, t0_us: int, seed: in
             amount = rng.choice(["0.02", "0.05", "0.10"])
         else:
             amount = rng.choice(["5", "20", "100"])
-            add(at, {"type": "set_pool", "tenant_id": tid, "command_id": f"{tid}-pd", "ts": ts,
-                     "plan": "domestic", "country": "US", "minutes": rng.choice([1, 3, 10, 60])})
-            add(at, {"type": "set_pool", "tenant_id": tid, "command_id": f"{tid}-pi", "ts": ts,
-                     "plan": "international", "country": "US", "minutes": rng.choice([0, 1, 5])})
-            add(at, {"type": "set_pool", "tenant_id": tid, "command_id": f"{tid}-pc", "ts": ts,
-                     "plan": "conferencing", "country": None, "minutes": rng.choice([0, 2])})
-        add(at, {"type": "add_funds", "tenant_id": tid, "command_id": f"{tid}-f", "ts": ts,
-                 "amount": amount, "currency": "USD"})
+            add(
+                at,
+                {
+                    "type": "set_pool",
+                    "tenant_id": tid,
+                    "command_id": f"{tid}-pd",
+                    "ts": ts,
+                    "plan": "domestic",
+                    "country": "US",
+                    "minutes": rng.choice([1, 3, 10, 60]),
+                },
+            )
+            add(
+                at,
+                {
+                    "type": "set_pool",
+                    "tenant_id": tid,
+                    "command_id": f"{tid}-pi",
+                    "ts": ts,
+                    "plan": "international",
+                    "country": "US",
+                    "minutes": rng.choice([0, 1, 5]),
+                },
+            )
+            add(
+                at,
+                {
+                    "type": "set_pool",
+                    "tenant_id": tid,
+                    "command_id": f"{tid}-pc",
+                    "ts": ts,
+                    "plan": "conferencing",
+                    "country": None,
+                    "minutes": rng.choice([0, 2]),
+                },
+            )
+        add(
+            at,
+            {
+                "type": "add_funds",
+                "tenant_id": tid,
+                "command_id": f"{tid}-f",
+                "ts": ts,
+                "amount": amount,
+                "currency": "USD",
+            },
+        )
         for u in range(4):  # user u4 never has a licence
-            add(at, {"type": "assign_licence", "tenant_id": tid, "command_id": f"{tid}-l{u}", "ts": ts,
-                     "user_id": f"u{u}@{tid}"})
-        add(at, {"type": "set_auto_recharge", "tenant_id": tid, "command_id": f"{tid}-ar", "ts": ts,
-                 "enabled": rng.random() < 0.5, "trigger_amount": "1", "recharge_amount": "25"})
+            add(
+                at,
+                {
+                    "type": "assign_licence",
+                    "tenant_id": tid,
+                    "command_id": f"{tid}-l{u}",
+                    "ts": ts,
+                    "user_id": f"u{u}@{tid}",
+                },
+            )
+        add(
+            at,
+            {
+                "type": "set_auto_recharge",
+                "tenant_id": tid,
+                "command_id": f"{tid}-ar",
+                "ts": ts,
+                "enabled": rng.random() < 0.5,
+                "trigger_amount": "1",
+                "recharge_amount": "25",
+            },
+        )
     setup = len(items)
     mean_s = mean_call_s / time_scale
     t_begin = t0_us + int(lead_s * US_PER_S)
@@ -154,8 +229,9 @@ def generate(*, tenants: int, rate: float, duration: float, t0_us: int, seed: in
             break
         c += 1
         tid = f"lt{rng.randrange(tenants):04d}"
-        kind = rng.choices(["user_outbound", "conference_dialout", "tollfree_inbound", "inbound"],
-                           [82, 8, 6, 4])[0]
+        kind = rng.choices(
+            ["user_outbound", "conference_dialout", "tollfree_inbound", "inbound"], [82, 8, 6, 4]
+        )[0]
         roll = rng.random()
         if kind == "tollfree_inbound":
             frm, to = rng.choice(["+14255550100", "+447700900123", "+4930123456"]), "+18005550100"
@@ -168,16 +244,30 @@ def generate(*, tenants: int, rate: float, duration: float, t0_us: int, seed: in
         else:
             frm, to = "+14255550100", rng.choice(FOREIGN)
         cid = f"k{c}"
-        start = {"type": "call_start", "call_id": cid, "tenant_id": tid,
-                 "user_id": f"u{rng.randrange(5)}@{tid}", "kind": kind, "from": frm, "to": to,
-                 "usage_location": "US", "switch_id": f"sw{rng.randrange(4)}", "ts": format_instant(start_us)}
+        start = {
+            "type": "call_start",
+            "call_id": cid,
+            "tenant_id": tid,
+            "user_id": f"u{rng.randrange(5)}@{tid}",
+            "kind": kind,
+            "from": frm,
+            "to": to,
+            "usage_location": "US",
+            "switch_id": f"sw{rng.randrange(4)}",
+            "ts": format_instant(start_us),
+        }
         push(start_us, start)
         if rng.random() < dup_share:
             push(start_us, start)
             n_dup += 1
         end_us = start_us + max(1, int(rng.expovariate(1 / mean_s) * US_PER_S))
         if end_us < t_stop:
-            end = {"type": "call_end", "call_id": cid, "tenant_id": tid, "ts": format_instant(end_us)}
+            end = {
+                "type": "call_end",
+                "call_id": cid,
+                "tenant_id": tid,
+                "ts": format_instant(end_us),
+            }
             push(end_us, end)
             if rng.random() < dup_share:
                 push(end_us, end)
@@ -185,23 +275,45 @@ def generate(*, tenants: int, rate: float, duration: float, t0_us: int, seed: in
         if rng.random() < bad_share:
             n_bad += 1
             if rng.random() < 0.5:
-                push(start_us, b'{"type": "call_start", "tenant_id": "' + tid.encode() + b'", trunc')
+                push(
+                    start_us, b'{"type": "call_start", "tenant_id": "' + tid.encode() + b'", trunc'
+                )
             else:
-                push(start_us, {"type": "call_end", "tenant_id": tid, "ts": format_instant(start_us)})
+                push(
+                    start_us, {"type": "call_end", "tenant_id": tid, "ts": format_instant(start_us)}
+                )
     calls.sort()
     items.extend((at, raw) for at, _, raw in calls)
     fence_at = len(items)
     fence = (max(at for at, _, _ in calls) if max_events is not None and calls else t_stop) + 1
     for i in range(tenants):  # move every tenant's clock to the end, as simulate's clock is
         tid = f"lt{i:04d}"
-        items.append((fence, orjson.dumps({"type": "assign_licence", "tenant_id": tid,
-                                           "command_id": f"{tid}-fence", "ts": format_instant(fence),
-                                           "user_id": f"fence@{tid}"})))
-    return Schedule(items, setup, t_begin, fence, fence_at, {"calls": c, "bad": n_bad, "duplicates": n_dup,
-                                                   "poor_tenants": len(poor)})
+        items.append(
+            (
+                fence,
+                orjson.dumps(
+                    {
+                        "type": "assign_licence",
+                        "tenant_id": tid,
+                        "command_id": f"{tid}-fence",
+                        "ts": format_instant(fence),
+                        "user_id": f"fence@{tid}",
+                    }
+                ),
+            )
+        )
+    return Schedule(
+        items,
+        setup,
+        t_begin,
+        fence,
+        fence_at,
+        {"calls": c, "bad": n_bad, "duplicates": n_dup, "poor_tenants": len(poor)},
+    )
 
 
 # ----------------------------------------------------------------------- processes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -215,9 +327,20 @@ def broker_topics(prefix: str, partitions: int, attempts: int = 3) -> None:
     Retried: on this shared machine `start` once saw the running broker's pid file as foreign.
     """
     for attempt in range(attempts):
-        done = subprocess.run(["bash", str(REPO / "deploy" / "kafka" / "broker.sh"), "start", "--topic-prefix",
-                               prefix, "--partitions", str(partitions)], cwd=REPO, timeout=300,
-                              stdout=subprocess.DEVNULL)
+        done = subprocess.run(
+            [
+                "bash",
+                str(REPO / "deploy" / "kafka" / "broker.sh"),
+                "start",
+                "--topic-prefix",
+                prefix,
+                "--partitions",
+                str(partitions),
+            ],
+            cwd=REPO,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+        )
         if done.returncode == 0:
             return
         time.sleep(3)
@@ -239,10 +362,31 @@ class Worker:
         self.dir.mkdir(parents=True, exist_ok=True)
         log = open(self.dir / "worker.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rating_engine.cli", "worker", "--rates", str(self.deck), "--broker", BROKER,
-             "--topic-prefix", self.prefix, "--partitions", str(self.partitions), "--metrics-port",
-             str(self.port), "--state-dir", str(self.dir / "state"), "--app-id", APP_ID],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env})
+            [
+                sys.executable,
+                "-m",
+                "rating_engine.cli",
+                "worker",
+                "--rates",
+                str(self.deck),
+                "--broker",
+                BROKER,
+                "--topic-prefix",
+                self.prefix,
+                "--partitions",
+                str(self.partitions),
+                "--metrics-port",
+                str(self.port),
+                "--state-dir",
+                str(self.dir / "state"),
+                "--app-id",
+                APP_ID,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+        )
         self.started_at = time.time()
 
     def alive(self) -> bool:
@@ -274,12 +418,18 @@ class Worker:
         if not self.alive():
             return None
         try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2).read().decode()
+            text = (
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2)
+                .read()
+                .decode()
+            )
         except OSError:
             return None
         out = {"calls": 0.0, "accounts": 0.0, "ticks": 0.0, "out": 0.0}
         for line in text.splitlines():
-            m = re.match(r'^rating_events_in_total\{topic="([a-z]+)",type="[a-z_]+"\} ([0-9.e+]+)$', line)
+            m = re.match(
+                r'^rating_events_in_total\{topic="([a-z]+)",type="[a-z_]+"\} ([0-9.e+]+)$', line
+            )
             if m:
                 out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
             elif line.startswith("rating_records_out_total{"):
@@ -291,13 +441,16 @@ class Worker:
     def cpu_s(self) -> float:
         """CPU seconds (user + system) this worker process has used so far."""
         try:
-            fields = (Path("/proc") / str(self.proc.pid) / "stat").read_text().rsplit(")", 1)[1].split()  # type: ignore[union-attr]
+            fields = (
+                (Path("/proc") / str(self.proc.pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            )  # type: ignore[union-attr]
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, AttributeError, IndexError):
             return self.last.get("cpu", 0.0)
 
 
 # ------------------------------------------------------------------------ monitoring
+
 
 async def group_lag(admin: Any, consumer: Any, group: str, tps: list[Any]) -> int | None:
     try:
@@ -349,15 +502,29 @@ class Monitor:
         consumer = AIOKafkaConsumer(bootstrap_servers=BOOT)
         await admin.start()
         await consumer.start()
-        tps = [TopicPartition(self.prefix + t, p) for t in ("calls", "accounts") for p in range(self.partitions)]
+        tps = [
+            TopicPartition(self.prefix + t, p)
+            for t in ("calls", "accounts")
+            for p in range(self.partitions)
+        ]
         try:
             while not self.stop.is_set():
-                await asyncio.gather(*(asyncio.to_thread(w.scrape) for w in self.workers if w.alive()))
+                await asyncio.gather(
+                    *(asyncio.to_thread(w.scrape) for w in self.workers if w.alive())
+                )
                 lag = await group_lag(admin, consumer, self.prefix + APP_ID, tps)
                 tot = self.totals()
-                self.samples.append({"t": time.time(), "events": tot["calls"] + tot["accounts"],
-                                     "ticks": tot["ticks"], "out": tot["out"], "lag": lag, "cpu": tot["cpu"],
-                                     "workers": sum(1 for w in self.workers if w.alive())})
+                self.samples.append(
+                    {
+                        "t": time.time(),
+                        "events": tot["calls"] + tot["accounts"],
+                        "ticks": tot["ticks"],
+                        "out": tot["out"],
+                        "lag": lag,
+                        "cpu": tot["cpu"],
+                        "workers": sum(1 for w in self.workers if w.alive()),
+                    }
+                )
                 try:
                     await asyncio.wait_for(self.stop.wait(), self.every)
                 except asyncio.TimeoutError:
@@ -367,7 +534,9 @@ class Monitor:
             await admin.close()
 
 
-async def wait_all_partitions(prefix: str, partitions: int, members: int, timeout_s: float = 240) -> float:
+async def wait_all_partitions(
+    prefix: str, partitions: int, members: int, timeout_s: float = 240
+) -> float:
     """A probe on every partition of `calls` is dead-lettered, and the group is stable with
     `members` members: every partition is owned and processing. Returns the seconds waited."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -375,8 +544,13 @@ async def wait_all_partitions(prefix: str, partitions: int, members: int, timeou
 
     started = time.monotonic()
     producer = AIOKafkaProducer(bootstrap_servers=BOOT)
-    consumer = AIOKafkaConsumer(prefix + "dead-letters", bootstrap_servers=BOOT, auto_offset_reset="latest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        prefix + "dead-letters",
+        bootstrap_servers=BOOT,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOT)
     await producer.start()
     await consumer.start()
@@ -392,7 +566,9 @@ async def wait_all_partitions(prefix: str, partitions: int, members: int, timeou
                 batch = await consumer.getmany(timeout_ms=300)
                 for msgs in batch.values():
                     for m in msgs:
-                        for p in [p for p, probe in pending.items() if f"{token}-{p}".encode() in m.value]:
+                        for p in [
+                            p for p, probe in pending.items() if f"{token}-{p}".encode() in m.value
+                        ]:
                             del pending[p]
             if not pending:
                 if await group_members(admin, prefix + APP_ID) == members:
@@ -407,11 +583,16 @@ async def wait_all_partitions(prefix: str, partitions: int, members: int, timeou
 
 # -------------------------------------------------------------------------- sending
 
-async def send_schedule(items: list[tuple[int, bytes]], prefix: str, paced: bool) -> dict[str, float]:
+
+async def send_schedule(
+    items: list[tuple[int, bytes]], prefix: str, paced: bool
+) -> dict[str, float]:
     """Send each line to `calls`/`accounts` keyed by tenant; paced: not before its instant."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=BOOT, linger_ms=5, acks=1, max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOT, linger_ms=5, acks=1, max_batch_size=256 * 1024
+    )
     await producer.start()
     routed = [(due, prefix + route(raw)[0], route(raw)[1], raw) for due, raw in items]
     first = time.time()
@@ -439,7 +620,11 @@ async def send_schedule(items: list[tuple[int, bytes]], prefix: str, paced: bool
         await producer.flush()
     finally:
         await producer.stop()
-    return {"first_send": first, "last_send": time.time(), "max_send_behind_s": round(max_behind, 4)}
+    return {
+        "first_send": first,
+        "last_send": time.time(),
+        "max_send_behind_s": round(max_behind, 4),
+    }
 
 
 def crossing(samples: list[dict[str, Any]], key: str, value: float) -> float | None:
@@ -469,13 +654,22 @@ def save_result(name: str, result: dict[str, Any]) -> Path:
 
 
 def base_result(args: argparse.Namespace, mode: str, prefix: str) -> dict[str, Any]:
-    return {"mode": mode, "name": args.name, "prefix": prefix, "date": str(datetime.date.today()),
-            "host": f"{platform.node()} ({os.cpu_count()} cores)", "loadavg_before": os.getloadavg(),
-            "command": " ".join([".venv/bin/python loadtest/kafka_load.py", *getattr(args, "argv", sys.argv[1:])]),
-            "args": vars(args)}
+    return {
+        "mode": mode,
+        "name": args.name,
+        "prefix": prefix,
+        "date": str(datetime.date.today()),
+        "host": f"{platform.node()} ({os.cpu_count()} cores)",
+        "loadavg_before": os.getloadavg(),
+        "command": " ".join(
+            [".venv/bin/python loadtest/kafka_load.py", *getattr(args, "argv", sys.argv[1:])]
+        ),
+        "args": vars(args),
+    }
 
 
 # ----------------------------------------------------------------------- live runs
+
 
 async def live(args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"lt{uuid.uuid4().hex[:6]}-{args.name}-"
@@ -488,18 +682,34 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for w in workers:
             w.start()
-        result["ready_s"] = round(await wait_all_partitions(prefix, args.partitions, len(workers)), 1)
-        sched = generate(tenants=args.tenants, rate=args.rate, duration=args.duration, t0_us=now_us() + 2 * US_PER_S,
-                         seed=args.seed, time_scale=args.time_scale, lead_s=args.lead, poor_share=args.poor_share)
+        result["ready_s"] = round(
+            await wait_all_partitions(prefix, args.partitions, len(workers)), 1
+        )
+        sched = generate(
+            tenants=args.tenants,
+            rate=args.rate,
+            duration=args.duration,
+            t0_us=now_us() + 2 * US_PER_S,
+            seed=args.seed,
+            time_scale=args.time_scale,
+            lead_s=args.lead,
+            poor_share=args.poor_share,
+        )
         write_input(run_dir, sched.items)
-        result["schedule"] = {**sched.meta, "lines": len(sched.items), "setup": sched.setup,
-                              "t_first_call": sched.t_first_call_us / US_PER_S, "t_end": sched.t_end_us / US_PER_S,
-                              "t_end_iso": format_instant(sched.t_end_us)}
+        result["schedule"] = {
+            **sched.meta,
+            "lines": len(sched.items),
+            "setup": sched.setup,
+            "t_first_call": sched.t_first_call_us / US_PER_S,
+            "t_end": sched.t_end_us / US_PER_S,
+            "t_end_iso": format_instant(sched.t_end_us),
+        }
         mon = Monitor(prefix, args.partitions, workers)
         mon_task = asyncio.create_task(mon.run())
         stop_collect = asyncio.Event()
-        collector = asyncio.create_task(collect(BROKER, prefix, idle_s=args.idle, max_s=args.duration + 600,
-                                                stop=stop_collect))
+        collector = asyncio.create_task(
+            collect(BROKER, prefix, idle_s=args.idle, max_s=args.duration + 600, stop=stop_collect)
+        )
 
         async def rebalance() -> None:
             span = args.duration
@@ -508,13 +718,15 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
             workers.append(extra)
             extra.start()
             events.append({"what": "worker added", "t": time.time(), "worker": extra.name})
-            await asyncio.sleep(max(0.0, sched.t_first_call_us / US_PER_S + 2 * span / 3 - time.time()))
+            await asyncio.sleep(
+                max(0.0, sched.t_first_call_us / US_PER_S + 2 * span / 3 - time.time())
+            )
             victim = workers[0]
             victim.kill()
             events.append({"what": "worker SIGKILLed", "t": time.time(), "worker": victim.name})
 
         reb = asyncio.create_task(rebalance()) if args.rebalance else None
-        result["send"] = await send_schedule(sched.items[:sched.fence_at], prefix, paced=True)
+        result["send"] = await send_schedule(sched.items[: sched.fence_at], prefix, paced=True)
         if reb is not None:
             await reb
 
@@ -530,7 +742,7 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
         await drained()
         # the fences (every tenant's clock to the end) only now: between the two input topics
         # the worker goes by arrival, so a fence must not overtake a call still in the backlog
-        await send_schedule(sched.items[sched.fence_at:], prefix, paced=False)
+        await send_schedule(sched.items[sched.fence_at :], prefix, paced=False)
         await drained()
         result["drained_at"] = time.time()
         stop_collect.set()
@@ -544,22 +756,28 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
     windows = [(e["t"], e["t"] + args.window) for e in events] or None
     result["rebalance_events"] = events
     result["windows"] = windows
-    result["check"] = check([raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us,
-                            windows=windows)
+    result["check"] = check(
+        [raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us, windows=windows
+    )
     result["timeline"] = mon.samples
     t_a, t_b = sched.t_first_call_us / US_PER_S + 2, sched.t_end_us / US_PER_S - 1
     inside = [s for s in mon.samples if t_a <= s["t"] <= t_b]
     if len(inside) >= 2:
         result["offered_events_per_s"] = round(
-            sum(1 for due, _ in sched.items if t_a * US_PER_S <= due <= t_b * US_PER_S) / (t_b - t_a), 1)
+            sum(1 for due, _ in sched.items if t_a * US_PER_S <= due <= t_b * US_PER_S)
+            / (t_b - t_a),
+            1,
+        )
         result["processed_events_per_s"] = round(
-            (inside[-1]["events"] - inside[0]["events"]) / (inside[-1]["t"] - inside[0]["t"]), 1)
+            (inside[-1]["events"] - inside[0]["events"]) / (inside[-1]["t"] - inside[0]["t"]), 1
+        )
         lags = [s["lag"] for s in inside if s["lag"] is not None]
         result["lag_max"] = max(lags) if lags else None
     return result
 
 
 # ---------------------------------------------------------------- saturation runs
+
 
 async def saturate(args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"lt{uuid.uuid4().hex[:6]}-{args.name}-"
@@ -568,18 +786,28 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
     result = base_result(args, "saturate", prefix)
     broker_topics(prefix, args.partitions)
     # A day ahead: no wall-clock timer fires during the run (see module docstring).
-    sched = generate(tenants=args.tenants, rate=args.virtual_rate, duration=1e9, t0_us=now_us() + 86400 * US_PER_S,
-                     seed=args.seed, time_scale=args.time_scale, lead_s=args.lead, max_events=args.events,
-                     poor_share=args.poor_share)
+    sched = generate(
+        tenants=args.tenants,
+        rate=args.virtual_rate,
+        duration=1e9,
+        t0_us=now_us() + 86400 * US_PER_S,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        lead_s=args.lead,
+        max_events=args.events,
+        poor_share=args.poor_share,
+    )
     write_input(run_dir, sched.items)
-    setup, calls = sched.items[:sched.setup], sched.items[sched.setup:sched.fence_at]
-    fences = sched.items[sched.fence_at:]
+    setup, calls = sched.items[: sched.setup], sched.items[sched.setup : sched.fence_at]
+    fences = sched.items[sched.fence_at :]
     result["schedule"] = {**sched.meta, "lines": len(sched.items), "setup": sched.setup}
     workers = [Worker(f"w{i}", prefix, args.partitions, run_dir) for i in range(args.workers)]
     try:
         for w in workers:
             w.start()
-        result["ready_s"] = round(await wait_all_partitions(prefix, args.partitions, len(workers)), 1)
+        result["ready_s"] = round(
+            await wait_all_partitions(prefix, args.partitions, len(workers)), 1
+        )
         mon = Monitor(prefix, args.partitions, workers, every=0.25)
         mon_task = asyncio.create_task(mon.run())
         await send_schedule(setup, prefix, paced=False)
@@ -609,10 +837,15 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
     samples = mon.samples
     n = len(calls)
     t0 = result["send"]["first_send"]
-    t10, t90 = crossing(samples, "events", base + 0.1 * n), crossing(samples, "events", base + 0.9 * n)
+    t10, t90 = (
+        crossing(samples, "events", base + 0.1 * n),
+        crossing(samples, "events", base + 0.9 * n),
+    )
     t100 = crossing(samples, "events", base + n)
     result["events"] = n
-    result["sustained_events_per_s"] = round(0.8 * n / (t90 - t10), 1) if t10 and t90 and t90 > t10 else None
+    result["sustained_events_per_s"] = (
+        round(0.8 * n / (t90 - t10), 1) if t10 and t90 and t90 > t10 else None
+    )
     result["overall_events_per_s"] = round(n / (t100 - t0), 1) if t100 else None
     result["producer_events_per_s"] = round(n / (result["send"]["last_send"] - t0), 1)
     if t10 and t90 and t90 > t10:  # CPU the workers used between the 10 % and 90 % crossings
@@ -624,26 +857,49 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
             result["worker_cpu_share"] = round((c90 - c10) / (t90 - t10), 2)
     result["timeline"] = samples
     if args.passthrough:
-        proc = subprocess.run([sys.executable, str(HERE / "passthrough.py"), "--topic-prefix", prefix,
-                               "--expect", str(len(sched.items) + args.partitions)],
-                              capture_output=True, timeout=args.drain_timeout + 60, cwd=REPO)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "passthrough.py"),
+                "--topic-prefix",
+                prefix,
+                "--expect",
+                str(len(sched.items) + args.partitions),
+            ],
+            capture_output=True,
+            timeout=args.drain_timeout + 60,
+            cwd=REPO,
+        )
         result["passthrough"] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
         pt = result["passthrough"].get("sustained_events_per_s")
         if pt and result["sustained_events_per_s"]:
             result["ratio_to_passthrough"] = round(result["sustained_events_per_s"] / pt, 3)
-        proc = subprocess.run([sys.executable, str(HERE / "faust_passthrough.py"), "--topic-prefix", prefix,
-                               "--expect", str(len(sched.items))],
-                              capture_output=True, timeout=args.drain_timeout + 60, cwd=REPO)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "faust_passthrough.py"),
+                "--topic-prefix",
+                prefix,
+                "--expect",
+                str(len(sched.items)),
+            ],
+            capture_output=True,
+            timeout=args.drain_timeout + 60,
+            cwd=REPO,
+        )
         lines = proc.stdout.decode().strip().splitlines()
         result["faust_passthrough"] = json.loads(lines[-1]) if lines else {}
     got = await collect(BROKER, prefix, idle_s=3.0, max_s=600.0)
     write_outputs(run_dir / "outputs.jsonl", got)
-    result["check"] = check([raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us)
+    result["check"] = check(
+        [raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us
+    )
     result["check"]["lateness_values_s"] = []  # stamped a day ahead: no lateness in this mode
     return result
 
 
 # -------------------------------------------------------------------------- report
+
 
 def plot_run(res: dict[str, Any]) -> str:
     import matplotlib
@@ -655,8 +911,10 @@ def plot_run(res: dict[str, Any]) -> str:
     t0 = s[0]["t"] if s else 0
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     ts = [x["t"] - t0 for x in s]
-    rates = [0.0] + [(b["events"] - a["events"]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
-                     for a, b in zip(s, s[1:])]
+    rates = [0.0] + [
+        (b["events"] - a["events"]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
+        for a, b in zip(s, s[1:])
+    ]
     axes[0].plot(ts, rates, lw=1, label="worker(s): calls+accounts events/s")
     for e in res.get("rebalance_events", []):
         axes[0].axvline(e["t"] - t0, color="red", ls="--", lw=1)
@@ -669,8 +927,11 @@ def plot_run(res: dict[str, Any]) -> str:
     if vals:
         axes[1].hist([v * 1000 for v in vals], bins=50)
         axes[1].set_yscale("log")
-    axes[1].set_title(f"disconnect lateness ms: p50 {fmt_ms(lat['p50'])} p99 {fmt_ms(lat['p99'])} "
-                      f"max {fmt_ms(lat['max'])}", fontsize=9)
+    axes[1].set_title(
+        f"disconnect lateness ms: p50 {fmt_ms(lat['p50'])} p99 {fmt_ms(lat['p99'])} "
+        f"max {fmt_ms(lat['max'])}",
+        fontsize=9,
+    )
     axes[1].set_xlabel("receive - at (ms)")
     axes[2].plot(ts, [x["lag"] if x["lag"] is not None else float("nan") for x in s], lw=1)
     axes[2].set_title("consumer lag (calls+accounts records)")
@@ -694,85 +955,129 @@ def report(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("kafka-*.json"))]
+
     def series(r: dict[str, Any]) -> str:  # runs that differ only by their worker count
         return re.sub(r"-w\d+", "", r["name"])
 
-    sat = sorted([r for r in runs if r["mode"] == "saturate"], key=lambda r: (series(r), r["args"]["workers"]))
+    sat = sorted(
+        [r for r in runs if r["mode"] == "saturate"],
+        key=lambda r: (series(r), r["args"]["workers"]),
+    )
     liv = [r for r in runs if r["mode"] == "live"]
-    lines = ["# Kafka load test (issue 6)", "",
-             "Generated by `.venv/bin/python loadtest/kafka_load.py report` from the `kafka-*.json` of each run.",
-             "Machine: 2 cores shared by the broker, the worker(s), the load generator/collector and, at the",
-             "time of these runs, other jobs (load average before each run is given). Broker: the project's",
-             "Kafka 3.9.1 on 127.0.0.1. Deck `rates/sample-deck.csv`. Inputs and outputs of each run:",
-             "`var/loadtest/<run>/` (not committed).", ""]
-    lines += ["## Saturation: sustained events/s", "",
-              "Provision the tenants, then burst the call events into `calls` as fast as one producer goes,",
-              "with the workers already running and every partition owned; events/s between 10 % and 90 % of",
-              "the events consumed (worker metric `rating_events_in_total`). The passthrough baseline reads",
-              "the same topics afterwards in its own group. The Faust passthrough (`loadtest/faust_passthrough.py`)",
-              "is the worker's envelope with no decision: a Faust agent with the same `take_events` batches and",
-              "`Outbox` forwarding each event unchanged, i.e. the ceiling Faust itself puts on the worker.", "",
-              "| run | workers | events | sustained ev/s | overall ev/s | worker CPU share | ev per worker CPU-s | "
-              "passthrough ev/s (per CPU-s) | ratio | Faust passthrough ev/s (per CPU-s) | vs 1 worker | checker | "
-              "load avg | command |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Kafka load test (issue 6)",
+        "",
+        "Generated by `.venv/bin/python loadtest/kafka_load.py report` from the `kafka-*.json` of each run.",
+        "Machine: 2 cores shared by the broker, the worker(s), the load generator/collector and, at the",
+        "time of these runs, other jobs (load average before each run is given). Broker: the project's",
+        "Kafka 3.9.1 on 127.0.0.1. Deck `rates/sample-deck.csv`. Inputs and outputs of each run:",
+        "`var/loadtest/<run>/` (not committed).",
+        "",
+    ]
+    lines += [
+        "## Saturation: sustained events/s",
+        "",
+        "Provision the tenants, then burst the call events into `calls` as fast as one producer goes,",
+        "with the workers already running and every partition owned; events/s between 10 % and 90 % of",
+        "the events consumed (worker metric `rating_events_in_total`). The passthrough baseline reads",
+        "the same topics afterwards in its own group. The Faust passthrough (`loadtest/faust_passthrough.py`)",
+        "is the worker's envelope with no decision: a Faust agent with the same `take_events` batches and",
+        "`Outbox` forwarding each event unchanged, i.e. the ceiling Faust itself puts on the worker.",
+        "",
+        "| run | workers | events | sustained ev/s | overall ev/s | worker CPU share | ev per worker CPU-s | "
+        "passthrough ev/s (per CPU-s) | ratio | Faust passthrough ev/s (per CPU-s) | vs 1 worker | checker | "
+        "load avg | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     ones = {series(r): r["sustained_events_per_s"] for r in sat if r["args"]["workers"] == 1}
     for r in sat:
         c = r["check"]
         one = ones.get(series(r))
         pt = r.get("passthrough", {}).get("sustained_events_per_s")
-        vs = f"{r['sustained_events_per_s'] / one:.2f}x" if one and r["sustained_events_per_s"] else "-"
+        vs = (
+            f"{r['sustained_events_per_s'] / one:.2f}x"
+            if one and r["sustained_events_per_s"]
+            else "-"
+        )
         ptc = r.get("passthrough", {}).get("events_per_cpu_s")
         fpt = r.get("faust_passthrough", {})
-        fp = f"{fpt.get('sustained_events_per_s', '-')} ({fpt.get('events_per_cpu_s', '-')})" if fpt else "-"
-        lines.append(f"| {r['name']} | {r['args']['workers']} | {r['events']:,} | {r['sustained_events_per_s']} | "
-                     f"{r['overall_events_per_s']} | {r.get('worker_cpu_share', '-')} | "
-                     f"{r.get('events_per_worker_cpu_s', '-')} | {pt or '-'} ({ptc or '-'}) | "
-                     f"{r.get('ratio_to_passthrough', '-')} | {fp} | {vs} | "
-                     f"{summary_check(c)} | {r['loadavg_before'][0]:.1f} | `{r['command']}` |")
+        fp = (
+            f"{fpt.get('sustained_events_per_s', '-')} ({fpt.get('events_per_cpu_s', '-')})"
+            if fpt
+            else "-"
+        )
+        lines.append(
+            f"| {r['name']} | {r['args']['workers']} | {r['events']:,} | {r['sustained_events_per_s']} | "
+            f"{r['overall_events_per_s']} | {r.get('worker_cpu_share', '-')} | "
+            f"{r.get('events_per_worker_cpu_s', '-')} | {pt or '-'} ({ptc or '-'}) | "
+            f"{r.get('ratio_to_passthrough', '-')} | {fp} | {vs} | "
+            f"{summary_check(c)} | {r['loadavg_before'][0]:.1f} | `{r['command']}` |"
+        )
     core = core_ceiling()
     if core:
-        lines += ["", f"Decision core alone on the same input (`simulate_lines` on "
-                      f"`var/loadtest/saturate-w1/input.jsonl`, one process, at report time): {core:,.0f} events/s."]
-    lines += ["", "## Real time: paced Poisson traffic, disconnect lateness", "",
-              "Events stamped with their send instant and sent on schedule; lateness = receive time at the",
-              "checker's consumer - the disconnect's `at`, for disconnects fired by a timer (`funds_exhausted`).",
-              "", "| run | workers | offered ev/s | processed ev/s | max lag | lateness p50 / p99 / max (ms) | "
-              "refusal latency p50 / p99 (ms) | checker | command |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Decision core alone on the same input (`simulate_lines` on "
+            f"`var/loadtest/saturate-w1/input.jsonl`, one process, at report time): {core:,.0f} events/s.",
+        ]
+    lines += [
+        "",
+        "## Real time: paced Poisson traffic, disconnect lateness",
+        "",
+        "Events stamped with their send instant and sent on schedule; lateness = receive time at the",
+        "checker's consumer - the disconnect's `at`, for disconnects fired by a timer (`funds_exhausted`).",
+        "",
+        "| run | workers | offered ev/s | processed ev/s | max lag | lateness p50 / p99 / max (ms) | "
+        "refusal latency p50 / p99 (ms) | checker | command |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in liv:
         c = r["check"]
         lat, ref = c["lateness_timer_disconnects_s"], c["lateness_refusals_s"]
         w = r["args"]["workers"]
-        lines.append(f"| {r['name']} | {w}{' +1 -1' if r['args'].get('rebalance') else ''} | "
-                     f"{r.get('offered_events_per_s')} | {r.get('processed_events_per_s')} | {r.get('lag_max')} | "
-                     f"{fmt_ms(lat['p50'])} / {fmt_ms(lat['p99'])} / {fmt_ms(lat['max'])} (n={lat['n']}) | "
-                     f"{fmt_ms(ref['p50'])} / {fmt_ms(ref['p99'])} | {summary_check(c)} | `{r['command']}` |")
+        lines.append(
+            f"| {r['name']} | {w}{' +1 -1' if r['args'].get('rebalance') else ''} | "
+            f"{r.get('offered_events_per_s')} | {r.get('processed_events_per_s')} | {r.get('lag_max')} | "
+            f"{fmt_ms(lat['p50'])} / {fmt_ms(lat['p99'])} / {fmt_ms(lat['max'])} (n={lat['n']}) | "
+            f"{fmt_ms(ref['p50'])} / {fmt_ms(ref['p99'])} | {summary_check(c)} | `{r['command']}` |"
+        )
     for r in liv:
         if r["args"].get("rebalance"):
             c = r["check"]
             lines += ["", f"### Rebalance ({r['name']})", ""]
             for e in r["rebalance_events"]:
-                lines.append(f"- {e['what']} ({e['worker']}) at +{e['t'] - r['timeline'][0]['t']:.1f} s")
+                lines.append(
+                    f"- {e['what']} ({e['worker']}) at +{e['t'] - r['timeline'][0]['t']:.1f} s"
+                )
             a, b = c["lateness_in_windows_s"], c["lateness_outside_windows_s"]
-            lines += [f"- lateness inside the {r['args']['window']:g} s after each change: "
-                      f"p50 {fmt_ms(a['p50'])} / p99 {fmt_ms(a['p99'])} / max {fmt_ms(a['max'])} ms (n={a['n']})",
-                      f"- lateness outside: p50 {fmt_ms(b['p50'])} / p99 {fmt_ms(b['p99'])} / max {fmt_ms(b['max'])} ms "
-                      f"(n={b['n']})",
-                      f"- charges: {c['charges_distinct']:,} distinct, {c['double_charged']} double-charged, "
-                      f"{c['lost_charges']} lost, {c['charges_reemitted_identical']:,} identical re-emissions "
-                      f"(at-least-once replay after the SIGKILL, deduplicated by `charge_id`)",
-                      f"- disconnects: {c['disconnects_received']:,} received, {c['lost_disconnects']} lost; "
-                      f"negative balances: {c['negative_balances']}"]
-    lines += ["", "## Checker details per run", "",
-              "| run | input lines | bad lines | records | charges | double | lost charges | disconnects due / lost "
-              "| negative balances | same as simulate (only sim / only worker) |", "|---|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                f"- lateness inside the {r['args']['window']:g} s after each change: "
+                f"p50 {fmt_ms(a['p50'])} / p99 {fmt_ms(a['p99'])} / max {fmt_ms(a['max'])} ms (n={a['n']})",
+                f"- lateness outside: p50 {fmt_ms(b['p50'])} / p99 {fmt_ms(b['p99'])} / max {fmt_ms(b['max'])} ms "
+                f"(n={b['n']})",
+                f"- charges: {c['charges_distinct']:,} distinct, {c['double_charged']} double-charged, "
+                f"{c['lost_charges']} lost, {c['charges_reemitted_identical']:,} identical re-emissions "
+                f"(at-least-once replay after the SIGKILL, deduplicated by `charge_id`)",
+                f"- disconnects: {c['disconnects_received']:,} received, {c['lost_disconnects']} lost; "
+                f"negative balances: {c['negative_balances']}",
+            ]
+    lines += [
+        "",
+        "## Checker details per run",
+        "",
+        "| run | input lines | bad lines | records | charges | double | lost charges | disconnects due / lost "
+        "| negative balances | same as simulate (only sim / only worker) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         c = r["check"]
-        lines.append(f"| {r['name']} | {c['input_lines']:,} | {c['bad_inputs']} (all dead-lettered: "
-                     f"{c['bad_inputs_missing_from_dead_letters'] == 0}) | {c['records_received']:,} | "
-                     f"{c['charges_distinct']:,} | {c['double_charged']} | {c['lost_charges']} | "
-                     f"{c['disconnects_due']} / {c['lost_disconnects']} | {c['negative_balances']} | "
-                     f"{c['simulate_match']} ({c['only_in_simulate']} / {c['only_in_worker']}) |")
+        lines.append(
+            f"| {r['name']} | {c['input_lines']:,} | {c['bad_inputs']} (all dead-lettered: "
+            f"{c['bad_inputs_missing_from_dead_letters'] == 0}) | {c['records_received']:,} | "
+            f"{c['charges_distinct']:,} | {c['double_charged']} | {c['lost_charges']} | "
+            f"{c['disconnects_due']} / {c['lost_disconnects']} | {c['negative_balances']} | "
+            f"{c['simulate_match']} ({c['only_in_simulate']} / {c['only_in_worker']}) |"
+        )
     lines += ["", "## Plots", ""]
     for r in runs:
         lines.append(f"- {r['name']}: ![{r['name']}]({plot_run(r)})")
@@ -781,7 +1086,11 @@ def report(args: argparse.Namespace) -> None:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         labels = [f"{r['args']['workers']} worker(s)" for r in sat]
         vals = [r["sustained_events_per_s"] or 0 for r in sat]
-        pts = [r.get("passthrough", {}).get("sustained_events_per_s") for r in sat if r.get("passthrough")]
+        pts = [
+            r.get("passthrough", {}).get("sustained_events_per_s")
+            for r in sat
+            if r.get("passthrough")
+        ]
         if pts:
             labels.append("passthrough")
             vals.append(max(pts))
@@ -821,6 +1130,7 @@ def summary_check(c: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ cli
 
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -831,21 +1141,38 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--partitions", type=int, default=8)
         p.add_argument("--workers", type=int, default=1)
         p.add_argument("--seed", type=int, default=7)
-        p.add_argument("--time-scale", type=float, default=20.0, help="call durations: mean 180 s / this")
-        p.add_argument("--lead", type=float, default=3.0, help="seconds between provisioning and calls")
-        p.add_argument("--poor-share", type=float, default=0.3, help="tenants with cents of credit, no pool")
+        p.add_argument(
+            "--time-scale", type=float, default=20.0, help="call durations: mean 180 s / this"
+        )
+        p.add_argument(
+            "--lead", type=float, default=3.0, help="seconds between provisioning and calls"
+        )
+        p.add_argument(
+            "--poor-share", type=float, default=0.3, help="tenants with cents of credit, no pool"
+        )
         p.add_argument("--drain-timeout", type=float, default=300.0)
-        p.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
-                       help="extra environment for the workers, e.g. Faust's PRODUCER_LINGER=0.005")
+        p.add_argument(
+            "--worker-env",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="extra environment for the workers, e.g. Faust's PRODUCER_LINGER=0.005",
+        )
         if mode == "live":
             p.add_argument("--rate", type=float, default=1000.0, help="call events per second")
             p.add_argument("--duration", type=float, default=60.0, help="seconds of calls")
-            p.add_argument("--rebalance", action="store_true", help="add a worker at 1/3, SIGKILL one at 2/3")
-            p.add_argument("--window", type=float, default=15.0, help="s after a change reported apart")
+            p.add_argument(
+                "--rebalance", action="store_true", help="add a worker at 1/3, SIGKILL one at 2/3"
+            )
+            p.add_argument(
+                "--window", type=float, default=15.0, help="s after a change reported apart"
+            )
             p.add_argument("--idle", type=float, default=3.0)
         else:
             p.add_argument("--events", type=int, default=60000, help="call events in the burst")
-            p.add_argument("--virtual-rate", type=float, default=1000.0, help="event spacing in the ts")
+            p.add_argument(
+                "--virtual-rate", type=float, default=1000.0, help="event spacing in the ts"
+            )
             p.add_argument("--passthrough", action="store_true")
     sub.add_parser("report")
     return ap
@@ -858,7 +1185,9 @@ def main(argv: list[str] | None = None) -> int:
         report(args)
         return 0
     if args.name is None:
-        args.name = f"{args.mode}-w{args.workers}" + ("-rebalance" if getattr(args, "rebalance", False) else "")
+        args.name = f"{args.mode}-w{args.workers}" + (
+            "-rebalance" if getattr(args, "rebalance", False) else ""
+        )
     Worker.env = dict(kv.split("=", 1) for kv in args.worker_env)
     res = asyncio.run(live(args) if args.mode == "live" else saturate(args))
     path = save_result(args.name, res)

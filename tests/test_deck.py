@@ -46,6 +46,7 @@ def test_columns_in_any_order(tmp_path):
     assert columns != list(COLUMNS)
     shuffled = load_deck(str(write_deck(tmp_path, columns=columns)))
     canonical = load_deck(str(write_deck(tmp_path, name="canonical.csv")))
+
     def strip(rows):
         return [
             (
@@ -61,6 +62,7 @@ def test_columns_in_any_order(tmp_path):
             )
             for r in rows
         ]
+
     assert strip(shuffled.rows) == strip(canonical.rows)
 
 

@@ -188,8 +188,7 @@ def tenant_view(state: bytes) -> TenantView:
             key, allowance, month, _at(settled), _at(used), list(calls), s80, s100
         )
     t.lots = [
-        LotView(i, seq, _at(b), _at(e), rem, exp, f)
-        for i, seq, b, e, rem, exp, f in doc["lots"]
+        LotView(i, seq, _at(b), _at(e), rem, exp, f) for i, seq, b, e, rem, exp, f in doc["lots"]
     ]
     for (
         cid,

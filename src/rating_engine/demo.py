@@ -37,11 +37,19 @@ from .records import OUTPUT_TOPICS
 PROBE = b'{"probe":true}'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LATENESS_LIMIT_S = 1.0  # accounts.md "Time": disconnects go out within 1 s of their due instant
-KEY_METRICS = ("rating_events_in_total", "rating_records_out_total", "rating_dead_letters_total",
-               "rating_disconnect_lateness_seconds_count", "rating_disconnect_lateness_seconds_sum",
-               "rating_event_processing_seconds_count", "rating_event_processing_seconds_sum",
-               "rating_live_calls", "rating_tenants", "rating_timers_pending",
-               "rating_timer_fires_total")
+KEY_METRICS = (
+    "rating_events_in_total",
+    "rating_records_out_total",
+    "rating_dead_letters_total",
+    "rating_disconnect_lateness_seconds_count",
+    "rating_disconnect_lateness_seconds_sum",
+    "rating_event_processing_seconds_count",
+    "rating_event_processing_seconds_sum",
+    "rating_live_calls",
+    "rating_tenants",
+    "rating_timers_pending",
+    "rating_timer_fires_total",
+)
 
 
 def say(text: str = "") -> None:
@@ -82,6 +90,7 @@ def process_alive(pid: int | None) -> bool:
 
 # ---------------------------------------------------------------- wait-ready
 
+
 async def wait_ready(broker: str, prefix: str, timeout: float, worker_pid: int | None) -> int:
     started = time.monotonic()
     await kafkaio.produce_lines(broker, prefix, [PROBE])
@@ -91,14 +100,17 @@ async def wait_ready(broker: str, prefix: str, timeout: float, worker_pid: int |
             return EXIT_FAILED
         got = await kafkaio.collect(broker, prefix, idle_s=1.0, max_s=3.0)
         if any(is_probe(topic, record) for topic, record, _ in got):
-            say(f"worker ready: the probe came back as a dead letter after "
-                f"{time.monotonic() - started:.1f} s")
+            say(
+                f"worker ready: the probe came back as a dead letter after "
+                f"{time.monotonic() - started:.1f} s"
+            )
             return EXIT_OK
     warn(f"the worker did not dead-letter the probe within {timeout:.0f} s")
     return EXIT_FAILED
 
 
 # ---------------------------------------------------------------- run
+
 
 def _hms(instant: object) -> str:
     """`2026-11-24T10:00:01.000Z` -> `10:00:01.000` (the demo runs within one day)."""
@@ -117,13 +129,18 @@ def describe(topic: str, r: dict) -> str:
     if topic == "charges":
         pool = f"  pool {r['pool']} {_num(r['pool_seconds'])}s" if r.get("pool") else ""
         why = "".join(f"  {k}={r[k]}" for k in ("reason", "disconnected") if r.get(k))
-        return (f"{_hms(r['end'])}  {tenant}/{r['call_id']}  {r['kind']}  {r.get('destination')}  "
-                f"{_hms(r['start'])}-{_hms(r['end'])} {_num(r['duration_seconds'])}s  "
-                f"billed {_num(r['billed_seconds'])}s  {r['charge']} {r['currency']}{pool}  "
-                f"[{r['status']}]{why}")
+        return (
+            f"{_hms(r['end'])}  {tenant}/{r['call_id']}  {r['kind']}  {r.get('destination')}  "
+            f"{_hms(r['start'])}-{_hms(r['end'])} {_num(r['duration_seconds'])}s  "
+            f"billed {_num(r['billed_seconds'])}s  {r['charge']} {r['currency']}{pool}  "
+            f"[{r['status']}]{why}"
+        )
     if topic == "notifications":
-        extra = "  ".join(f"{k}={_num(v)}" for k, v in r.items()
-                          if k not in ("notification_id", "tenant_id", "kind", "ts"))
+        extra = "  ".join(
+            f"{k}={_num(v)}"
+            for k, v in r.items()
+            if k not in ("notification_id", "tenant_id", "kind", "ts")
+        )
         return f"{_hms(r['ts'])}  {tenant}  {r['kind']}  {extra}"
     if topic == "payments":
         return f"{_hms(r['ts'])}  {tenant}  {r['request_id']}  {r['amount']} {r['currency']}"
@@ -148,8 +165,9 @@ def _canonical(topic: str, r: dict) -> tuple[str, bytes]:
     return topic, orjson.dumps(r, option=orjson.OPT_SORT_KEYS)
 
 
-def compare_with_simulate(rates: str, lines: list[bytes],
-                          got: list[tuple[str, dict]]) -> tuple[int, list[str]]:
+def compare_with_simulate(
+    rates: str, lines: list[bytes], got: list[tuple[str, dict]]
+) -> tuple[int, list[str]]:
     """(records simulate expects, differences) for the worker's output on the same events."""
     from .deck import load_deck
     from .engine import simulate_lines
@@ -169,17 +187,20 @@ async def live_tail(broker: str, prefix: str, start_s: float) -> None:
     """Print output records as the worker publishes them (while the replay runs)."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(*(prefix + t for t in OUTPUT_TOPICS),
-                                bootstrap_servers=kafkaio.bootstrap(broker),
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                group_id=None)
+    consumer = AIOKafkaConsumer(
+        *(prefix + t for t in OUTPUT_TOPICS),
+        bootstrap_servers=kafkaio.bootstrap(broker),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     try:
         while True:
             batch = await consumer.getmany(timeout_ms=200)
             now = time.time()
             for tp, msgs in batch.items():
-                topic = tp.topic[len(prefix):]
+                topic = tp.topic[len(prefix) :]
                 for m in msgs:
                     record = orjson.loads(m.value)
                     if is_probe(topic, record):
@@ -209,8 +230,10 @@ def scrape(url: str) -> list[tuple[str, str, float]]:
 
 def show_metrics(url: str) -> tuple[int, int] | None:
     """Print the key metrics; (disconnects, those published over 1 s late), None if unreadable."""
-    say(f"metrics: {url}  (Prometheus: deploy/prometheus/prometheus.yml, "
-        f"Grafana: deploy/grafana/rating-engine.json)")
+    say(
+        f"metrics: {url}  (Prometheus: deploy/prometheus/prometheus.yml, "
+        f"Grafana: deploy/grafana/rating-engine.json)"
+    )
     try:
         samples = scrape(url)
     except OSError as exc:
@@ -220,8 +243,11 @@ def show_metrics(url: str) -> tuple[int, int] | None:
         if name in KEY_METRICS:
             shown = f"{name}{{{labels}}}" if labels else name
             say(f"  {shown} {_num(int(value) if value.is_integer() else round(value, 6))}")
-    buckets = [(float(lbl.split('le="')[1].split('"')[0]), v) for n, lbl, v in samples
-               if n == "rating_disconnect_lateness_seconds_bucket"]
+    buckets = [
+        (float(lbl.split('le="')[1].split('"')[0]), v)
+        for n, lbl, v in samples
+        if n == "rating_disconnect_lateness_seconds_bucket"
+    ]
     total = max((v for _, v in buckets), default=0.0)
     if not total:
         return 0, 0
@@ -239,9 +265,11 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
     stamps = [float(ts) / US_PER_S for ts in map(stamp_of, lines) if ts is not None]
     span = (max(stamps) - min(stamps)) if stamps else 0.0
     routed = Counter(kafkaio.route(line)[0] for line in lines)
-    say(f"replaying {len(lines)} lines of {args.events} ({routed['calls']} to {args.prefix}calls, "
+    say(
+        f"replaying {len(lines)} lines of {args.events} ({routed['calls']} to {args.prefix}calls, "
         f"{routed['accounts']} to {args.prefix}accounts), timestamps moved to now, "
-        f"paced in real time over {span:.0f} s")
+        f"paced in real time over {span:.0f} s"
+    )
     say("output records as the worker publishes them (time since the first event):")
 
     start_s = start_us / US_PER_S
@@ -272,13 +300,17 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
         say()
         if problems:
             status = EXIT_FAILED
-            say(f"CHECK FAILED: the worker's output differs from `rating-engine simulate` on the "
-                f"same shifted events ({expected} records expected, {len(got)} received):")
+            say(
+                f"CHECK FAILED: the worker's output differs from `rating-engine simulate` on the "
+                f"same shifted events ({expected} records expected, {len(got)} received):"
+            )
             for p in problems:
                 say(f"  {p}")
         else:
-            say(f"check: the worker's {len(got)} records equal `rating-engine simulate` on the "
-                f"same events (dead-letter `line` aside: on the wire it is the partition offset)")
+            say(
+                f"check: the worker's {len(got)} records equal `rating-engine simulate` on the "
+                f"same events (dead-letter `line` aside: on the wire it is the partition offset)"
+            )
     if not got:
         warn("the worker published nothing")
         status = EXIT_FAILED
@@ -287,12 +319,15 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
     lateness = show_metrics(args.metrics_url)
     if args.check and lateness is not None and lateness[1]:
         status = EXIT_FAILED
-        say(f"CHECK FAILED: {lateness[1]} of {lateness[0]} disconnects were published more than "
-            f"{LATENESS_LIMIT_S:g} s after their due instant (see {args.metrics_url})")
+        say(
+            f"CHECK FAILED: {lateness[1]} of {lateness[0]} disconnects were published more than "
+            f"{LATENESS_LIMIT_S:g} s after their due instant (see {args.metrics_url})"
+        )
     return status
 
 
 # ---------------------------------------------------------------- topics
+
 
 async def create_topics(broker: str, prefix: str, partitions: int, names: list[str]) -> int:
     """Create `prefix+name` topics that do not exist yet (replication 1)."""
@@ -321,13 +356,17 @@ async def cleanup(broker: str, prefix: str) -> int:
 
 # ---------------------------------------------------------------- command line
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rating_engine.demo",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m rating_engine.demo", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--broker", default=os.environ.get("RATING_ENGINE_BROKER", "kafka://127.0.0.1:9092"))
+        p.add_argument(
+            "--broker", default=os.environ.get("RATING_ENGINE_BROKER", "kafka://127.0.0.1:9092")
+        )
         p.add_argument("--prefix", required=True, help="topic prefix of this demo run")
 
     ready = sub.add_parser("wait-ready", help="probe the worker until it answers")
@@ -340,11 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--events", required=True, metavar="EVENTS.jsonl")
     run_p.add_argument("--rates", required=True, metavar="DECK.csv")
     run_p.add_argument("--metrics-url", default="http://127.0.0.1:9108/metrics")
-    run_p.add_argument("--lead", type=float, default=1.0,
-                       help="seconds from now to the first event")
+    run_p.add_argument(
+        "--lead", type=float, default=1.0, help="seconds from now to the first event"
+    )
     run_p.add_argument("--idle", type=float, default=6.0, help="collect until quiet this long")
-    run_p.add_argument("--no-check", dest="check", action="store_false",
-                       help="do not compare with simulate")
+    run_p.add_argument(
+        "--no-check", dest="check", action="store_false", help="do not compare with simulate"
+    )
 
     create = sub.add_parser("create-topics", help="create prefixed topics (the worker's ticks)")
     common(create)

@@ -76,9 +76,14 @@ async def produce_lines(broker: str, prefix: str, lines: list[bytes], paced: boo
     return len(lines)
 
 
-async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 120.0,
-                  until: int | None = None, stop: asyncio.Event | None = None
-                  ) -> list[tuple[str, dict, float]]:
+async def collect(
+    broker: str,
+    prefix: str,
+    idle_s: float = 3.0,
+    max_s: float = 120.0,
+    until: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> list[tuple[str, dict, float]]:
     """Read every output topic from the start until quiet (and `stop` is set, if given).
 
     Returns (topic, record, receive wall time) in arrival order.
@@ -86,8 +91,13 @@ async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 
     from aiokafka import AIOKafkaConsumer
 
     topics = [prefix + t for t in OUTPUT_TOPICS]
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap(broker), auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap(broker),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     got: list[tuple[str, dict, float]] = []
     started = last = time.monotonic()
@@ -97,7 +107,7 @@ async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 
             now = time.time()
             for tp, msgs in batch.items():
                 for m in msgs:
-                    got.append((tp.topic[len(prefix):], orjson.loads(m.value), now))
+                    got.append((tp.topic[len(prefix) :], orjson.loads(m.value), now))
             if batch:
                 last = time.monotonic()
             if until is not None and len(got) >= until:
@@ -109,7 +119,9 @@ async def collect(broker: str, prefix: str, idle_s: float = 3.0, max_s: float = 
     return got
 
 
-async def ensure_topics(broker: str, prefix: str, partitions: int, names: Iterable[str]) -> list[str]:
+async def ensure_topics(
+    broker: str, prefix: str, partitions: int, names: Iterable[str]
+) -> list[str]:
     """Create the `prefix+name` topics that do not exist yet (replication 1); returns those created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -134,8 +146,13 @@ async def wait_ready(broker: str, prefix: str, timeout_s: float = 120.0) -> None
     token = uuid.uuid4().hex
     probe = orjson.dumps({"probe": token})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker))
-    consumer = AIOKafkaConsumer(prefix + "dead-letters", bootstrap_servers=bootstrap(broker),
-                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        prefix + "dead-letters",
+        bootstrap_servers=bootstrap(broker),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await producer.start()
     await consumer.start()
     deadline = time.monotonic() + timeout_s

@@ -81,7 +81,9 @@ class TableSeen(MutableMapping[str, list[Output]]):
     for a duplicate whose effect the state never got.
     """
 
-    def __init__(self, table: Any, tenant_id: str, changes: "Changes", applied: dict[str, int]) -> None:
+    def __init__(
+        self, table: Any, tenant_id: str, changes: "Changes", applied: dict[str, int]
+    ) -> None:
         self.store, self.prefix, self.changes = table.data, tenant_id + "\x1f", changes
         self.topic = table.changelog_topic.get_topic_name()
         self.applied = applied
@@ -120,7 +122,9 @@ class TableSeen(MutableMapping[str, list[Output]]):
 Changes = list[tuple[str, int, bytes, "bytes | None"]]
 
 
-def apply_input(t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int) -> tuple[list[Output], str | None]:
+def apply_input(
+    t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int
+) -> tuple[list[Output], str | None]:
     """`Tenant.apply` for the input at `offset` of `topic`, with the stamps TableSeen relies on."""
     seen.origin = b"@%s:%d\n" % (topic.encode(), offset)
     produced, reject = t.apply(ev)
@@ -184,7 +188,9 @@ class TimerHeap:
 
     def __init__(self) -> None:
         self.heap: list[tuple[Instant, str]] = []
-        self.due: dict[str, tuple[Instant, int, Instant]] = {}  # tenant -> (due, partition, fire_at)
+        self.due: dict[
+            str, tuple[Instant, int, Instant]
+        ] = {}  # tenant -> (due, partition, fire_at)
         self.changed = asyncio.Event()
 
     def set(self, tenant_id: str, due: Instant | None, partition: int) -> None:
@@ -262,10 +268,19 @@ def build_app(args: argparse.Namespace) -> Any:
     )
 
     def topic(name: str) -> Any:
-        return app.topic(prefix + name, key_type=bytes, value_type=bytes, partitions=n, internal=True)
+        return app.topic(
+            prefix + name, key_type=bytes, value_type=bytes, partitions=n, internal=True
+        )
 
-    source = app.topic(prefix + "calls", prefix + "accounts", prefix + "ticks", key_type=bytes,
-                       value_type=bytes, partitions=n, internal=True)
+    source = app.topic(
+        prefix + "calls",
+        prefix + "accounts",
+        prefix + "ticks",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=n,
+        internal=True,
+    )
     ticks = topic("ticks")
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
     tenants_table = app.Table("tenants", partitions=n, key_type=bytes, value_type=bytes)
@@ -338,11 +353,13 @@ def build_app(args: argparse.Namespace) -> Any:
         seens[tid].partition = partition
         return t
 
-    def decide(event: Any, out: list[tuple[str | None, Output, bool]], dirty: dict[str, int]) -> None:
+    def decide(
+        event: Any, out: list[tuple[str | None, Output, bool]], dirty: dict[str, int]
+    ) -> None:
         """One input through the core; its outputs are appended to `out` (tenant, output, timed)."""
         msg = event.message
         raw: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-        topic_name = msg.topic[len(prefix):]
+        topic_name = msg.topic[len(prefix) :]
         if topic_name == "ticks":
             tick = orjson.loads(raw)
             tid, due = tick["tenant_id"], _inst_parse(tick["due"])
@@ -360,7 +377,13 @@ def build_app(args: argparse.Namespace) -> Any:
         parsed = parse_event(raw, deck.currency)
         if isinstance(parsed, Rejection):
             metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-            out.append((parsed.tenant_id, dead_letter(parsed.reason, raw, msg.offset, parsed.tenant_id), False))
+            out.append(
+                (
+                    parsed.tenant_id,
+                    dead_letter(parsed.reason, raw, msg.offset, parsed.tenant_id),
+                    False,
+                )
+            )
             return
         ev: Event = parsed
         tid = ev.tenant_id
@@ -375,7 +398,9 @@ def build_app(args: argparse.Namespace) -> Any:
 
     def on_delivered(fut: Any) -> None:
         exc = None if fut.cancelled() else fut.exception()
-        if exc is not None:  # the input would be committed without its outputs: stop, replay on restart
+        if (
+            exc is not None
+        ):  # the input would be committed without its outputs: stop, replay on restart
             log.error("could not publish a record: %r; stopping so the input is replayed", exc)
             asyncio.ensure_future(app.crash(exc))
 
@@ -397,7 +422,10 @@ def build_app(args: argparse.Namespace) -> Any:
         changes.clear()
         for tid, partition in dirty.items():
             t = cache[tid]
-            key, data = tid.encode(), dump_tenant(t, {"partition": partition, "applied": seens[tid].applied})
+            key, data = (
+                tid.encode(),
+                dump_tenant(t, {"partition": partition, "applied": seens[tid].applied}),
+            )
             tenants_table.data[key] = data
             await outbox.add(tenants_topic, key, data, partition)
             due = t.next_due()
@@ -427,8 +455,14 @@ def build_app(args: argparse.Namespace) -> Any:
             return []
         missed = await refetch(tp, last + 1, offset)
         if missed:  # (a transactional producer's commit markers also leave offsets without records)
-            log.error("input %s: %d record(s) between offsets %d and %d were skipped by the consumer; "
-                      "read again and decided", tp, len(missed), last + 1, offset - 1)
+            log.error(
+                "input %s: %d record(s) between offsets %d and %d were skipped by the consumer; "
+                "read again and decided",
+                tp,
+                len(missed),
+                last + 1,
+                offset - 1,
+            )
             metrics.REFETCHED.inc(len(missed))
         return missed
 
@@ -436,7 +470,9 @@ def build_app(args: argparse.Namespace) -> Any:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         if not refetcher:
-            side = AIOKafkaConsumer(bootstrap_servers=bootstrap(args.broker), enable_auto_commit=False)
+            side = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap(args.broker), enable_auto_commit=False
+            )
             await side.start()
             refetcher.append(side)
         side = refetcher[0]
@@ -478,15 +514,23 @@ def build_app(args: argparse.Namespace) -> Any:
             timers.changed.clear()
             now = wall_us()
             for tid, due, partition in timers.pop_due(now - grace_us):
-                tick = {"tenant_id": tid, "due": _inst_text(due), "after": await input_ends(partition)}
+                tick = {
+                    "tenant_id": tid,
+                    "due": _inst_text(due),
+                    "after": await input_ends(partition),
+                }
                 try:
-                    await ticks.send(key=tid.encode(), partition=partition, value=orjson.dumps(tick))
+                    await ticks.send(
+                        key=tid.encode(), partition=partition, value=orjson.dumps(tick)
+                    )
                 except NotReady:
                     if app.should_stop:  # the producer stopped first: no tick is lost, the
                         return  # partition's next owner plans its timers from the table
                     raise
             nxt = timers.next_instant()
-            timeout = None if nxt is None else max(0.0, float(nxt + grace_us - wall_us()) / US_PER_S)
+            timeout = (
+                None if nxt is None else max(0.0, float(nxt + grace_us - wall_us()) / US_PER_S)
+            )
             try:
                 await asyncio.wait_for(timers.changed.wait(), timeout)
             except asyncio.TimeoutError:
@@ -526,8 +570,13 @@ def build_app(args: argparse.Namespace) -> Any:
                 stalled_since[tp] = (committed, now)
             elif now - seen[1] >= STALL_S:
                 metrics.STALLS.inc()
-                log.error("input %s committed at %d of %d for %.0f s; exiting so the group reassigns it",
-                          tp, committed, end, now - seen[1])
+                log.error(
+                    "input %s committed at %d of %d for %.0f s; exiting so the group reassigns it",
+                    tp,
+                    committed,
+                    end,
+                    now - seen[1],
+                )
                 os._exit(EXIT_STALLED)
 
     @app.on_partitions_revoked.connect
@@ -585,8 +634,14 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         # Created before the group join: left to Faust, `ticks` could be declared after the
         # first join (no timers), and a broker that auto-creates topics gives them 1 partition.
-        asyncio.run(ensure_topics(args.broker, args.topic_prefix, args.partitions,
-                                  ("calls", "accounts", "ticks", *OUTPUT_TOPICS)))
+        asyncio.run(
+            ensure_topics(
+                args.broker,
+                args.topic_prefix,
+                args.partitions,
+                ("calls", "accounts", "ticks", *OUTPUT_TOPICS),
+            )
+        )
     except Exception as exc:  # the broker is down or refuses: one clear line, exit 2
         raise CliError(f"broker {args.broker}: cannot create topics: {exc}") from None
     metrics.prime()
