@@ -5,7 +5,7 @@
 //! of the contract (`FILE:LINE: column COL: …`) and builds the lookup table. A lookup walks the
 //! number's prefixes from the longest, one hash probe each: O(number length), never a scan.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 
 use crate::clock::{day_start_us, Instant};
 use crate::json::write_str;
@@ -173,7 +173,7 @@ pub struct Deck {
     pub path: String,
     pub currency: Option<String>,
     pub rows: Vec<Rate>,
-    table: [HashMap<String, Vec<usize>>; 2],
+    table: [FxHashMap<String, Vec<usize>>; 2],
     max_prefix_len: usize,
     /// `lengths[service][first two digits]`: the prefix lengths, longest first, that a number
     /// starting with those digits can have, so a lookup probes only those.

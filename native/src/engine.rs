@@ -5,7 +5,9 @@
 //! appeared, edge rule 13).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::fxhash::FxHashMap;
 use std::sync::Arc;
 
 use crate::clock::Instant;
@@ -19,9 +21,9 @@ pub struct Engine {
     pub deck: Arc<Deck>,
     /// Tenants in order of first appearance (their index is their timer tie-break).
     pub tenants: Vec<Tenant>,
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
     heap: BinaryHeap<Reverse<(Instant, u8, usize)>>,
-    queued: HashMap<usize, Due>,
+    queued: FxHashMap<usize, Due>,
     pub clock: Option<Instant>,
 }
 
@@ -30,9 +32,9 @@ impl Engine {
         Engine {
             deck,
             tenants: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             heap: BinaryHeap::new(),
-            queued: HashMap::new(),
+            queued: FxHashMap::default(),
             clock: None,
         }
     }

@@ -25,8 +25,8 @@
 //! elements in two scratch vectors shared by the whole parse, so each finished array or
 //! object is allocated once at its exact size; string scanning goes eight bytes at a time.
 
+use crate::fxhash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 /// Containers may nest this deep when parsing (orjson.loads), no deeper.
@@ -53,7 +53,7 @@ pub enum Value<'a> {
 }
 
 /// The hash index of a large object: key -> position in `entries`.
-type Index<'a> = HashMap<Cow<'a, str>, usize>;
+type Index<'a> = FxHashMap<Cow<'a, str>, usize>;
 
 /// A JSON object with Python dict semantics: insertion order, and a repeated key replaces
 /// the value but keeps the position of its first occurrence.

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod deck;
 pub mod engine;
 pub mod events;
+pub mod fxhash;
 pub mod json;
 pub mod money;
 pub mod pricing;

@@ -7,7 +7,7 @@
 //! Units carry their names: `*_us` instants/durations in microseconds (exact `Instant`s,
 //! rational when a shared pool empties between microseconds), `*_micros` money.
 
-use std::collections::{HashMap, HashSet};
+use crate::fxhash::{FxHashMap, FxHashSet};
 
 use crate::clock::{add_twelve_months, month_label, next_month_start, Instant, US_PER_S};
 use crate::deck::{Deck, Rate};
@@ -140,7 +140,7 @@ pub struct Tenant {
     pub lot_seq: u64,
     pub balance_micros: i128,
     pub holds_micros: i128,
-    pub licences: HashSet<String>,
+    pub licences: FxHashSet<String>,
     pub auto_enabled: bool,
     pub trigger_micros: Option<i128>,
     pub recharge_micros: Option<i128>,
@@ -152,7 +152,7 @@ pub struct Tenant {
     /// Live calls in call-start order.
     pub live: Vec<LiveCall>,
     /// Input key -> what it emitted, for re-emission (edge rule 7; no time limit).
-    pub seen: HashMap<String, Vec<Output>>,
+    pub seen: FxHashMap<String, Vec<Output>>,
 }
 
 /// The tenant with the deck it rates against, for the duration of one decision.
