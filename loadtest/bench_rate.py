@@ -1,24 +1,23 @@
 """Benchmark of `rating-engine rate` (not a test).
 
-    .venv/bin/python loadtest/bench_rate.py [--n 5000000] [--per-call-n 300000] [--rounds 2]
+    .venv/bin/python loadtest/bench_rate.py [--n 5000000] [--per-call-n 1000000] [--rounds 3]
 
 1. Generates N CDRs over `rates/sample-deck.csv` into a temporary JSONL file (Python's
    `json.dumps` spacing, like `rates/sample-cdrs.jsonl`; kinds, destinations from every deck
    row, start instants across the deck's effective-date boundaries, ~10% with a `+01:00`
    offset, and `--bad-share` odd or broken lines, all still JSON so that polars alone can read
    the file: missing field, unknown kind, bad number, timestamp without zone, escapes and
-   non-ASCII text, blank lines; invalid JSON is in tests/test_rate_cli.py instead).
+   non-ASCII text, blank lines).
 2. Times, in separate processes and alternately (`--rounds` times, best kept, as other work on
-   the machine moves the figures): `rating-engine rate` on the file (the vectorised bulk
-   path), and polars alone reading and writing the same JSONL (`pl.read_ndjson` +
-   `write_ndjson`), the floor for any polars-based reader/writer.
-3. Times the per-call core (`cdr.rate_line` + `orjson.dumps`, as `cmd_rate` runs it for
-   stdin and small files) on the first `--per-call-n` lines (best of `--rounds`), and checks
-   the bulk output of those lines is byte-identical.
+   the machine moves the figures): `rating-engine rate` on the file (all cores), and polars
+   alone reading and writing the same JSONL (`pl.read_ndjson` + `write_ndjson`), with the
+   peak memory (max RSS) of each process.
+3. Times per-call pricing, the worker's path, on the first `--per-call-n` lines: the core's
+   `rate_line` called once per line from Python, and the same lines in one `rate_text` call
+   on one thread; checks both give the bytes `rate` wrote for those lines.
 
 Prints CDRs/s for each and the ratio (best of each, and the median of the per-round ratios: the
 host's speed drifts), and appends them to loadtest/results/rate.md.
-Targets: bulk rate <= 1.5x the polars read+write time; per-call core >= 100k CDRs/s.
 """
 
 from __future__ import annotations
@@ -26,12 +25,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import io
 import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -323,56 +320,76 @@ def generate(path: Path, n: int, deck_path: Path, bad_share: float, seed: int = 
     return bad
 
 
-def timed(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
-    """(wall seconds, child CPU seconds, process) of a command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, **kw)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+class Run:
+    """One measured process: wall and CPU seconds, peak memory, its stdout and stderr."""
+
+    def __init__(self, wall_s: float, cpu_s: float, max_rss_mib: float, out: bytes, err: bytes):
+        self.wall_s, self.cpu_s, self.max_rss_mib = wall_s, cpu_s, max_rss_mib
+        self.out, self.err = out, err
+
+
+def timed(cmd: list[str], **kw) -> Run:
+    """Run `cmd` and measure it alone (`wait4` gives this child's own CPU and max RSS)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kw)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        run = Run(
+            wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read(), err.read()
+        )
     if proc.returncode != 0:
         sys.exit(
-            f"bench_rate: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
+            f"bench_rate: {' '.join(cmd)} failed ({proc.returncode}): {run.err.decode()[-2000:]}"
         )
-    return wall, cpu, proc
+    return run
 
 
-def per_call(deck_path: Path, cdrs: Path, n: int, rounds: int) -> tuple[float, float, int, bytes]:
-    """Best of `rounds` runs of the per-call loop over the first `n` lines."""
+def first_lines(cdrs: Path, n: int) -> bytes:
+    with cdrs.open("rb") as f:
+        return b"".join(line for _, line in zip(range(n), f))
+
+
+def best_of(rounds: int, run) -> tuple[float, float, bytes]:
+    """(wall s, CPU s, output) of the fastest of `rounds` runs of `run()`."""
     best = None
     for _ in range(max(1, rounds)):
-        run = _per_call_once(deck_path, cdrs, n)
-        if best is None or run[0] < best[0]:
-            best = run
+        started, cpu0 = time.perf_counter(), time.process_time()
+        output = run()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+        if best is None or wall < best[0]:
+            best = (wall, cpu, output)
     return best  # type: ignore[return-value]
 
 
-def _per_call_once(deck_path: Path, cdrs: Path, n: int) -> tuple[float, float, int, bytes]:
-    import orjson
-    from rating_engine.cdr import rate_line
-
-    from rating_engine.deck import load_deck
+def per_call_lines(deck_path: Path, data: bytes, rounds: int) -> tuple[float, float, bytes]:
+    """The core's `rate_line` called from Python once per line (what a driver calling per CDR
+    pays), best of `rounds`."""
+    from rating_engine.core import load_deck, rate_line
 
     deck = load_deck(str(deck_path))
-    raws = []
-    with cdrs.open("rb") as f:
-        for raw in f:
-            if len(raws) >= n:
-                break
-            raws.append(raw)
-    dst = io.BytesIO()
-    write = dst.write
-    started, cpu0 = time.perf_counter(), time.process_time()
-    for raw in raws:  # the loop of cli.cmd_rate's per-call path (each line written at once)
-        raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
-            continue
-        record, _ = rate_line(deck, raw)
-        write(orjson.dumps(record))
-        write(b"\n")
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    return wall, cpu, len(raws), dst.getvalue()
+    raws = [raw.rstrip(b"\r\n") for raw in data.splitlines()]
+
+    def run() -> bytes:
+        out: list[bytes] = []
+        append = out.append
+        for raw in raws:
+            if raw.strip():
+                append(rate_line(deck, raw)[0])
+        return b"\n".join(out) + b"\n"
+
+    return best_of(rounds, run)
+
+
+def per_call_batch(deck_path: Path, data: bytes, rounds: int) -> tuple[float, float, bytes]:
+    """The same lines priced in one `rate_text` call on one thread (the batch interface)."""
+    from rating_engine.core import load_deck, rate_text
+
+    deck = load_deck(str(deck_path))
+    return best_of(rounds, lambda: bytes(rate_text(deck, data, "bench", 1, 1)[0]))
 
 
 def machine() -> str:
@@ -391,10 +408,10 @@ def machine() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5_000_000, help="CDR lines (default 5,000,000)")
-    ap.add_argument("--per-call-n", type=int, default=300_000, help="lines for the per-call core")
+    ap.add_argument("--per-call-n", type=int, default=1_000_000, help="lines for per-call pricing")
     ap.add_argument("--deck", default=str(ROOT / "rates" / "sample-deck.csv"))
     ap.add_argument("--bad-share", type=float, default=0.001, help="share of odd or broken lines")
-    ap.add_argument("--rounds", type=int, default=2, help="alternate runs of each, best kept")
+    ap.add_argument("--rounds", type=int, default=3, help="alternate runs of each, best kept")
     ap.add_argument(
         "--cdrs", help="rate this CDR file instead of generating one (N is then its line count)"
     )
@@ -425,61 +442,53 @@ def main() -> None:
         )
     size = cdrs.stat().st_size
 
-    rate_runs, polars_runs = [], []
+    rate_runs: list[Run] = []
+    polars_runs: list[Run] = []
     for _ in range(args.rounds):
         polars_runs.append(timed([PY, "-c", POLARS_ONLY, str(cdrs), str(tmp / "polars.jsonl")]))
         (tmp / "polars.jsonl").unlink()
-        (tmp / "rated.jsonl").unlink(
-            missing_ok=True
-        )  # both write a new file (ext4 flushes a truncated one on close)
-        rate_runs.append(
-            timed(
-                [
-                    PY,
-                    "-m",
-                    "rating_engine.cli",
-                    "rate",
-                    "--rates",
-                    str(deck),
-                    "-o",
-                    str(tmp / "rated.jsonl"),
-                    str(cdrs),
-                ],
-                cwd=ROOT,
-            )
-        )
-    rate_wall, rate_cpu, rate_proc = min(rate_runs, key=lambda r: r[0])
-    pol_wall, pol_cpu, pol_proc = min(polars_runs, key=lambda r: r[0])
-    pol_inner = min(float(r[2].stdout.decode().strip()) for r in polars_runs)
-    invalid = rate_proc.stderr.count(b": invalid: ")
+        (tmp / "rated.jsonl").unlink(missing_ok=True)  # both write a new file
+        rate_cmd = [PY, "-m", "rating_engine.cli", "rate", "--rates", str(deck)]
+        rate_cmd += ["-o", str(tmp / "rated.jsonl"), str(cdrs)]
+        rate_runs.append(timed(rate_cmd, cwd=ROOT))
+    rate = min(rate_runs, key=lambda r: r.wall_s)
+    pol = min(polars_runs, key=lambda r: r.wall_s)
+    pol_inner = min(float(r.out.decode().strip()) for r in polars_runs)
+    invalid = rate.err.count(b": invalid: ")
 
-    pc_wall, pc_cpu, pc_n, pc_out = per_call(deck, cdrs, args.per_call_n, args.rounds)
+    sample = first_lines(cdrs, args.per_call_n)
+    pc_n = sample.count(b"\n")
+    pl_wall, pl_cpu, pl_out = per_call_lines(deck, sample, args.rounds)
+    pb_wall, pb_cpu, pb_out = per_call_batch(deck, sample, args.rounds)
     with (tmp / "rated.jsonl").open("rb") as f:
-        head = b"".join(f.readline() for _ in range(pc_out.count(b"\n")))
-    same = head == pc_out
+        head = b"".join(f.readline() for _ in range(pb_out.count(b"\n")))
+    same = head == pb_out == pl_out
 
-    ratio = rate_wall / pol_wall
-    # The host's speed drifts by up to ~1.7x within minutes: a round's two runs, back to back,
-    # share a moment, so the median of the per-round ratios is the steadier figure.
-    pairs = [r[0] / p[0] for p, r in zip(polars_runs, rate_runs)]
+    ratio = rate.wall_s / pol.wall_s
+    # The host's speed drifts within minutes: a round's two runs, back to back, share a
+    # moment, so the median of the per-round ratios is the steadier figure.
+    pairs = [r.wall_s / p.wall_s for p, r in zip(polars_runs, rate_runs)]
     median = statistics.median(pairs)
+    polars_version = __import__("polars").__version__
     lines = [
-        f"- {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {machine()}, polars {__import__('polars').__version__}, "
-        f"Python {platform.python_version()}. Command: `.venv/bin/python loadtest/bench_rate.py --n {args.n} "
-        f"--per-call-n {args.per_call_n} --rounds {args.rounds}`",
+        f"- {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {machine()}, polars {polars_version}, "
+        f"Python {platform.python_version()}, native core. Command: `.venv/bin/python "
+        f"loadtest/bench_rate.py --n {args.n} --per-call-n {args.per_call_n} --rounds {args.rounds}`",
         f"  - input: {args.n:,} CDRs, {size / 2**20:,.0f} MiB, "
         + (f"{bad:,} odd or broken lines " if bad >= 0 else f"file {cdrs} ")
         + f"({invalid:,} reported invalid on stderr)",
-        f"  - `rating-engine rate` (bulk path): {rate_wall:.2f} s wall, {rate_cpu:.2f} s CPU -> "
-        f"{args.n / rate_wall:,.0f} CDRs/s (runs: {', '.join(f'{r[0]:.2f}' for r in rate_runs)} s)",
-        f"  - polars alone, `read_ndjson` + `write_ndjson` of the same file: {pol_wall:.2f} s wall "
-        f"({pol_inner:.2f} s inside the process), {pol_cpu:.2f} s CPU -> {args.n / pol_wall:,.0f} CDRs/s "
-        f"(runs: {', '.join(f'{r[0]:.2f}' for r in polars_runs)} s)",
-        f"  - ratio rate / polars: {ratio:.2f}x wall, {rate_cpu / pol_cpu:.2f}x CPU (best of each; target <= 1.5x); "
-        f"per round (the two back to back): {', '.join(f'{x:.2f}' for x in pairs)}x, median {median:.2f}x",
-        f"  - per-call core (`cdr.rate_line` + orjson) on {pc_n:,} lines, best of {args.rounds}: {pc_wall:.2f} s wall, "
-        f"{pc_cpu:.2f} s CPU -> {pc_n / pc_wall:,.0f} CDRs/s wall, {pc_n / pc_cpu:,.0f} CDRs/s CPU "
-        f"(target >= 100k); bulk output of those lines identical: {same}",
+        f"  - `rating-engine rate` (native core, all cores): {rate.wall_s:.2f} s wall, {rate.cpu_s:.2f} s CPU, "
+        f"peak {rate.max_rss_mib:,.0f} MiB -> {args.n / rate.wall_s:,.0f} CDRs/s "
+        f"(runs: {', '.join(f'{r.wall_s:.2f}' for r in rate_runs)} s)",
+        f"  - polars alone, `read_ndjson` + `write_ndjson` of the same file: {pol.wall_s:.2f} s wall "
+        f"({pol_inner:.2f} s inside the process), {pol.cpu_s:.2f} s CPU, peak {pol.max_rss_mib:,.0f} MiB "
+        f"-> {args.n / pol.wall_s:,.0f} CDRs/s (runs: {', '.join(f'{r.wall_s:.2f}' for r in polars_runs)} s)",
+        f"  - ratio rate / polars: {ratio:.2f}x wall, {rate.cpu_s / pol.cpu_s:.2f}x CPU, "
+        f"{rate.max_rss_mib / pol.max_rss_mib:.2f}x peak memory (best of each); per round (back to back): "
+        f"{', '.join(f'{x:.2f}' for x in pairs)}x, median {median:.2f}x",
+        f"  - per-call pricing on {pc_n:,} lines, best of {args.rounds}: `rate_line` once per line from "
+        f"Python {pl_wall:.2f} s -> {pc_n / pl_wall:,.0f} CDRs/s; one `rate_text` call on one thread "
+        f"{pb_wall:.2f} s -> {pc_n / pb_wall:,.0f} CDRs/s; both identical to `rate`'s output: {same}",
     ]
     print("\n".join(lines))
     if not args.no_write:
@@ -496,7 +505,7 @@ def main() -> None:
             p.unlink()
         tmp.rmdir()
     if not same:
-        sys.exit("bench_rate: the bulk output differs from the per-call core")
+        sys.exit("bench_rate: per-call pricing differs from `rate`'s output")
 
 
 if __name__ == "__main__":
