@@ -63,7 +63,7 @@ stamp="$VENV/.rating-engine-pyproject.sha256"
 want_sum="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 installed() {   # the project imports from this checkout, with its streaming deps
     "$PY" - "$ROOT/src" <<'EOF' 2>/dev/null
-import sys, rating_engine, rating_engine._core, faust, aiokafka, prometheus_client, rating_engine.demo
+import sys, rating_engine, rating_engine._core, faust, aiokafka, prometheus_client, rating_engine.stream.demo
 sys.exit(0 if rating_engine.__file__.startswith(sys.argv[1]) else 1)
 EOF
 }
@@ -92,7 +92,7 @@ cleanup() {
         ((wrc == 0)) || say "the worker exited with status $wrc (log: $STATE_DIR/worker.log)"
     fi
     if ((TOPICS_MADE)) && [[ -z ${DEMO_KEEP_TOPICS:-} ]]; then
-        "$PY" -m rating_engine.demo cleanup --broker "$BROKER" --prefix "$PREFIX" >/dev/null 2>&1 \
+        "$PY" -m rating_engine.stream.demo cleanup --broker "$BROKER" --prefix "$PREFIX" >/dev/null 2>&1 \
             || say "could not delete the topics $PREFIX*"
     fi
     if ((BROKER_STARTED)); then
@@ -121,7 +121,7 @@ TOPICS_MADE=1
 # The worker declares its internal `ticks` topic from a task that races its first
 # group join; when the join wins, `ticks` gets no partitions and no timer fires
 # until a metadata refresh (minutes). Creating it first avoids that.
-"$PY" -m rating_engine.demo create-topics --broker "$BROKER" --prefix "$PREFIX" \
+"$PY" -m rating_engine.stream.demo create-topics --broker "$BROKER" --prefix "$PREFIX" \
     --partitions "$PARTITIONS" ticks >&2
 
 # ---------------------------------------------------------------- worker
@@ -131,12 +131,12 @@ say "starting the worker (topic prefix $PREFIX, metrics on :$METRICS_PORT, log $
     >"$STATE_DIR/worker.log" 2>&1 &
 WORKER_PID=$!
 
-if ! "$PY" -m rating_engine.demo wait-ready --broker "$BROKER" --prefix "$PREFIX" \
+if ! "$PY" -m rating_engine.stream.demo wait-ready --broker "$BROKER" --prefix "$PREFIX" \
         --worker-pid "$WORKER_PID" --timeout 120; then
     tail -n 30 "$STATE_DIR/worker.log" >&2 || true
     die "the worker did not become ready; see $STATE_DIR/worker.log"
 fi
 
 # ---------------------------------------------------------------- replay + results
-"$PY" -m rating_engine.demo run --broker "$BROKER" --prefix "$PREFIX" --events "$EVENTS" \
+"$PY" -m rating_engine.stream.demo run --broker "$BROKER" --prefix "$PREFIX" --events "$EVENTS" \
     --rates "$RATES" --metrics-url "http://127.0.0.1:$METRICS_PORT/metrics"

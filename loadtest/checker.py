@@ -30,10 +30,10 @@ from typing import Any, Iterable
 
 import orjson
 
-from rating_engine.clock import US_PER_S, parse_instant
-from rating_engine.deck import load_deck
-from rating_engine.engine import simulate_lines
-from rating_engine.events import Rejection, parse_event
+from rating_engine.stream.model.clock import US_PER_S, parse_instant
+from rating_engine.stream.model.deck import load_deck
+from rating_engine.stream.model.engine import simulate_lines
+from rating_engine.stream.model.events import Rejection, parse_event
 
 INSTANT_FIELD = {"charges": "end", "disconnects": "at", "notifications": "ts", "payments": "ts"}
 TIMED_REASONS = frozenset({"funds_exhausted"})  # disconnects fired by a timer, not by an input

@@ -2,7 +2,7 @@
 
 Fast, no broker: reads deploy/grafana/rating-engine.json and deploy/prometheus/*.yml
 (YAML by regex, so no YAML dependency) and compares every `rating_*` series name
-with what `prometheus_client.REGISTRY` exposes once `rating_engine.metrics` is imported.
+with what `prometheus_client.REGISTRY` exposes once `rating_engine.stream.metrics` is imported.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import rating_engine.metrics  # noqa: F401  (registers the worker's metrics)
+import rating_engine.stream.metrics  # noqa: F401  (registers the worker's metrics)
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "rating-engine.json"

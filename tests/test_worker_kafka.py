@@ -17,7 +17,7 @@ import pytest
 
 from rating_engine import core
 from rating_engine.core import US_PER_S, format_instant, parse_instant
-from rating_engine.kafkaio import collect, is_probe, produce_lines, wait_ready
+from rating_engine.stream.kafkaio import collect, is_probe, produce_lines, wait_ready
 
 from .kafka_support import (
     BROKER,

@@ -14,7 +14,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating_engine.worker import in_ts_order
+from rating_engine.stream.worker import in_ts_order
 
 INPUTS = ("p-calls", "p-accounts")
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 
-from rating_engine.deck import compile_rows
-from rating_engine.events import parse_event
-from rating_engine.state import dump_tenant, load_tenant
-from rating_engine.tenant import Tenant
-from rating_engine.worker import TableSeen, apply_input
+from rating_engine.stream.model.deck import compile_rows
+from rating_engine.stream.model.events import parse_event
+from rating_engine.stream.model.state import dump_tenant, load_tenant
+from rating_engine.stream.model.tenant import Tenant
+from rating_engine.stream.worker import TableSeen, apply_input
 from tests.tenant_support import (
     DECK_ROWS,
     HEADER,

@@ -28,7 +28,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .worker import run_worker
+    from .stream.worker import run_worker
 
     return run_worker(args)
 

@@ -21,7 +21,9 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
-from ..money import MICROS_PER_CENTI_CENT, div_round_half_up, format_money
+from ..core import format_money
+
+MICROS_PER_CENTI_CENT = 100  # one unit of the 4th decimal place
 
 __all__ = ["tenant_svg"]
 
@@ -129,7 +131,7 @@ def money_text(units: int) -> str:
 
 def minutes_text(ms: int) -> str:
     """Milliseconds -> minutes rounded half-up (away from 0) to 2 decimals."""
-    return _fixed(div_round_half_up(ms, MS_PER_CENTI_MINUTE), 2)
+    return _fixed(_div_round_half_up(ms, MS_PER_CENTI_MINUTE), 2)
 
 
 # ---------------------------------------------------------------------------
@@ -413,3 +415,10 @@ def tenant_svg(data: dict) -> str:
     )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _div_round_half_up(numerator: int, denominator: int) -> int:
+    """Integer division rounded half away from zero (minutes on a chart label)."""
+    if numerator >= 0:
+        return (2 * numerator + denominator) // (2 * denominator)
+    return -((-2 * numerator + denominator) // (2 * denominator))

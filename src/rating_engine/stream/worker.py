@@ -35,17 +35,17 @@ from typing import Any, Iterator, MutableMapping
 import orjson
 
 from . import metrics
-from .clock import US_PER_S, Instant, parse_instant
-from .deck import load_deck
-from .engine import dead_letter
-from .events import Event, Rejection, parse_event, stamp_of
 from .kafkaio import bootstrap, ensure_topics
+from .model.clock import US_PER_S, Instant, parse_instant
+from .model.deck import load_deck
+from .model.engine import dead_letter
+from .model.events import Event, Rejection, parse_event, stamp_of
+from .model.records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
+from .model.state import dump_outputs, dump_tenant, load_outputs, load_tenant
+from .model.tenant import AFTER, EVENTS, Output, Tenant
 from .outbox import Outbox
-from .records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
-from .state import dump_outputs, dump_tenant, load_outputs, load_tenant
-from .tenant import AFTER, EVENTS, Output, Tenant
 
-log = logging.getLogger("rating_engine.worker")
+log = logging.getLogger("rating_engine.stream.worker")
 
 DEFER_RETRY_US = 50_000  # a deferred tick is tried again this long after
 STALL_CHECK_S = 5.0  # how often owned input partitions are checked for progress
@@ -624,7 +624,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from faust import Worker
     from prometheus_client import start_http_server
 
-    from .cli import CliError
+    from ..offline.files import CliError
 
     os.makedirs(args.state_dir, exist_ok=True)
     try:

@@ -1,6 +1,6 @@
 """Small aiokafka tools around the worker: replay an events file, collect the output topics.
 
-Used by the demo (`rating_engine.demo`), the integration tests and the load
+Used by the demo (`rating_engine.stream.demo`), the integration tests and the load
 test; they are edges, not part of the core.
 """
 
@@ -12,9 +12,9 @@ from typing import Iterable
 
 import orjson
 
-from .clock import US_PER_S, format_instant, parse_instant
-from .events import COMMAND_FIELDS, stamp_of
-from .records import OUTPUT_TOPICS
+from .model.clock import US_PER_S, format_instant, parse_instant
+from .model.events import COMMAND_FIELDS, stamp_of
+from .model.records import OUTPUT_TOPICS
 
 ACCOUNT_TYPES = frozenset(COMMAND_FIELDS)  # the commands travel on `accounts`
 TS_FIELDS = ("ts",)

@@ -1,9 +1,9 @@
 """The Python half of `bash deploy/demo.sh`: talk to the broker and the worker, print what happened.
 
-    python -m rating_engine.demo wait-ready --prefix P [--worker-pid PID] [--timeout S]
-    python -m rating_engine.demo run --prefix P --events FILE --rates DECK [--metrics-url URL]
-    python -m rating_engine.demo create-topics --prefix P [--partitions N] NAME...
-    python -m rating_engine.demo cleanup --prefix P
+    python -m rating_engine.stream.demo wait-ready --prefix P [--worker-pid PID] [--timeout S]
+    python -m rating_engine.stream.demo run --prefix P --events FILE --rates DECK [--metrics-url URL]
+    python -m rating_engine.stream.demo create-topics --prefix P [--partitions N] NAME...
+    python -m rating_engine.stream.demo cleanup --prefix P
 
 `wait-ready` sends a probe line `{"probe":true}` to the calls topic and waits
 for the worker to dead-letter it (so the worker is subscribed and deciding).
@@ -30,9 +30,9 @@ from collections.abc import Sequence
 import orjson
 
 from . import kafkaio
-from .clock import US_PER_S, parse_instant
-from .events import stamp_of
-from .records import OUTPUT_TOPICS
+from .model.clock import US_PER_S, parse_instant
+from .model.events import stamp_of
+from .model.records import OUTPUT_TOPICS
 
 PROBE = b'{"probe":true}'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -169,8 +169,8 @@ def compare_with_simulate(
     rates: str, lines: list[bytes], got: list[tuple[str, dict]]
 ) -> tuple[int, list[str]]:
     """(records simulate expects, differences) for the worker's output on the same events."""
-    from .deck import load_deck
-    from .engine import simulate_lines
+    from .model.deck import load_deck
+    from .model.engine import simulate_lines
 
     expected = simulate_lines(load_deck(rates), lines)
     want = Counter(_canonical(t, orjson.loads(p)) for t, p in expected)
@@ -359,7 +359,7 @@ async def cleanup(broker: str, prefix: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rating_engine.demo", description=__doc__.splitlines()[0]
+        prog="python -m rating_engine.stream.demo", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
