@@ -187,14 +187,24 @@ fn rate_text<'py>(
     name: &str,
     first_line: u64,
     threads: usize,
-) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64) {
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64)> {
     let d = deck.inner.clone();
-    let rated = py.detach(|| rate::rate_text(&d, data, name, first_line, threads));
-    (
-        PyBytes::new(py, &rated.output),
-        PyBytes::new(py, &rated.messages),
-        rated.lines,
-    )
+    let parts = py.detach(|| rate::rate_parts(&d, data, name, first_line, threads));
+    let joined = |pick: fn(&rate::Rated) -> &[u8]| {
+        let total = parts.iter().map(|r| pick(r).len()).sum();
+        PyBytes::new_with(py, total, |buf| {
+            let mut at = 0;
+            for r in &parts {
+                let b = pick(r);
+                buf[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            }
+            Ok(())
+        })
+    };
+    let output = joined(|r| &r.output)?;
+    let messages = joined(|r| &r.messages)?;
+    Ok((output, messages, parts.iter().map(|r| r.lines).sum()))
 }
 
 /// One CDR line priced: (record bytes, refusal reason or None).

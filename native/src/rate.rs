@@ -15,6 +15,11 @@ pub const REQUIRED_FIELDS: [&str; 6] = ["call_id", "kind", "from", "to", "start"
 
 /// Price one CDR line: the output record and, when the line is refused, the reason.
 pub fn rate_line(deck: &Deck, raw: &[u8]) -> (Vec<u8>, Option<String>) {
+    rate_line_after(deck, raw, Vec::with_capacity(256))
+}
+
+/// `rate_line` with the record written at the end of `out` (returned with it).
+pub fn rate_line_after(deck: &Deck, raw: &[u8], out: Vec<u8>) -> (Vec<u8>, Option<String>) {
     let currency = deck.currency.as_deref();
     let invalid = |o: &mut Obj, reason: &str, duration: Option<&Instant>| {
         priced_members(o, "invalid", Some(reason), None, duration, 0, 0, currency);
@@ -27,13 +32,13 @@ pub fn rate_line(deck: &Deck, raw: &[u8]) -> (Vec<u8>, Option<String>) {
             } else {
                 "invalid_json"
             };
-            let mut o = Obj::new();
+            let mut o = Obj::after(out);
             o.raw("call_id", b"null").raw("kind", b"null");
             invalid(&mut o, reason, None);
             return (o.finish(), Some(reason.to_owned()));
         }
     };
-    let mut o = Obj::new();
+    let mut o = Obj::after(out);
     let call_id = match obj.get("call_id") {
         Some(Value::Str(s)) => Some(s.as_ref()),
         _ => None,
@@ -138,7 +143,8 @@ fn rate_run(deck: &Deck, text: &[u8], name: &str, first_line: u64) -> Rated {
         if is_blank(raw) {
             continue;
         }
-        let (record, reason) = rate_line(deck, raw);
+        let (output, reason) = rate_line_after(deck, raw, std::mem::take(&mut rated.output));
+        rated.output = output;
         if let Some(reason) = reason.filter(|r| r != "no_rate") {
             {
                 // every refusal but `no_rate` (status unrated) is an invalid line
@@ -147,7 +153,6 @@ fn rate_run(deck: &Deck, text: &[u8], name: &str, first_line: u64) -> Rated {
                     .extend_from_slice(format!("{name}:{line}: invalid: {reason}\n").as_bytes());
             }
         }
-        rated.output.extend_from_slice(&record);
         rated.output.push(b'\n');
     }
     rated
@@ -155,9 +160,27 @@ fn rate_run(deck: &Deck, text: &[u8], name: &str, first_line: u64) -> Rated {
 
 /// Price whole lines on `threads` threads; `first_line` is the number of the text's first line.
 pub fn rate_text(deck: &Deck, text: &[u8], name: &str, first_line: u64, threads: usize) -> Rated {
+    let mut parts = rate_parts(deck, text, name, first_line, threads).into_iter();
+    let mut all = parts.next().unwrap_or_default();
+    for r in parts {
+        all.output.extend_from_slice(&r.output);
+        all.messages.extend_from_slice(&r.messages);
+        all.lines += r.lines;
+    }
+    all
+}
+
+/// The same, as one `Rated` per thread in line order (a driver copies them out once).
+pub fn rate_parts(
+    deck: &Deck,
+    text: &[u8],
+    name: &str,
+    first_line: u64,
+    threads: usize,
+) -> Vec<Rated> {
     let threads = threads.max(1);
     if threads == 1 || text.len() < 1 << 16 {
-        return rate_run(deck, text, name, first_line);
+        return vec![rate_run(deck, text, name, first_line)];
     }
     // cut at line ends near equal shares
     let mut cuts = vec![0usize];
@@ -174,7 +197,7 @@ pub fn rate_text(deck: &Deck, text: &[u8], name: &str, first_line: u64, threads:
         .collect();
     // each part's first line number needs the line count of the parts before it
     let counts: Vec<u64> = parts.iter().map(|p| count_lines(p)).collect();
-    let results: Vec<Rated> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let mut line = first_line;
         let handles: Vec<_> = parts
             .iter()
@@ -189,14 +212,7 @@ pub fn rate_text(deck: &Deck, text: &[u8], name: &str, first_line: u64, threads:
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
-    });
-    let mut all = Rated::default();
-    for r in results {
-        all.output.extend_from_slice(&r.output);
-        all.messages.extend_from_slice(&r.messages);
-        all.lines += r.lines;
-    }
-    all
+    })
 }
 
 /// Lines in a text: its `\n`s, plus one for a last line without one.

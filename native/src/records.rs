@@ -47,6 +47,8 @@ pub type Output = (Topic, Vec<u8>);
 /// A JSON object written member by member, in call order.
 pub struct Obj {
     pub out: Vec<u8>,
+    /// Where this object's `{` is in `out` (0 unless it continues a caller's buffer).
+    start: usize,
 }
 
 impl Default for Obj {
@@ -57,14 +59,19 @@ impl Default for Obj {
 
 impl Obj {
     pub fn new() -> Obj {
-        let mut out = Vec::with_capacity(256);
+        Obj::after(Vec::with_capacity(256))
+    }
+
+    /// An object written at the end of `out` (so a run of lines fills one buffer).
+    pub fn after(mut out: Vec<u8>) -> Obj {
+        let start = out.len();
         out.push(b'{');
-        Obj { out }
+        Obj { out, start }
     }
 
     /// Starts the member `key` (writes the comma and the key).
     pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if self.out.len() > 1 {
+        if self.out.len() > self.start + 1 {
             self.out.push(b',');
         }
         self.out.push(b'"');
