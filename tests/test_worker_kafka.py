@@ -430,3 +430,67 @@ def test_restart_recovers_state_and_charges_each_call_once(kafka_broker, tmp_pat
     disconnects = {(r["call_id"], r["at"]) for t, r, _ in got if t == "disconnects"}
     assert disconnects == {("k1", _ts(due_k1))}
     assert [r for t, r, _ in got if t == "dead-letters" and not is_probe(t, r)] == []
+
+
+async def _send_raw(prefix: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    """Send (topic, key, value) records as they are, a null value being a tombstone."""
+    from aiokafka import AIOKafkaProducer
+
+    from rating_engine.stream.kafkaio import bootstrap
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(BROKER), acks="all")
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(prefix + topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def test_record_keyed_as_another_tenant_or_tombstone_is_a_dead_letter(live_worker):
+    """A record is decided on its key's partition, so a key that is not its `tenant_id` (or no
+    key) would give the tenant a second account there: `key_mismatch`, and nothing changes. A
+    tombstone (null value) on an input topic is `tombstone`."""
+    base = now_us()
+    funds = orjson.dumps(
+        {
+            "type": "add_funds",
+            "tenant_id": "km-victim",
+            "command_id": "km-f1",
+            "ts": _ts(base),
+            "amount": "100",
+            "currency": "USD",
+        }
+    )
+    call = orjson.dumps(
+        {
+            "type": "call_start",
+            "call_id": "km-c1",
+            "tenant_id": "km-victim",
+            "user_id": "u",
+            "kind": "user_outbound",
+            "from": "+14255550100",
+            "to": "+442071234567",
+            "usage_location": "US",
+            "switch_id": "sw",
+            "ts": _ts(base),
+        }
+    )
+    asyncio.run(
+        _send_raw(
+            live_worker.prefix,
+            [
+                ("accounts", b"km-other", funds),
+                ("calls", None, call),
+                ("accounts", b"km-victim", None),
+            ],
+        )
+    )
+    got = asyncio.run(collect(BROKER, live_worker.prefix, idle_s=3.0, max_s=60.0))
+    mine = [(t, r) for t, r, _ in got if r.get("tenant_id") == "km-victim"]
+    dead = sorted((r["reason"], r["original"]) for t, r in mine if t == "dead-letters")
+    assert dead == sorted(
+        [("key_mismatch", funds.decode()), ("key_mismatch", call.decode()), ("tombstone", "")]
+    )
+    assert [t for t, _ in mine if t != "dead-letters"] == []  # no charge, notice or disconnect

@@ -53,6 +53,16 @@ STALL_S = 20.0  # an input partition's commit stuck this long with records waiti
 EXIT_STALLED = 3
 
 
+def _key_text(key: bytes | None) -> str | None:
+    """A record key as the tenant it names (None when absent or not UTF-8)."""
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def wall_us() -> int:
     return time.time_ns() // 1000
 
@@ -156,7 +166,7 @@ def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
     keys: list[tuple[bool, Instant, int]] = []
     for n, i in enumerate(slots):
         tp = batch[i].message.tp
-        ts, prev = stamp_of(batch[i].value), last.get(tp)
+        ts, prev = stamp_of(batch[i].value or b""), last.get(tp)
         if ts is None or (prev is not None and ts < prev):
             ts = prev
         last[tp] = ts
@@ -374,6 +384,12 @@ def build_app(args: argparse.Namespace) -> Any:
             dirty[tid] = msg.partition
             return
         decided[msg.tp] = msg.offset
+        key: bytes | None = msg.key
+        if event.value is None:  # a tombstone: an input topic holds events, never deletions
+            metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
+            claimed = _key_text(key)
+            out.append((claimed, dead_letter("tombstone", b"", msg.offset, claimed), False))
+            return
         parsed = parse_event(raw, deck.currency)
         if isinstance(parsed, Rejection):
             metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
@@ -387,6 +403,12 @@ def build_app(args: argparse.Namespace) -> Any:
             return
         ev: Event = parsed
         tid = ev.tenant_id
+        if key != tid.encode():
+            # Keyed (so partitioned) as another tenant, or not keyed: deciding it would put
+            # this tenant's state on a partition that is not its own, a second account.
+            metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
+            out.append((tid, dead_letter("key_mismatch", raw, msg.offset, tid), False))
+            return
         metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
         t = tenant_for(tid, msg.partition)
         out.extend((tid, o, True) for o in t.advance(ev.ts, EVENTS))
