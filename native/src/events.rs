@@ -75,6 +75,22 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The input's `type` as the switch or tool wrote it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Body::CallStart { .. } => "call_start",
+            Body::CallEnd => "call_end",
+            Body::AddFunds { .. } => "add_funds",
+            Body::SetAutoRecharge { .. } => "set_auto_recharge",
+            Body::PaymentResult { .. } => "payment_result",
+            Body::AssignLicence { .. } => "assign_licence",
+            Body::RemoveLicence { .. } => "remove_licence",
+            Body::SetPool { .. } => "set_pool",
+        }
+    }
+}
+
 /// A valid input: its tenant, instant and key (call_id for calls, command_id for commands).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {

@@ -347,12 +347,178 @@ impl PyEngine {
     }
 }
 
+/// One tenant for a streaming driver: the driver keeps tenants in its own tables (state bytes
+/// and remembered outputs) and hands the core one input at a time.
+///
+/// Remembered outputs (duplicate memory) belong to the driver's store, so the core stays pure:
+/// before an input the driver asks `seen_keys(raw)` and hands over what its store holds for
+/// them (`remember`); `apply` returns the entry the input wrote, for the driver to store.
+#[pyclass(name = "Tenant", module = "rating_engine._core")]
+pub struct PyTenant {
+    inner: crate::tenant::Tenant,
+    deck: Arc<Deck>,
+}
+
+#[pymethods]
+impl PyTenant {
+    #[new]
+    fn new(deck: &PyDeck, tenant_id: &str) -> Self {
+        PyTenant {
+            inner: crate::tenant::Tenant::new(tenant_id),
+            deck: deck.inner.clone(),
+        }
+    }
+
+    /// A tenant from its state bytes: (tenant, the driver's extra members as JSON bytes).
+    #[staticmethod]
+    fn load<'py>(
+        py: Python<'py>,
+        deck: &PyDeck,
+        data: &[u8],
+    ) -> PyResult<(PyTenant, Bound<'py, PyBytes>)> {
+        let (inner, extra) = state::load_tenant(data, &deck.inner)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok((
+            PyTenant {
+                inner,
+                deck: deck.inner.clone(),
+            },
+            PyBytes::new(py, &extra),
+        ))
+    }
+
+    /// The state bytes, with `extra_json` (a JSON object) as the driver's own members.
+    fn dump<'py>(&self, py: Python<'py>, extra_json: &[u8]) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &state::dump_tenant(&self.inner, &self.deck, extra_json))
+    }
+
+    #[getter]
+    fn tenant_id(&self) -> String {
+        self.inner.tenant_id.clone()
+    }
+
+    #[getter]
+    fn live_calls(&self) -> usize {
+        self.inner.live.len()
+    }
+
+    /// The next instant (and phase) the tenant needs the clock, or None.
+    fn next_due(&self, py: Python<'_>) -> PyResult<Option<(Py<PyAny>, u8)>> {
+        self.inner
+            .next_due(&self.deck)
+            .map(|(at, phase)| Ok((instant_to_py(py, &at)?, phase)))
+            .transpose()
+    }
+
+    /// Fire every timer due before (until, phase).
+    fn advance<'py>(
+        &mut self,
+        py: Python<'py>,
+        until: &Bound<'py, PyAny>,
+        phase: u8,
+    ) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
+        let mut out = Vec::new();
+        self.inner
+            .advance(&self.deck, &instant_from_py(until)?, phase, &mut out);
+        Ok(outputs_to_py(py, out))
+    }
+
+    /// The remembered-output keys deciding `raw` may consult (empty if it does not parse).
+    fn seen_keys(&self, raw: &[u8]) -> Vec<String> {
+        match events::parse_event(raw, self.deck.currency.as_deref()) {
+            Ok(ev) => {
+                let mut keys = vec![ev.seen_key()];
+                if matches!(ev.body, events::Body::CallEnd) {
+                    keys.push(format!("call_start\u{1f}{}", ev.key));
+                }
+                keys
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Hand over an entry of the driver's store (outputs in the state format).
+    fn remember(&mut self, key: String, outputs: &[u8]) -> PyResult<()> {
+        let outputs =
+            state::load_outputs(outputs).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        self.inner.seen.insert(key, outputs);
+        Ok(())
+    }
+
+    /// Decide one valid input (as `parse_input` accepted it): (outputs, the dead-letter
+    /// reason or None, the remembered entry it wrote as (key, outputs bytes) or None).
+    #[allow(clippy::type_complexity)]
+    fn apply<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &[u8],
+    ) -> PyResult<(
+        Vec<(&'static str, Bound<'py, PyBytes>)>,
+        Option<&'static str>,
+        Option<(String, Bound<'py, PyBytes>)>,
+    )> {
+        let ev = events::parse_event(raw, self.deck.currency.as_deref())
+            .map_err(|r| PyValueError::new_err(r.reason))?;
+        let applied = self.inner.apply(&self.deck, &ev);
+        let wrote = if applied.reject.is_none() && !applied.duplicate {
+            let key = ev.seen_key();
+            Some((
+                key,
+                PyBytes::new(py, &state::dump_outputs(&applied.outputs)),
+            ))
+        } else {
+            None
+        };
+        Ok((outputs_to_py(py, applied.outputs), applied.reject, wrote))
+    }
+}
+
+/// An input's envelope: (type or the dead-letter reason, accepted, tenant_id, ts).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn parse_input(
+    py: Python<'_>,
+    deck: &PyDeck,
+    raw: &[u8],
+) -> PyResult<(String, bool, Option<String>, Option<Py<PyAny>>)> {
+    match events::parse_event(raw, deck.inner.currency.as_deref()) {
+        Ok(ev) => Ok((
+            ev.body.type_name().to_owned(),
+            true,
+            Some(ev.tenant_id.clone()),
+            Some(instant_to_py(py, &ev.ts)?),
+        )),
+        Err(r) => Ok((r.reason, false, r.tenant_id, None)),
+    }
+}
+
+/// A dead-letters record: the input kept whole (`line` is the file line or the offset).
+#[pyfunction]
+#[pyo3(signature = (reason, original, line, tenant_id))]
+fn dead_letter<'py>(
+    py: Python<'py>,
+    reason: &str,
+    original: &[u8],
+    line: Option<i128>,
+    tenant_id: Option<&str>,
+) -> Bound<'py, PyBytes> {
+    PyBytes::new(
+        py,
+        &crate::records::dead_letter_json(reason, original, line, tenant_id),
+    )
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DeckError", m.py().get_type::<DeckError>())?;
     m.add_class::<PyDeck>()?;
     m.add_class::<PySimulation>()?;
     m.add_class::<PyEngine>()?;
+    m.add_class::<PyTenant>()?;
+    m.add_function(wrap_pyfunction!(parse_input, m)?)?;
+    m.add_function(wrap_pyfunction!(dead_letter, m)?)?;
+    m.add("EVENTS", crate::tenant::EVENTS)?;
+    m.add("AFTER", crate::tenant::AFTER)?;
     m.add_function(wrap_pyfunction!(compile_rows, m)?)?;
     m.add_function(wrap_pyfunction!(parse_instant, m)?)?;
     m.add_function(wrap_pyfunction!(format_instant, m)?)?;

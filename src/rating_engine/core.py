@@ -14,11 +14,24 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 import orjson
 
 from . import _core
-from ._core import Deck, DeckError, Engine, Simulation, format_money, rate_line, rate_text
+from ._core import (
+    AFTER,
+    EVENTS,
+    Deck,
+    DeckError,
+    Engine,
+    Simulation,
+    Tenant,
+    format_money,
+    rate_line,
+    rate_text,
+)
 
 Instant = Union[int, Fraction]
 US_PER_S: int = _core.US_PER_S
 OUTPUT_TOPICS: tuple[str, ...] = tuple(_core.OUTPUT_TOPICS)
+DISCONNECTS, DEAD_LETTERS = "disconnects", "dead-letters"
+assert DISCONNECTS in OUTPUT_TOPICS and DEAD_LETTERS in OUTPUT_TOPICS
 COLUMNS = (
     "prefix",
     "country",
@@ -44,6 +57,11 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
+    "AFTER",
+    "DEAD_LETTERS",
+    "DISCONNECTS",
+    "EVENTS",
+    "Tenant",
     "COLUMNS",
     "COMMAND_FIELDS",
     "Deck",

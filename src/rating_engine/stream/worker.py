@@ -30,19 +30,26 @@ import logging
 import os
 import time
 from fractions import Fraction
-from typing import Any, Iterator, MutableMapping
+from typing import Any
 
 import orjson
 
+from .. import _core
+from ..core import (
+    AFTER,
+    DEAD_LETTERS,
+    DISCONNECTS,
+    EVENTS,
+    OUTPUT_TOPICS,
+    US_PER_S,
+    Instant,
+    Tenant,
+    load_deck,
+    parse_instant,
+    stamp_of,
+)
 from . import metrics
 from .kafkaio import bootstrap, ensure_topics
-from .model.clock import US_PER_S, Instant, parse_instant
-from .model.deck import load_deck
-from .model.engine import dead_letter
-from .model.events import Event, Rejection, parse_event, stamp_of
-from .model.records import DEAD_LETTERS, DISCONNECTS, OUTPUT_TOPICS
-from .model.state import dump_outputs, dump_tenant, load_outputs, load_tenant
-from .model.tenant import AFTER, EVENTS, Output, Tenant
 from .outbox import Outbox
 
 log = logging.getLogger("rating_engine.stream.worker")
@@ -63,6 +70,23 @@ def _key_text(key: bytes | None) -> str | None:
         return None
 
 
+Output = tuple[str, bytes]
+
+
+def dead_letter(reason: str, raw: bytes, line: int | None, tenant_id: str | None) -> Output:
+    """A rejected input as a dead-letters output (`line` is the partition offset)."""
+    return DEAD_LETTERS, _core.dead_letter(reason, raw, line, tenant_id)
+
+
+def dump_tenant(t: Tenant, extra: dict[str, Any]) -> bytes:
+    return bytes(t.dump(orjson.dumps(extra)))
+
+
+def load_tenant(data: bytes, deck: Any) -> tuple[Tenant, dict[str, Any]]:
+    t, extra = Tenant.load(deck, data)
+    return t, orjson.loads(extra)
+
+
 def wall_us() -> int:
     return time.time_ns() // 1000
 
@@ -76,11 +100,12 @@ def _inst_parse(text: str) -> Instant:
     return q.numerator if q.denominator == 1 else q
 
 
-class TableSeen(MutableMapping[str, list[Output]]):
+class TableSeen:
     """The core's duplicate memory, kept in a Faust table under `tenant\\x1fkey`.
 
-    Writes go to the table's store at once (the core reads them back within the
-    batch) and to `changes`, published to the changelog with the batch.
+    The core stays pure: before each input the entries it may consult are read here and
+    handed to it (`apply_input`), and the entry it writes comes back here, to the table's
+    store at once and to `changes`, published to the changelog with the batch.
 
     Each entry is stamped with the input (topic, offset) that wrote it, and the
     tenant's state carries `applied`, the last offset of each input topic that
@@ -100,47 +125,44 @@ class TableSeen(MutableMapping[str, list[Output]]):
         self.partition = 0  # the input being decided: set by the agent
         self.origin = b""
 
-    def __getitem__(self, key: str) -> list[Output]:
+    def get(self, key: str) -> bytes | None:
+        """The remembered outputs of `key` (state format), or None."""
         data = self.store.get((self.prefix + key).encode())
         if data is None:
-            raise KeyError(key)
+            return None
         if data.startswith(b"@"):
             origin, _, data = data.partition(b"\n")
             topic, _, offset = origin[1:].decode().rpartition(":")
             if int(offset) > self.applied.get(topic, -1):
-                raise KeyError(key)  # written by a batch whose state was lost
-        return load_outputs(data)
+                return None  # written by a batch whose state was lost
+        return data
 
-    def __setitem__(self, key: str, value: list[Output]) -> None:
-        full, data = (self.prefix + key).encode(), self.origin + dump_outputs(value)
+    def put(self, key: str, outputs: bytes) -> None:
+        full, data = (self.prefix + key).encode(), self.origin + outputs
         self.store[full] = data
         self.changes.append((self.topic, self.partition, full, data))
-
-    def __delitem__(self, key: str) -> None:
-        full = (self.prefix + key).encode()
-        if full in self.store:
-            del self.store[full]
-            self.changes.append((self.topic, self.partition, full, None))
-
-    def __iter__(self) -> Iterator[str]:
-        raise NotImplementedError("the seen table is not iterated per tenant")
-
-    def __len__(self) -> int:
-        raise NotImplementedError("the seen table is not counted per tenant")
 
 
 Changes = list[tuple[str, int, bytes, "bytes | None"]]
 
 
 def apply_input(
-    t: Tenant, seen: TableSeen, ev: Event, topic: str, offset: int
+    t: Tenant, seen: TableSeen, raw: bytes, topic: str, offset: int
 ) -> tuple[list[Output], str | None]:
-    """`Tenant.apply` for the input at `offset` of `topic`, with the stamps TableSeen relies on."""
+    """The core's `Tenant.apply` for the valid input `raw` at `offset` of `topic`: the
+    remembered outputs it may consult come from the seen table first, and the entry it
+    writes goes back there, stamped as TableSeen relies on."""
+    for key in t.seen_keys(raw):
+        data = seen.get(key)
+        if data is not None:
+            t.remember(key, data)
     seen.origin = b"@%s:%d\n" % (topic.encode(), offset)
-    produced, reject = t.apply(ev)
+    produced, reject, wrote = t.apply(raw)
+    if wrote is not None:
+        seen.put(wrote[0], bytes(wrote[1]))
     if offset > seen.applied.get(topic, -1):  # a replay of an older input must not lower it
         seen.applied[topic] = offset
-    return produced, reject
+    return [(name, bytes(payload)) for name, payload in produced], reject
 
 
 MARK = b"\x00decided\x1f"  # tenants-table key prefix of the last decided offset per input partition
@@ -354,9 +376,9 @@ def build_app(args: argparse.Namespace) -> Any:
             data = tenants_table.data.get(tid.encode())
             seen = seens[tid] = TableSeen(seen_table, tid, changes, {})
             if data is None:
-                t = Tenant(tid, deck, seen)
+                t = Tenant(deck, tid)
             else:
-                t, extra = load_tenant(data, deck, seen)
+                t, extra = load_tenant(data, deck)
                 seen.applied.update(extra.get("applied", {}))
             cache[tid] = t
             metrics.TENANTS.set(len(cache))
@@ -380,7 +402,7 @@ def build_app(args: argparse.Namespace) -> Any:
                 return
             metrics.TIMER_FIRES.inc()
             t = tenant_for(tid, msg.partition)
-            out.extend((tid, o, True) for o in t.advance(due, AFTER))
+            out.extend((tid, (n, bytes(p)), True) for n, p in t.advance(due, AFTER))
             dirty[tid] = msg.partition
             return
         decided[msg.tp] = msg.offset
@@ -390,29 +412,22 @@ def build_app(args: argparse.Namespace) -> Any:
             claimed = _key_text(key)
             out.append((claimed, dead_letter("tombstone", b"", msg.offset, claimed), False))
             return
-        parsed = parse_event(raw, deck.currency)
-        if isinstance(parsed, Rejection):
+        kind, valid, tenant, ts = _core.parse_input(deck, raw)
+        if not valid:
             metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-            out.append(
-                (
-                    parsed.tenant_id,
-                    dead_letter(parsed.reason, raw, msg.offset, parsed.tenant_id),
-                    False,
-                )
-            )
+            out.append((tenant, dead_letter(kind, raw, msg.offset, tenant), False))
             return
-        ev: Event = parsed
-        tid = ev.tenant_id
+        tid: str = tenant
         if key != tid.encode():
             # Keyed (so partitioned) as another tenant, or not keyed: deciding it would put
             # this tenant's state on a partition that is not its own, a second account.
             metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
             out.append((tid, dead_letter("key_mismatch", raw, msg.offset, tid), False))
             return
-        metrics.EVENTS_IN.labels(topic_name, ev.type).inc()
+        metrics.EVENTS_IN.labels(topic_name, kind).inc()
         t = tenant_for(tid, msg.partition)
-        out.extend((tid, o, True) for o in t.advance(ev.ts, EVENTS))
-        produced, reject = apply_input(t, seens[tid], ev, topic_name, msg.offset)
+        out.extend((tid, (n, bytes(p)), True) for n, p in t.advance(ts, EVENTS))
+        produced, reject = apply_input(t, seens[tid], raw, topic_name, msg.offset)
         out.extend((tid, o, False) for o in produced)
         if reject is not None:
             out.append((tid, dead_letter(reject, raw, msg.offset, tid), False))
@@ -452,7 +467,7 @@ def build_app(args: argparse.Namespace) -> Any:
             await outbox.add(tenants_topic, key, data, partition)
             due = t.next_due()
             timers.set(tid, None if due is None else due[0], partition)
-            live = len(t.live)
+            live = t.live_calls
             if live_counts.get(tid, 0) != live:
                 live_counts[tid] = live
                 metrics.LIVE_CALLS.set(sum(live_counts.values()))
@@ -626,11 +641,11 @@ def build_app(args: argparse.Namespace) -> Any:
         for key, data in list(tenants_table.data.items()):
             if key.startswith(MARK):
                 continue
-            t, extra = load_tenant(data, deck, None)
+            t, extra = load_tenant(data, deck)
             partition = extra.get("partition")
             if partition in owned:
                 tenants += 1
-                live_counts[t.tenant_id] = len(t.live)
+                live_counts[t.tenant_id] = t.live_calls
                 due = t.next_due()
                 timers.set(t.tenant_id, None if due is None else due[0], partition)
         metrics.TENANTS.set(tenants)
