@@ -30,10 +30,8 @@ from typing import Any, Iterable
 
 import orjson
 
-from rating_engine.stream.model.clock import US_PER_S, parse_instant
-from rating_engine.stream.model.deck import load_deck
-from rating_engine.stream.model.engine import simulate_lines
-from rating_engine.stream.model.events import Rejection, parse_event
+from rating_engine import _core
+from rating_engine.core import US_PER_S, load_deck, parse_instant, simulate_lines
 
 INSTANT_FIELD = {"charges": "end", "disconnects": "at", "notifications": "ts", "payments": "ts"}
 TIMED_REASONS = frozenset({"funds_exhausted"})  # disconnects fired by a timer, not by an input
@@ -109,12 +107,12 @@ def check(
         raw = raw.rstrip(b"\r\n")
         if not raw.strip():
             continue
-        parsed = parse_event(raw, deck.currency)
+        _, valid, _, _ = _core.parse_input(deck, raw)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             obj = None
-        if isinstance(parsed, Rejection) or not isinstance(obj, dict):
+        if not valid or not isinstance(obj, dict):
             bad_lines.append(raw)
             continue
         if obj["type"] == "call_end":

@@ -57,8 +57,8 @@ sys.path.insert(0, str(HERE))
 
 from checker import check, write_outputs  # noqa: E402
 
+from rating_engine.core import US_PER_S, format_instant  # noqa: E402
 from rating_engine.stream.kafkaio import collect, route  # noqa: E402
-from rating_engine.stream.model.clock import US_PER_S, format_instant  # noqa: E402
 
 BROKER = "kafka://127.0.0.1:9092"
 BOOT = "127.0.0.1:9092"
@@ -1113,8 +1113,7 @@ def core_ceiling() -> float | None:
     path = RUNS / "saturate-w1" / "input.jsonl"
     if not path.exists():
         return None
-    from rating_engine.stream.model.deck import load_deck
-    from rating_engine.stream.model.engine import simulate_lines
+    from rating_engine.core import load_deck, simulate_lines
 
     lines = path.read_bytes().splitlines()
     deck = load_deck(str(DECK))

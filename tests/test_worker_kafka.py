@@ -167,10 +167,8 @@ def _canonical(records: list[tuple[str, dict]]) -> dict[str, list[str]]:
 
 def _simulate(lines: list[bytes]) -> list[tuple[str, dict]]:
     """The native core's `simulate` records for the same lines: what the worker must publish."""
-    sim = core.Simulation(core.load_deck(str(TEST_DECK)))
-    out = sim.feed(b"".join(line.rstrip(b"\n") + b"\n" for line in lines)) + sim.finish()
-    records = [orjson.loads(line) for line in out.splitlines()]
-    return [(rec.pop("topic"), rec) for rec in records]
+    deck = core.load_deck(str(TEST_DECK))
+    return [(topic, orjson.loads(payload)) for topic, payload in core.simulate_lines(deck, lines)]
 
 
 async def _run_paced(

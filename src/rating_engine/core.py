@@ -80,6 +80,7 @@ __all__ = [
     "rate_line",
     "rate_text",
     "stamp_of",
+    "simulate_lines",
     "tenant_view",
 ]
 
@@ -104,6 +105,17 @@ def load_deck(path: str) -> Deck:
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise DeckError(f"{path}:1: cannot read CSV: {exc}") from None
     return _core.compile_rows(path, list(frame.columns), [list(r) for r in frame.iter_rows()])
+
+
+def simulate_lines(deck: Deck, lines: Iterable[bytes]) -> list[tuple[str, bytes]]:
+    """`simulate` on these input lines: every record as (topic, published bytes), in order."""
+    sim = Simulation(deck)
+    out = sim.feed(b"".join(line.rstrip(b"\r\n") + b"\n" for line in lines)) + sim.finish()
+    records = []
+    for line in out.splitlines():
+        head, _, rest = line.partition(b'",')  # the "topic" member is first
+        records.append((head[len(b'{"topic":"') :].decode(), b"{" + rest))
+    return records
 
 
 def parse_instant(text: object) -> Instant:

@@ -29,10 +29,8 @@ from collections.abc import Sequence
 
 import orjson
 
+from ..core import OUTPUT_TOPICS, US_PER_S, parse_instant, stamp_of
 from . import kafkaio
-from .model.clock import US_PER_S, parse_instant
-from .model.events import stamp_of
-from .model.records import OUTPUT_TOPICS
 
 PROBE = b'{"probe":true}'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -169,8 +167,7 @@ def compare_with_simulate(
     rates: str, lines: list[bytes], got: list[tuple[str, dict]]
 ) -> tuple[int, list[str]]:
     """(records simulate expects, differences) for the worker's output on the same events."""
-    from .model.deck import load_deck
-    from .model.engine import simulate_lines
+    from ..core import load_deck, simulate_lines
 
     expected = simulate_lines(load_deck(rates), lines)
     want = Counter(_canonical(t, orjson.loads(p)) for t, p in expected)

@@ -12,9 +12,7 @@ from typing import Iterable
 
 import orjson
 
-from .model.clock import US_PER_S, format_instant, parse_instant
-from .model.events import COMMAND_FIELDS, stamp_of
-from .model.records import OUTPUT_TOPICS
+from ..core import COMMAND_FIELDS, OUTPUT_TOPICS, US_PER_S, format_instant, parse_instant, stamp_of
 
 ACCOUNT_TYPES = frozenset(COMMAND_FIELDS)  # the commands travel on `accounts`
 TS_FIELDS = ("ts",)
