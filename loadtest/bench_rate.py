@@ -51,21 +51,9 @@ print(time.perf_counter() - t)
 def fallback_deck(path: Path) -> None:
     """A deck like the sample one, for when rates/sample-deck.csv is not there."""
     rnd = random.Random(3)
-    cols = [
-        "prefix",
-        "country",
-        "destination",
-        "zone",
-        "number_type",
-        "service",
-        "rate_per_minute",
-        "connection_fee",
-        "currency",
-        "first_increment",
-        "next_increment",
-        "effective_from",
-        "effective_to",
-    ]
+    from rating_engine.core import COLUMNS
+
+    cols = list(COLUMNS)
     rows = []
     for cc in [
         "1",
