@@ -14,9 +14,9 @@ import sys
 from ..core import rate_text
 from .files import EXIT_OK, open_deck, open_in, open_out, progress_for, whole_lines
 
-CHUNK_BYTES = (
-    1 << 20
-)  # one call into the core (its lines split over the threads); small enough that its buffers are reused, not fresh pages each time
+# One call into the core (its lines split over the threads): small enough that its buffers
+# are reused instead of being fresh pages every time.
+CHUNK_BYTES = 1 << 20
 
 
 def run(args: argparse.Namespace) -> int:
