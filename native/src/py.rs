@@ -528,6 +528,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rate_text, m)?)?;
     m.add_function(wrap_pyfunction!(rate_line, m)?)?;
     m.add("OUTPUT_TOPICS", crate::records::OUTPUT_TOPICS.to_vec())?;
+    m.add("COLUMNS", crate::deck::COLUMNS.to_vec())?;
     m.add("US_PER_S", clock::US_PER_S)?;
     Ok(())
 }

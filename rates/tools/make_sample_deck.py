@@ -29,21 +29,9 @@ import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-HEADER = [
-    "prefix",
-    "country",
-    "destination",
-    "zone",
-    "number_type",
-    "service",
-    "rate_per_minute",
-    "connection_fee",
-    "currency",
-    "first_increment",
-    "next_increment",
-    "effective_from",
-    "effective_to",
-]
+from rating_engine.core import COLUMNS
+
+HEADER = list(COLUMNS)
 CURRENCY = "USD"
 RATES_DIR = Path(__file__).resolve().parent.parent
 

@@ -32,21 +32,7 @@ US_PER_S: int = _core.US_PER_S
 OUTPUT_TOPICS: tuple[str, ...] = tuple(_core.OUTPUT_TOPICS)
 DISCONNECTS, DEAD_LETTERS = "disconnects", "dead-letters"
 assert DISCONNECTS in OUTPUT_TOPICS and DEAD_LETTERS in OUTPUT_TOPICS
-COLUMNS = (
-    "prefix",
-    "country",
-    "destination",
-    "zone",
-    "number_type",
-    "service",
-    "rate_per_minute",
-    "connection_fee",
-    "currency",
-    "first_increment",
-    "next_increment",
-    "effective_from",
-    "effective_to",
-)
+COLUMNS: tuple[str, ...] = tuple(_core.COLUMNS)  # the deck's columns, in contract order
 COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "add_funds": ("amount", "currency"),
     "set_auto_recharge": ("enabled", "trigger_amount", "recharge_amount"),
