@@ -2,8 +2,9 @@
 
 Edge rule 7 (a duplicate changes nothing and re-emits identical records) must hold for
 inputs the switch really sent twice, but an input replayed after a crash whose state was
-never saved is not a duplicate: its effect must be applied. No broker: `TableSeen` over a
-dict store and the native core's `Tenant`, the same code the Faust agent runs.
+never saved is not a duplicate: its effect must be applied. No broker: the core's `Driver`
+over dict stores, the call the Faust agent makes for each batch, with the tables written the
+way the agent writes them (a restarted worker is a new `Driver` over the same tables).
 """
 
 from __future__ import annotations
@@ -12,95 +13,135 @@ from typing import Any
 
 import orjson
 
-from rating_engine.core import Tenant, TenantView, compile_rows, tenant_view
-from rating_engine.stream.worker import TableSeen, apply_input, dump_tenant, load_tenant
+from rating_engine.core import Driver, TenantView, compile_rows, parse_instant, tenant_view
 from tests.tenant_support import (
     DECK_ROWS,
     HEADER,
     T,
     add_funds,
     assign_licence,
+    call_end,
     call_start,
     set_pool,
 )
 
-
-class Topic:
-    def get_topic_name(self) -> str:
-        return "app-seen-changelog"
-
-
-class Table:
-    """What TableSeen uses of a Faust table: its store and its changelog topic's name."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.changelog_topic = Topic()
-
-
 DECK = compile_rows("tests/literal-deck.csv", HEADER, DECK_ROWS)
 
 
-def feed(t: Tenant, seen: TableSeen, topic: str, offset: int, ev: dict[str, Any]) -> list[Any]:
-    produced, reject = apply_input(t, seen, orjson.dumps(ev), topic, offset)
-    assert reject is None
-    return produced
+class Tables:
+    """The worker's `tenants` and `seen` stores (what the core reads through `.get`)."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[bytes, bytes] = {}
+        self.seen: dict[bytes, bytes] = {}
 
 
-def view(t: Tenant) -> TenantView:
-    return tenant_view(dump_tenant(t, {}))
+def feed(
+    d: Driver,
+    tables: Tables,
+    topic: str,
+    offset: int,
+    ev: dict[str, Any],
+    save_state: bool = True,
+) -> list[Any]:
+    """One input as a batch: its seen entries stored, then (unless killed before) its state."""
+    raw = orjson.dumps(ev)
+    outputs, writes, changed, kinds = d.decide(
+        [(topic, 0, offset, ev["tenant_id"].encode(), raw)], tables.tenants, tables.seen
+    )
+    assert kinds == [(topic, ev["type"])]
+    assert all(name != "dead-letters" for _, name, _, _ in outputs)
+    for _, key, value in writes:
+        assert value.startswith(b"@%s:%d\n" % (topic.encode(), offset))
+        tables.seen[key] = value
+    if save_state:
+        for tid, _, state, _, _ in changed:
+            tables.tenants[tid.encode()] = state
+    return [(name, payload) for _, name, payload, _ in outputs]
 
 
-def restore(table: Table, saved: bytes) -> tuple[Tenant, TableSeen]:
-    seen = TableSeen(table, "t1", [], {})
-    t, extra = load_tenant(saved, DECK)
-    seen.applied.update(extra["applied"])
-    return t, seen
+def view(tables: Tables) -> TenantView:
+    return tenant_view(tables.tenants[b"t1"])
 
 
-def provisioned() -> tuple[Table, Tenant, TableSeen, bytes]:
-    table = Table()
-    seen = TableSeen(table, "t1", [], {})
-    t = Tenant(DECK, "t1")
-    feed(t, seen, "accounts", 0, add_funds("c1", T(0), "10"))
-    feed(t, seen, "accounts", 1, assign_licence("c2", T(0)))
-    feed(t, seen, "accounts", 2, set_pool("c3", T(0), "domestic", "US", 100))
-    return table, t, seen, dump_tenant(t, {"applied": seen.applied})
+def applied(tables: Tables) -> dict[str, int]:
+    return orjson.loads(tables.tenants[b"t1"])["extra"]["applied"]
+
+
+def provisioned() -> tuple[Tables, Driver]:
+    tables, d = Tables(), Driver(DECK)
+    feed(d, tables, "accounts", 0, add_funds("c1", T(0), "10"))
+    feed(d, tables, "accounts", 1, assign_licence("c2", T(0)))
+    feed(d, tables, "accounts", 2, set_pool("c3", T(0), "domestic", "US", 100))
+    return tables, d
 
 
 def test_input_replayed_after_lost_state_is_decided_again() -> None:
-    table, t, seen, saved = provisioned()
-    first = feed(t, seen, "calls", 5, call_start("k1", T(10)))
-    assert "k1" in view(t).live
+    tables, d = provisioned()
+    first = feed(d, tables, "calls", 5, call_start("k1", T(10)), save_state=False)
+    assert "k1" not in view(tables).live
     # killed after the batch's seen entries reached the changelog, before its state did
-    t2, seen2 = restore(table, saved)
-    assert "k1" not in view(t2).live
-    again = feed(t2, seen2, "calls", 5, call_start("k1", T(10)))
-    assert "k1" in view(t2).live  # applied, not taken for a duplicate
+    again = feed(Driver(DECK), tables, "calls", 5, call_start("k1", T(10)))
+    assert "k1" in view(tables).live  # applied, not taken for a duplicate
     assert again == first  # and the same bytes, ids included
 
 
 def test_duplicate_sent_twice_is_still_a_duplicate_after_restore() -> None:
-    table, t, seen, _ = provisioned()
-    first = feed(t, seen, "calls", 5, call_start("k1", T(10)))
-    saved = dump_tenant(t, {"applied": seen.applied})
-    t2, seen2 = restore(table, saved)
-    before = dump_tenant(t2, {"applied": seen2.applied})
-    again = feed(t2, seen2, "calls", 9, call_start("k1", T(10)))
+    tables, d = provisioned()
+    first = feed(d, tables, "calls", 5, call_start("k1", T(10)))
+    before = orjson.loads(tables.tenants[b"t1"])
+    again = feed(Driver(DECK), tables, "calls", 9, call_start("k1", T(10)))
     assert again == first
-    assert len(view(t2).live) == 1
-    assert orjson.loads(dump_tenant(t2, {}))["live"] == orjson.loads(before)["live"]
+    assert len(view(tables).live) == 1
+    assert orjson.loads(tables.tenants[b"t1"])["live"] == before["live"]
 
 
 def test_replay_of_an_older_input_keeps_later_inputs_duplicates() -> None:
-    table, t, seen, _ = provisioned()
-    feed(t, seen, "calls", 4, call_start("k0", T(5)))
-    first = feed(t, seen, "calls", 5, call_start("k1", T(10)))
-    saved = dump_tenant(t, {"applied": seen.applied})
+    tables, d = provisioned()
+    feed(d, tables, "calls", 4, call_start("k0", T(5)))
+    first = feed(d, tables, "calls", 5, call_start("k1", T(10)))
     # after a rebalance the partition is read again from the last commit (offset 4)
-    t2, seen2 = restore(table, saved)
-    feed(t2, seen2, "calls", 4, call_start("k0", T(5)))
-    again = feed(t2, seen2, "calls", 5, call_start("k1", T(10)))
+    d2 = Driver(DECK)
+    feed(d2, tables, "calls", 4, call_start("k0", T(5)))
+    again = feed(d2, tables, "calls", 5, call_start("k1", T(10)))
     assert again == first
-    assert seen2.applied["calls"] == 5
-    assert view(t2).pools["domestic:US"].calls == ["k0", "k1"]  # k1 not started twice
+    assert applied(tables)["calls"] == 5
+    assert view(tables).pools["domestic:US"].calls == ["k0", "k1"]  # k1 not started twice
+
+
+def test_one_batch_decides_as_one_input_at_a_time() -> None:
+    """A batch, ticks and rejected records included, gives the outputs, entries and state of
+    the same records decided one per call."""
+    events = [
+        ("accounts", add_funds("c1", T(0), "0.01")),  # 10 s of credit
+        ("accounts", assign_licence("c2", T(0))),
+        ("calls", call_start("k1", T(1))),
+        ("calls", call_start("k1", T(1))),  # a duplicate
+        ("calls", call_end("k1", T(30))),
+    ]
+    records: list[Any] = [
+        (topic, 0, n, ev["tenant_id"].encode(), orjson.dumps(ev))
+        for n, (topic, ev) in enumerate(events)
+    ]
+    records.insert(
+        3,
+        ("ticks", 0, 0, b"t1", orjson.dumps({"tenant_id": "t1", "due": str(parse_instant(T(20)))})),
+    )
+    records.append(
+        ("calls", 0, 9, b"t2", orjson.dumps(call_start("k2", T(40))))
+    )  # keyed as another
+    records.append(("accounts", 0, 9, b"t1", None))  # a tombstone
+    whole, one = Tables(), Tables()
+    batch = Driver(DECK).decide(records, whole.tenants, whole.seen)
+    d = Driver(DECK)
+    parts: list[Any] = [[], [], [], []]
+    for rec in records:
+        got = d.decide([rec], one.tenants, one.seen)
+        for acc, part in zip(parts, got):
+            acc.extend(part)
+    outputs, writes, changed, kinds = batch
+    assert outputs == parts[0] and writes == parts[1] and kinds == parts[3]
+    assert [k for _, k in kinds][-2:] == ["rejected", "rejected"]
+    assert changed[-1] == parts[2][-1]
+    assert [c[0] for c in changed] == ["t1"]
+    assert any(timed for *_, timed in outputs)  # the tick disconnected the call

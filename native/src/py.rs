@@ -11,6 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use crate::batch;
 use crate::clock::{self, Instant};
 use crate::deck::{Deck, Service};
 use crate::engine::{Engine, Simulation};
@@ -347,12 +348,9 @@ impl PyEngine {
     }
 }
 
-/// One tenant for a streaming driver: the driver keeps tenants in its own tables (state bytes
-/// and remembered outputs) and hands the core one input at a time.
-///
-/// Remembered outputs (duplicate memory) belong to the driver's store, so the core stays pure:
-/// before an input the driver asks `seen_keys(raw)` and hands over what its store holds for
-/// them (`remember`); `apply` returns the entry the input wrote, for the driver to store.
+/// One tenant restored from (or written as) state bytes, for a streaming driver to read its
+/// timers and live calls (e.g. when it plans the timers of the tenants it took over).
+/// Deciding is `Driver`'s, a batch at a time.
 #[pyclass(name = "Tenant", module = "rating_engine._core")]
 pub struct PyTenant {
     inner: crate::tenant::Tenant,
@@ -409,67 +407,159 @@ impl PyTenant {
             .map(|(at, phase)| Ok((instant_to_py(py, &at)?, phase)))
             .transpose()
     }
+}
 
-    /// Fire every timer due before (until, phase).
-    fn advance<'py>(
-        &mut self,
-        py: Python<'py>,
-        until: &Bound<'py, PyAny>,
-        phase: u8,
-    ) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
-        let mut out = Vec::new();
-        self.inner
-            .advance(&self.deck, &instant_from_py(until)?, phase, &mut out);
-        Ok(outputs_to_py(py, out))
-    }
+/// The driver's tables as Python mappings (`.get(bytes) -> bytes | None`, e.g. a Faust
+/// table's store); the first error a lookup raises is kept and raised after the batch.
+struct PyStore<'a, 'py> {
+    tenants: &'a Bound<'py, PyAny>,
+    seen: &'a Bound<'py, PyAny>,
+    err: Option<PyErr>,
+}
 
-    /// The remembered-output keys deciding `raw` may consult (empty if it does not parse).
-    fn seen_keys(&self, raw: &[u8]) -> Vec<String> {
-        match events::parse_event(raw, self.deck.currency.as_deref()) {
-            Ok(ev) => {
-                let mut keys = vec![ev.seen_key()];
-                if matches!(ev.body, events::Body::CallEnd) {
-                    keys.push(format!("call_start\u{1f}{}", ev.key));
-                }
-                keys
+impl PyStore<'_, '_> {
+    fn get(&mut self, which: bool, key: &[u8]) -> Option<Vec<u8>> {
+        if self.err.is_some() {
+            return None;
+        }
+        let map = if which { self.tenants } else { self.seen };
+        let py = map.py();
+        match map
+            .call_method1("get", (PyBytes::new(py, key),))
+            .and_then(|v| v.extract::<Option<Vec<u8>>>())
+        {
+            Ok(v) => v,
+            Err(e) => {
+                self.err = Some(e);
+                None
             }
-            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl batch::Store for PyStore<'_, '_> {
+    fn tenant(&mut self, tenant_id: &str) -> Option<Vec<u8>> {
+        self.get(true, tenant_id.as_bytes())
+    }
+    fn seen(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(false, key)
+    }
+}
+
+/// An input record: (topic, partition, offset, key, value).
+type PyRecord = (String, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+type PyDecided<'py> = (
+    Vec<(Option<String>, &'static str, Bound<'py, PyBytes>, bool)>,
+    Vec<(i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+    Vec<(String, i64, Bound<'py, PyBytes>, Option<Py<PyAny>>, usize)>,
+    Vec<(&'static str, &'static str)>,
+);
+
+/// A streaming driver's tenants, decided one batch of input records per call.
+///
+/// The tenant state and the duplicate memory stay in the driver's tables; the core reads them
+/// through the mappings handed to `decide` and hands back what to write. See `batch.rs` (the
+/// module docs) for the seen entries' stamps and why an entry newer than its tenant's state
+/// is ignored.
+#[pyclass(name = "Driver", module = "rating_engine._core")]
+pub struct PyDriver {
+    inner: batch::Driver,
+}
+
+#[pymethods]
+impl PyDriver {
+    #[new]
+    fn new(deck: &PyDeck) -> Self {
+        PyDriver {
+            inner: batch::Driver::new(deck.inner.clone()),
         }
     }
 
-    /// Hand over an entry of the driver's store (outputs in the state format).
-    fn remember(&mut self, key: String, outputs: &[u8]) -> PyResult<()> {
-        let outputs =
-            state::load_outputs(outputs).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        self.inner.seen.insert(key, outputs);
-        Ok(())
-    }
-
-    /// Decide one valid input (as `parse_input` accepted it): (outputs, the dead-letter
-    /// reason or None, the remembered entry it wrote as (key, outputs bytes) or None).
-    #[allow(clippy::type_complexity)]
-    fn apply<'py>(
+    /// Decide `records`, in order: each `(topic, partition, offset, key, value)` with topic
+    /// `calls`, `accounts` or `ticks` (a tick that fires now: `{"tenant_id", "due"}`), key and
+    /// value bytes or None (a value None is a tombstone). `tenants` maps a tenant id (bytes)
+    /// to its state bytes, `seen` a `tenant\x1fkey` (bytes) to a remembered entry.
+    ///
+    /// Returns `(outputs, seen_writes, changed, kinds)`: outputs as `(tenant_id or None,
+    /// topic, bytes, timed)`; seen entries to write as `(partition, key, value)`; each changed
+    /// tenant once as `(tenant_id, partition, state, next_due or None, live_calls)`; and per
+    /// calls/accounts record `(topic, its type or "rejected")`. ValueError when a stored state
+    /// does not load or a record's topic is unknown (then nothing of the batch is returned).
+    fn decide<'py>(
         &mut self,
         py: Python<'py>,
-        raw: &[u8],
-    ) -> PyResult<(
-        Vec<(&'static str, Bound<'py, PyBytes>)>,
-        Option<&'static str>,
-        Option<(String, Bound<'py, PyBytes>)>,
-    )> {
-        let ev = events::parse_event(raw, self.deck.currency.as_deref())
-            .map_err(|r| PyValueError::new_err(r.reason))?;
-        let applied = self.inner.apply(&self.deck, &ev);
-        let wrote = if applied.reject.is_none() && !applied.duplicate {
-            let key = ev.seen_key();
-            Some((
-                key,
-                PyBytes::new(py, &state::dump_outputs(&applied.outputs)),
-            ))
-        } else {
-            None
+        records: Vec<PyRecord>,
+        tenants: &Bound<'py, PyAny>,
+        seen: &Bound<'py, PyAny>,
+    ) -> PyResult<PyDecided<'py>> {
+        let mut recs = Vec::with_capacity(records.len());
+        for (topic, partition, offset, key, value) in &records {
+            let source = batch::Source::parse(topic)
+                .ok_or_else(|| PyValueError::new_err(format!("unknown input topic {topic:?}")))?;
+            recs.push(batch::Record {
+                source,
+                partition: *partition,
+                offset: *offset,
+                key: key.as_deref(),
+                value: value.as_deref(),
+            });
+        }
+        let mut store = PyStore {
+            tenants,
+            seen,
+            err: None,
         };
-        Ok((outputs_to_py(py, applied.outputs), applied.reject, wrote))
+        let decided = self.inner.decide(&recs, &mut store);
+        if let Some(e) = store.err {
+            return Err(e);
+        }
+        let d = decided.map_err(PyValueError::new_err)?;
+        let outputs = d
+            .outputs
+            .into_iter()
+            .map(|o| {
+                (
+                    o.tenant_id,
+                    o.topic.as_str(),
+                    PyBytes::new(py, &o.payload),
+                    o.timed,
+                )
+            })
+            .collect();
+        let writes = d
+            .seen
+            .into_iter()
+            .map(|w| {
+                (
+                    w.partition,
+                    PyBytes::new(py, &w.key),
+                    PyBytes::new(py, &w.value),
+                )
+            })
+            .collect();
+        let mut changed = Vec::with_capacity(d.changed.len());
+        for c in d.changed {
+            let due = c.next_due.map(|t| instant_to_py(py, &t)).transpose()?;
+            changed.push((
+                c.tenant_id,
+                c.partition,
+                PyBytes::new(py, &c.state),
+                due,
+                c.live_calls,
+            ));
+        }
+        let kinds = d.kinds.into_iter().map(|(s, k)| (s.as_str(), k)).collect();
+        Ok((outputs, writes, changed, kinds))
+    }
+
+    /// Drop the tenants kept in memory (when the driver's partitions are revoked).
+    fn forget(&mut self) {
+        self.inner.forget();
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.tenant_count()
     }
 }
 
@@ -492,22 +582,6 @@ fn parse_input(
     }
 }
 
-/// A dead-letters record: the input kept whole (`line` is the file line or the offset).
-#[pyfunction]
-#[pyo3(signature = (reason, original, line, tenant_id))]
-fn dead_letter<'py>(
-    py: Python<'py>,
-    reason: &str,
-    original: &[u8],
-    line: Option<i128>,
-    tenant_id: Option<&str>,
-) -> Bound<'py, PyBytes> {
-    PyBytes::new(
-        py,
-        &crate::records::dead_letter_json(reason, original, line, tenant_id),
-    )
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DeckError", m.py().get_type::<DeckError>())?;
@@ -515,8 +589,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySimulation>()?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyTenant>()?;
+    m.add_class::<PyDriver>()?;
     m.add_function(wrap_pyfunction!(parse_input, m)?)?;
-    m.add_function(wrap_pyfunction!(dead_letter, m)?)?;
     m.add("EVENTS", crate::tenant::EVENTS)?;
     m.add("AFTER", crate::tenant::AFTER)?;
     m.add_function(wrap_pyfunction!(compile_rows, m)?)?;

@@ -5,6 +5,10 @@ Design (see README "Streaming worker"):
   keyed by tenant and co-partitioned, in `take_events` batches: it decides a
   batch in order, then hands its outputs, its `seen` entries and each changed
   tenant's state (once per batch) to aiokafka as record batches (`outbox.py`).
+- The core's `Driver` decides a whole batch in one call (`native/src/batch.rs`): the
+  records in order, ticks included, with read access to the two tables below; it hands
+  back the outputs, the `seen` entries to write and each changed tenant's state bytes,
+  next due instant and live calls.
 - Tenant state lives in the `tenants` table, remembered outputs (for
   duplicate re-emission) in the `seen` table; both are changelog-backed, so a
   restarted or rebalanced worker recovers them. `seen` entries and states are
@@ -29,19 +33,18 @@ import heapq
 import logging
 import os
 import time
+from collections import Counter
 from fractions import Fraction
 from typing import Any
 
 import orjson
 
-from .. import _core
 from ..core import (
-    AFTER,
     DEAD_LETTERS,
     DISCONNECTS,
-    EVENTS,
     OUTPUT_TOPICS,
     US_PER_S,
+    Driver,
     Instant,
     Tenant,
     load_deck,
@@ -60,29 +63,8 @@ STALL_S = 20.0  # an input partition's commit stuck this long with records waiti
 EXIT_STALLED = 3
 
 
-def _key_text(key: bytes | None) -> str | None:
-    """A record key as the tenant it names (None when absent or not UTF-8)."""
-    if key is None:
-        return None
-    try:
-        return key.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-Output = tuple[str, bytes]
-
-
-def dead_letter(reason: str, raw: bytes, line: int | None, tenant_id: str | None) -> Output:
-    """A rejected input as a dead-letters output (`line` is the partition offset)."""
-    return DEAD_LETTERS, _core.dead_letter(reason, raw, line, tenant_id)
-
-
-def dump_tenant(t: Tenant, extra: dict[str, Any]) -> bytes:
-    return bytes(t.dump(orjson.dumps(extra)))
-
-
 def load_tenant(data: bytes, deck: Any) -> tuple[Tenant, dict[str, Any]]:
+    """A tenant from the `tenants` table, with the worker's members of its state."""
     t, extra = Tenant.load(deck, data)
     return t, orjson.loads(extra)
 
@@ -100,69 +82,10 @@ def _inst_parse(text: str) -> Instant:
     return q.numerator if q.denominator == 1 else q
 
 
-class TableSeen:
-    """The core's duplicate memory, kept in a Faust table under `tenant\\x1fkey`.
-
-    The core stays pure: before each input the entries it may consult are read here and
-    handed to it (`apply_input`), and the entry it writes comes back here, to the table's
-    store at once and to `changes`, published to the changelog with the batch.
-
-    Each entry is stamped with the input (topic, offset) that wrote it, and the
-    tenant's state carries `applied`, the last offset of each input topic that
-    the state includes. A batch's `seen` entries are published before its
-    tenant states, so a worker killed in between leaves entries newer than the
-    state: after the restart they are ignored and the replayed input is decided
-    again (the same bytes, as the core is deterministic) instead of being taken
-    for a duplicate whose effect the state never got.
-    """
-
-    def __init__(
-        self, table: Any, tenant_id: str, changes: "Changes", applied: dict[str, int]
-    ) -> None:
-        self.store, self.prefix, self.changes = table.data, tenant_id + "\x1f", changes
-        self.topic = table.changelog_topic.get_topic_name()
-        self.applied = applied
-        self.partition = 0  # the input being decided: set by the agent
-        self.origin = b""
-
-    def get(self, key: str) -> bytes | None:
-        """The remembered outputs of `key` (state format), or None."""
-        data = self.store.get((self.prefix + key).encode())
-        if data is None:
-            return None
-        if data.startswith(b"@"):
-            origin, _, data = data.partition(b"\n")
-            topic, _, offset = origin[1:].decode().rpartition(":")
-            if int(offset) > self.applied.get(topic, -1):
-                return None  # written by a batch whose state was lost
-        return data
-
-    def put(self, key: str, outputs: bytes) -> None:
-        full, data = (self.prefix + key).encode(), self.origin + outputs
-        self.store[full] = data
-        self.changes.append((self.topic, self.partition, full, data))
-
-
-Changes = list[tuple[str, int, bytes, "bytes | None"]]
-
-
-def apply_input(
-    t: Tenant, seen: TableSeen, raw: bytes, topic: str, offset: int
-) -> tuple[list[Output], str | None]:
-    """The core's `Tenant.apply` for the valid input `raw` at `offset` of `topic`: the
-    remembered outputs it may consult come from the seen table first, and the entry it
-    writes goes back there, stamped as TableSeen relies on."""
-    for key in t.seen_keys(raw):
-        data = seen.get(key)
-        if data is not None:
-            t.remember(key, data)
-    seen.origin = b"@%s:%d\n" % (topic.encode(), offset)
-    produced, reject, wrote = t.apply(raw)
-    if wrote is not None:
-        seen.put(wrote[0], bytes(wrote[1]))
-    if offset > seen.applied.get(topic, -1):  # a replay of an older input must not lower it
-        seen.applied[topic] = offset
-    return [(name, bytes(payload)) for name, payload in produced], reject
+# One input record for the core: (topic without prefix, partition, offset, key, value).
+Record = tuple[str, int, int, "bytes | None", "bytes | None"]
+# One output: (tenant or None, output topic without prefix, payload, emitted by a timer).
+Output = tuple["str | None", str, bytes, bool]
 
 
 MARK = b"\x00decided\x1f"  # tenants-table key prefix of the last decided offset per input partition
@@ -319,11 +242,10 @@ def build_app(args: argparse.Namespace) -> Any:
     seen_table = app.Table("seen", partitions=n, key_type=bytes, value_type=bytes)
     timers = TimerHeap()
     grace_us = args.timer_grace_ms * 1000
-    cache: dict[str, Tenant] = {}
-    seens: dict[str, TableSeen] = {}
+    driver = Driver(deck)  # the tenants this worker decides, kept between batches
     live_counts: dict[str, int] = {}
-    changes: Changes = []  # seen-table writes of the batch being decided
     tenants_topic = tenants_table.changelog_topic.get_topic_name()
+    seen_topic = seen_table.changelog_topic.get_topic_name()
     defer_max_us = args.tick_defer_max_ms * 1000
     inputs = (prefix + "calls", prefix + "accounts")
     decided: dict[Any, int] = {}  # input topic-partition -> offset of the last input decided
@@ -370,30 +292,15 @@ def build_app(args: argparse.Namespace) -> Any:
                 return True
         return False
 
-    def tenant_for(tid: str, partition: int) -> Tenant:
-        t = cache.get(tid)
-        if t is None:
-            data = tenants_table.data.get(tid.encode())
-            seen = seens[tid] = TableSeen(seen_table, tid, changes, {})
-            if data is None:
-                t = Tenant(deck, tid)
-            else:
-                t, extra = load_tenant(data, deck)
-                seen.applied.update(extra.get("applied", {}))
-            cache[tid] = t
-            metrics.TENANTS.set(len(cache))
-        seens[tid].partition = partition
-        return t
-
-    def decide(
-        event: Any, out: list[tuple[str | None, Output, bool]], dirty: dict[str, int]
-    ) -> None:
-        """One input through the core; its outputs are appended to `out` (tenant, output, timed)."""
+    def take(event: Any, records: list[Record]) -> None:
+        """One event into the batch's records for the core, in order; a tick whose inputs
+        are still on the wire is deferred instead."""
         msg = event.message
-        raw: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        value = event.value
+        raw = value if value is None or isinstance(value, bytes) else bytes(value)
         topic_name = msg.topic[len(prefix) :]
         if topic_name == "ticks":
-            tick = orjson.loads(raw)
+            tick = orjson.loads(raw or b"null")
             tid, due = tick["tenant_id"], _inst_parse(tick["due"])
             metrics.EVENTS_IN.labels(topic_name, "tick").inc()
             if behind(msg.partition, tick.get("after")) and wall_us() < due + defer_max_us:
@@ -401,37 +308,27 @@ def build_app(args: argparse.Namespace) -> Any:
                 timers.defer(tid, due, msg.partition, wall_us() + DEFER_RETRY_US)
                 return
             metrics.TIMER_FIRES.inc()
-            t = tenant_for(tid, msg.partition)
-            out.extend((tid, (n, bytes(p)), True) for n, p in t.advance(due, AFTER))
-            dirty[tid] = msg.partition
-            return
-        decided[msg.tp] = msg.offset
-        key: bytes | None = msg.key
-        if event.value is None:  # a tombstone: an input topic holds events, never deletions
-            metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-            claimed = _key_text(key)
-            out.append((claimed, dead_letter("tombstone", b"", msg.offset, claimed), False))
-            return
-        kind, valid, tenant, ts = _core.parse_input(deck, raw)
-        if not valid:
-            metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-            out.append((tenant, dead_letter(kind, raw, msg.offset, tenant), False))
-            return
-        tid: str = tenant
-        if key != tid.encode():
-            # Keyed (so partitioned) as another tenant, or not keyed: deciding it would put
-            # this tenant's state on a partition that is not its own, a second account.
-            metrics.EVENTS_IN.labels(topic_name, "rejected").inc()
-            out.append((tid, dead_letter("key_mismatch", raw, msg.offset, tid), False))
-            return
-        metrics.EVENTS_IN.labels(topic_name, kind).inc()
-        t = tenant_for(tid, msg.partition)
-        out.extend((tid, (n, bytes(p)), True) for n, p in t.advance(ts, EVENTS))
-        produced, reject = apply_input(t, seens[tid], raw, topic_name, msg.offset)
-        out.extend((tid, o, False) for o in produced)
-        if reject is not None:
-            out.append((tid, dead_letter(reject, raw, msg.offset, tid), False))
-        dirty[tid] = msg.partition
+        else:
+            decided[msg.tp] = msg.offset
+        records.append((topic_name, msg.partition, msg.offset, msg.key, raw))
+
+    def decide(records: list[Record]) -> tuple[list[Output], list[Any], list[Any]]:
+        """The batch through the core: its outputs, seen entries and changed tenants. The
+        entries go to the `seen` store at once; the changelog gets them in `save`."""
+        started = time.perf_counter()
+        outputs, writes, changed, kinds = driver.decide(
+            records, tenants_table.data, seen_table.data
+        )
+        if records:
+            each = (time.perf_counter() - started) / len(records)
+            for _ in records:
+                metrics.PROCESSING.observe(each)
+        for (topic_name, kind), n in Counter(kinds).items():
+            metrics.EVENTS_IN.labels(topic_name, kind).inc(n)
+        for _, key, value in writes:
+            seen_table.data[key] = value
+        metrics.TENANTS.set(len(driver))
+        return outputs, writes, changed
 
     def on_delivered(fut: Any) -> None:
         exc = None if fut.cancelled() else fut.exception()
@@ -441,8 +338,8 @@ def build_app(args: argparse.Namespace) -> Any:
             log.error("could not publish a record: %r; stopping so the input is replayed", exc)
             asyncio.ensure_future(app.crash(exc))
 
-    async def publish(outbox: Outbox, out: list[tuple[str | None, Output, bool]]) -> None:
-        for tid, (name, payload), timed in out:
+    async def publish(outbox: Outbox, out: list[Output]) -> None:
+        for tid, name, payload, timed in out:
             await outbox.add(prefix + name, None if tid is None else tid.encode(), payload)
             metrics.RECORDS_OUT.labels(name).inc()
             if name == DISCONNECTS and timed:
@@ -451,23 +348,16 @@ def build_app(args: argparse.Namespace) -> Any:
             elif name == DEAD_LETTERS:
                 metrics.DEAD_LETTERS.labels(orjson.loads(payload)["reason"]).inc()
 
-    async def save(outbox: Outbox, dirty: dict[str, int], read: set[Any]) -> None:
+    async def save(outbox: Outbox, writes: list[Any], changed: list[Any], read: set[Any]) -> None:
         """The batch's state, after its outputs: seen entries, each changed tenant once, and
         the last decided offset of each input partition the batch `read`."""
-        for topic, partition, key, value in changes:
-            await outbox.add(topic, key, value, partition)
-        changes.clear()
-        for tid, partition in dirty.items():
-            t = cache[tid]
-            key, data = (
-                tid.encode(),
-                dump_tenant(t, {"partition": partition, "applied": seens[tid].applied}),
-            )
+        for partition, key, value in writes:
+            await outbox.add(seen_topic, key, value, partition)
+        for tid, partition, data, due, live in changed:
+            key = tid.encode()
             tenants_table.data[key] = data
             await outbox.add(tenants_topic, key, data, partition)
-            due = t.next_due()
-            timers.set(tid, None if due is None else due[0], partition)
-            live = t.live_calls
+            timers.set(tid, due, partition)
             if live_counts.get(tid, 0) != live:
                 live_counts[tid] = live
                 metrics.LIVE_CALLS.set(sum(live_counts.values()))
@@ -528,18 +418,18 @@ def build_app(args: argparse.Namespace) -> Any:
         """Decide a batch of inputs in `ts` order, then publish its outputs, then its state."""
         outbox = Outbox(app.producer._ensure_producer(), on_delivered)
         async for batch in stream.take_events(args.batch_max, within=args.batch_ms / 1000):
-            out: list[tuple[str | None, Output, bool]] = []
-            dirty: dict[str, int] = {}
+            records: list[Record] = []
             for event in in_ts_order(batch, inputs):
                 msg = event.message
                 if msg.topic in inputs:
                     for missed in await skipped_before(msg.tp, msg.offset):
-                        decide(missed, out, dirty)
-                started = time.perf_counter()
-                decide(event, out, dirty)
-                metrics.PROCESSING.observe(time.perf_counter() - started)
+                        take(missed, records)
+                take(event, records)
+            out, writes, changed = decide(records)
             await publish(outbox, out)
-            await save(outbox, dirty, {e.message.tp for e in batch if e.message.topic in inputs})
+            await save(
+                outbox, writes, changed, {e.message.tp for e in batch if e.message.topic in inputs}
+            )
             await outbox.flush()
 
     @app.task
@@ -618,8 +508,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
     @app.on_partitions_revoked.connect
     async def forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
-        cache.clear()
-        seens.clear()
+        driver.forget()
         decided.clear()
         stalled_since.clear()
         live_counts.clear()
