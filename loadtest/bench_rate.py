@@ -2,7 +2,8 @@
 
     .venv/bin/python loadtest/bench_rate.py [--n 5000000] [--per-call-n 1000000] [--rounds 3]
 
-1. Generates N CDRs over `rates/sample-deck.csv` into a temporary JSONL file (Python's
+1. Generates N CDRs over `rates/sample-deck.csv` into a JSONL file under /tmp/rating-bench,
+   once (later runs with the same N, share and deck reuse it; `--cache-dir`) (Python's
    `json.dumps` spacing, like `rates/sample-cdrs.jsonl`; kinds, destinations from every deck
    row, start instants across the deck's effective-date boundaries, ~10% with a `+01:00`
    offset, and `--bad-share` odd or broken lines, all still JSON so that polars alone can read
@@ -403,7 +404,12 @@ def main() -> None:
     ap.add_argument(
         "--cdrs", help="rate this CDR file instead of generating one (N is then its line count)"
     )
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument(
+        "--cache-dir",
+        default=str(Path(tempfile.gettempdir()) / "rating-bench"),
+        help="where the generated CDR file is kept for later runs",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (outputs)")
     ap.add_argument(
         "--no-write", action="store_true", help="do not append to loadtest/results/rate.md"
     )
@@ -421,13 +427,24 @@ def main() -> None:
             args.n = sum(1 for _ in f)
         bad = -1
     else:
-        cdrs = tmp / "cdrs.jsonl"
-        t = time.perf_counter()
-        bad = generate(cdrs, args.n, deck, args.bad_share)
-        print(
-            f"generated {args.n:,} CDRs ({bad:,} odd or broken), {cdrs.stat().st_size / 2**20:,.0f} MiB "
-            f"in {time.perf_counter() - t:.1f} s"
-        )
+        # generated once and reused (same N, share and deck give the same bytes)
+        cache = Path(args.cache_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        cdrs = cache / f"cdrs-{args.n}-{args.bad_share:g}-{deck.stem}.jsonl"
+        count = cdrs.with_suffix(".bad")
+        if cdrs.exists() and count.exists():
+            bad = int(count.read_text())
+            print(f"reusing {cdrs} ({args.n:,} CDRs, {bad:,} odd or broken)")
+        else:
+            t = time.perf_counter()
+            partial = cdrs.with_suffix(".partial")
+            bad = generate(partial, args.n, deck, args.bad_share)
+            partial.rename(cdrs)
+            count.write_text(f"{bad}\n")
+            print(
+                f"generated {args.n:,} CDRs ({bad:,} odd or broken) into {cdrs}, "
+                f"{cdrs.stat().st_size / 2**20:,.0f} MiB in {time.perf_counter() - t:.1f} s"
+            )
     size = cdrs.stat().st_size
 
     rate_runs: list[Run] = []
