@@ -1,4 +1,4 @@
-"""End-of-run checker for the Kafka load test (issue 6): proves, from the recorded input and
+"""End-of-run checker for the Kafka load test: proves, from the recorded input and
 everything the worker(s) published, that
 
 - every finished call has exactly one charge (distinct content per `charge_id`; identical
