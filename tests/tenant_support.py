@@ -316,13 +316,7 @@ def run_raw_with(deck: Deck, events: Iterable[Any]) -> list[tuple[str, bytes]]:
     lines = b"".join(to_line(e) + b"\n" for e in events)
     sim = core.Simulation(deck)
     out = sim.feed(lines) + sim.finish()
-    return [split_topic(line) for line in out.splitlines()]
-
-
-def split_topic(line: bytes) -> tuple[str, bytes]:
-    """A simulate line back into its topic and record (the `"topic"` member is first)."""
-    head, _, rest = line.partition(b'",')
-    return head[len(b'{"topic":"') :].decode(), b"{" + rest
+    return [core.split_topic(line) for line in out.splitlines()]
 
 
 def run_with(deck: Deck, events: Iterable[Any]) -> list[dict[str, Any]]:

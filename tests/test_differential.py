@@ -58,7 +58,6 @@ from .tenant_support import (
     remove_licence,
     set_auto_recharge,
     set_pool,
-    split_topic,
     to_line,
 )
 
@@ -702,7 +701,9 @@ HOSTILE_EVENTS = hostile_events()
 
 def dead_letters(text: bytes) -> list[dict[str, Any]]:
     return [
-        json.loads(line) for line in text.splitlines() if split_topic(line)[0] == "dead-letters"
+        json.loads(line)
+        for line in text.splitlines()
+        if core.split_topic(line)[0] == "dead-letters"
     ]
 
 
@@ -958,7 +959,8 @@ def test_failed_payment_reason_nested_past_the_writer_limit_does_not_raise(depth
         reference_simulate(data)
     out = native_simulate(data).splitlines()
     assert (
-        split_topic(out[-1])[0] == "notifications" and json.loads(split_topic(out[-1])[1])["reason"]
+        core.split_topic(out[-1])[0] == "notifications"
+        and json.loads(core.split_topic(out[-1])[1])["reason"]
     )
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "rate_text",
     "stamp_of",
     "simulate_lines",
+    "split_topic",
     "tenant_view",
 ]
 
@@ -99,11 +100,13 @@ def simulate_lines(deck: Deck, lines: Iterable[bytes]) -> list[tuple[str, bytes]
     """`simulate` on these input lines: every record as (topic, published bytes), in order."""
     sim = Simulation(deck)
     out = sim.feed(b"".join(line.rstrip(b"\r\n") + b"\n" for line in lines)) + sim.finish()
-    records = []
-    for line in out.splitlines():
-        head, _, rest = line.partition(b'",')  # the "topic" member is first
-        records.append((head[len(b'{"topic":"') :].decode(), b"{" + rest))
-    return records
+    return [split_topic(line) for line in out.splitlines()]
+
+
+def split_topic(line: bytes) -> tuple[str, bytes]:
+    """A `simulate` line back into its topic and record (the `"topic"` member is first)."""
+    head, _, rest = line.partition(b'",')
+    return head[len(b'{"topic":"') :].decode(), b"{" + rest
 
 
 def parse_instant(text: object) -> Instant:
