@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from .offline.files import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
+from .stream import connection
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
@@ -66,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("events", metavar="EVENTS.jsonl", help="events file, or - for stdin")
     sim.set_defaults(func=cmd_simulate)
 
-    work = sub.add_parser("worker", help="the streaming worker (Faust on Kafka)")
+    work = sub.add_parser("worker", help="the streaming worker on Kafka")
     work.add_argument("--rates", default=_env("rates", None), metavar="DECK.csv")
-    work.add_argument("--broker", default=_env("broker", "kafka://127.0.0.1:9092"))
+    connection.add_arguments(work)
     work.add_argument("--topic-prefix", default=_env("topic_prefix", ""))
     work.add_argument("--partitions", type=int, default=int(_env("partitions", "4") or 4))
     work.add_argument("--metrics-port", type=int, default=int(_env("metrics_port", "9108") or 9108))
