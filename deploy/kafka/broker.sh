@@ -164,6 +164,10 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# short group sessions (a dead worker's partitions move within seconds) and a prompt
+# abort of a dead worker's open transaction (read_committed readers wait for it)
+group.min.session.timeout.ms=1000
+transaction.abort.timed.out.transaction.cleanup.interval.ms=500
 auto.create.topics.enable=true
 delete.topic.enable=true
 log.retention.hours=168
