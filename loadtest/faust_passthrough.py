@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from rating_engine.stream.outbox import Outbox
+from faust_outbox import Outbox
 
 
 def build(args: argparse.Namespace, result: dict[str, Any]) -> Any:

@@ -69,3 +69,17 @@ def run_raw(deck):
 def sim(deck):
     """`sim()` -> a fresh step-by-step simulator over `deck`."""
     return lambda: Sim(deck)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """The project's own broker: started once for the session, stopped if we started it."""
+    from .kafka_support import BROKER, broker_script
+
+    was_running = broker_script("status").returncode == 0
+    started = broker_script("start")
+    if started.returncode != 0:
+        pytest.fail("deploy/kafka/broker.sh start failed")
+    yield BROKER
+    if not was_running:
+        broker_script("stop")

@@ -24,25 +24,12 @@ from .kafka_support import (
     REPO,
     TEST_DECK,
     WorkerProcess,
-    broker_script,
     lines_of,
     now_us,
     unique_prefix,
 )
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture(scope="session")
-def kafka_broker():
-    """The project's own broker: started once for the session, stopped if we started it."""
-    was_running = broker_script("status").returncode == 0
-    started = broker_script("start")
-    if started.returncode != 0:
-        pytest.fail("deploy/kafka/broker.sh start failed")
-    yield BROKER
-    if not was_running:
-        broker_script("stop")
 
 
 def _ts(us: int) -> str:

@@ -1,6 +1,6 @@
 """The worker decides a batch's inputs in `ts` order across `calls` and `accounts`.
 
-Faust hands out the records of one fetch round-robin across topic-partitions, so an
+The consumer hands out the records of one fetch topic-partition by topic-partition, so an
 `accounts` command can come after a `calls` event stamped later that reached the broker after
 it ("Events are applied in order per tenant", accounts.md, Time). `in_ts_order` merges them
 back; no broker needed, the function is plain code over the events' topic, partition and value.
@@ -8,37 +8,38 @@ back; no broker needed, the function is plain code over the events' topic, parti
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rating_engine.stream.worker import in_ts_order
 
-INPUTS = ("p-calls", "p-accounts")
+Record = tuple[str, int, int, bytes | None, bytes]
+NAMES: dict[int, str] = {}
 
 
 def ev(
     topic: str, ts: str | None, name: str, partition: int = 0, raw: bytes | None = None
-) -> SimpleNamespace:
+) -> Record:
+    """A record as the worker hands it to the core: (topic, partition, offset, key, value)."""
     value = raw if raw is not None else orjson.dumps({"name": name, **({"ts": ts} if ts else {})})
-    msg = SimpleNamespace(topic=topic, partition=partition, tp=(topic, partition))
-    return SimpleNamespace(message=msg, value=value, name=name)
+    record = (topic, partition, len(NAMES), None, value)
+    NAMES[id(record)] = name
+    return record
 
 
-def names(batch: list[SimpleNamespace]) -> list[str]:
-    return [e.name for e in batch]
+def names(batch: list[Record]) -> list[str]:
+    return [NAMES[id(e)] for e in batch]
 
 
 def test_a_command_stamped_before_a_call_is_decided_first_whatever_the_fetch_order():
     batch = [
-        ev("p-accounts", "2026-11-24T10:00:00Z", "add_funds"),
-        ev("p-calls", "2026-11-24T10:00:00.100Z", "call_start k1"),
-        ev("p-accounts", "2026-11-24T10:00:00Z", "assign_licence"),
-        ev("p-accounts", "2026-11-24T10:00:00Z", "set_pool"),
+        ev("accounts", "2026-11-24T10:00:00Z", "add_funds"),
+        ev("calls", "2026-11-24T10:00:00.100Z", "call_start k1"),
+        ev("accounts", "2026-11-24T10:00:00Z", "assign_licence"),
+        ev("accounts", "2026-11-24T10:00:00Z", "set_pool"),
     ]
-    assert names(in_ts_order(batch, INPUTS)) == [
+    assert names(in_ts_order(batch)) == [
         "add_funds",
         "assign_licence",
         "set_pool",
@@ -48,11 +49,11 @@ def test_a_command_stamped_before_a_call_is_decided_first_whatever_the_fetch_ord
 
 def test_each_topic_partition_keeps_its_own_order_even_when_its_stamps_go_back():
     batch = [
-        ev("p-calls", "2026-11-24T10:00:05Z", "late switch clock"),
-        ev("p-calls", "2026-11-24T10:00:01Z", "earlier stamp, later offset"),
-        ev("p-accounts", "2026-11-24T10:00:03Z", "command"),
+        ev("calls", "2026-11-24T10:00:05Z", "late switch clock"),
+        ev("calls", "2026-11-24T10:00:01Z", "earlier stamp, later offset"),
+        ev("accounts", "2026-11-24T10:00:03Z", "command"),
     ]
-    assert names(in_ts_order(batch, INPUTS)) == [
+    assert names(in_ts_order(batch)) == [
         "command",
         "late switch clock",
         "earlier stamp, later offset",
@@ -61,65 +62,65 @@ def test_each_topic_partition_keeps_its_own_order_even_when_its_stamps_go_back()
 
 def test_equal_stamps_keep_their_arrival_order():
     batch = [
-        ev("p-calls", "2026-11-24T10:00:00Z", "call"),
-        ev("p-accounts", "2026-11-24T10:00:00Z", "command"),
+        ev("calls", "2026-11-24T10:00:00Z", "call"),
+        ev("accounts", "2026-11-24T10:00:00Z", "command"),
     ]
-    assert names(in_ts_order(batch, INPUTS)) == ["call", "command"]
+    assert names(in_ts_order(batch)) == ["call", "command"]
 
 
 def test_an_offset_stamp_orders_by_its_instant_not_its_text():
     batch = [
-        ev("p-calls", "2026-11-24T10:30:00+01:00", "09:30 UTC"),
-        ev("p-accounts", "2026-11-24T10:00:00Z", "10:00 UTC"),
+        ev("calls", "2026-11-24T10:30:00+01:00", "09:30 UTC"),
+        ev("accounts", "2026-11-24T10:00:00Z", "10:00 UTC"),
     ]
-    assert names(in_ts_order(batch, INPUTS)) == ["09:30 UTC", "10:00 UTC"]
+    assert names(in_ts_order(batch)) == ["09:30 UTC", "10:00 UTC"]
 
 
 def test_ticks_keep_their_places_in_the_batch():
     batch = [
-        ev("p-calls", "2026-11-24T10:00:02Z", "call"),
-        ev("p-ticks", None, "tick"),
-        ev("p-accounts", "2026-11-24T10:00:01Z", "command"),
+        ev("calls", "2026-11-24T10:00:02Z", "call"),
+        ev("ticks", None, "tick"),
+        ev("accounts", "2026-11-24T10:00:01Z", "command"),
     ]
-    assert names(in_ts_order(batch, INPUTS)) == ["command", "tick", "call"]
+    assert names(in_ts_order(batch)) == ["command", "tick", "call"]
 
 
 def test_an_input_without_a_usable_stamp_stays_next_to_its_predecessor():
     batch = [
-        ev("p-calls", "2026-11-24T10:00:02Z", "call"),
-        ev("p-calls", None, "not json", raw=b"{"),
-        ev("p-accounts", "2026-11-24T10:00:03Z", "command"),
-        ev("p-accounts", None, "no ts"),
+        ev("calls", "2026-11-24T10:00:02Z", "call"),
+        ev("calls", None, "not json", raw=b"{"),
+        ev("accounts", "2026-11-24T10:00:03Z", "command"),
+        ev("accounts", None, "no ts"),
     ]
-    assert names(in_ts_order(batch, INPUTS)) == ["call", "not json", "command", "no ts"]
+    assert names(in_ts_order(batch)) == ["call", "not json", "command", "no ts"]
 
 
 def test_partitions_are_merged_independently():
     batch = [
-        ev("p-calls", "2026-11-24T10:00:02Z", "call p1", partition=1),
-        ev("p-accounts", "2026-11-24T10:00:01Z", "command p0", partition=0),
-        ev("p-accounts", "2026-11-24T10:00:01Z", "command p1", partition=1),
+        ev("calls", "2026-11-24T10:00:02Z", "call p1", partition=1),
+        ev("accounts", "2026-11-24T10:00:01Z", "command p0", partition=0),
+        ev("accounts", "2026-11-24T10:00:01Z", "command p1", partition=1),
     ]
-    out = names(in_ts_order(batch, INPUTS))
+    out = names(in_ts_order(batch))
     assert out.index("command p1") < out.index("call p1")
 
 
 STAMPS = st.one_of(st.none(), st.integers(0, 50).map(lambda s: f"2026-11-24T10:00:{s:02d}Z"))
 
 
-TOPICS = st.sampled_from(["p-calls", "p-accounts", "p-ticks"])
+TOPICS = st.sampled_from(["calls", "accounts", "ticks"])
 
 
 @given(st.lists(st.tuples(TOPICS, st.integers(0, 2), STAMPS), max_size=30))
 def test_the_merge_is_a_permutation_that_keeps_every_partitions_order_and_the_ticks_places(spec):
     batch = [
-        ev(topic, ts if topic != "p-ticks" else None, f"{i}", partition)
+        ev(topic, ts if topic != "ticks" else None, f"{i}", partition)
         for i, (topic, partition, ts) in enumerate(spec)
     ]
-    out = in_ts_order(batch, INPUTS)
+    out = in_ts_order(batch)
     assert sorted(names(out), key=int) == names(batch)
     for i, e in enumerate(batch):
-        if e.message.topic == "p-ticks":
+        if e[0] == "ticks":
             assert out[i] is e
-    for tp in {e.message.tp for e in batch}:
-        assert [e for e in out if e.message.tp == tp] == [e for e in batch if e.message.tp == tp]
+    for tp in {e[:2] for e in batch}:
+        assert [e for e in out if e[:2] == tp] == [e for e in batch if e[:2] == tp]

@@ -13,7 +13,7 @@ import sys
 from typing import Sequence
 
 from .offline.files import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
-from .stream import connection
+from .stream.worker import add_arguments as worker_flags
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
@@ -68,41 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     work = sub.add_parser("worker", help="the streaming worker on Kafka")
-    work.add_argument("--rates", default=_env("rates", None), metavar="DECK.csv")
-    connection.add_arguments(work)
-    work.add_argument("--topic-prefix", default=_env("topic_prefix", ""))
-    work.add_argument("--partitions", type=int, default=int(_env("partitions", "4") or 4))
-    work.add_argument("--metrics-port", type=int, default=int(_env("metrics_port", "9108") or 9108))
-    work.add_argument(
-        "--state-dir", default=_env("state_dir", os.path.join(os.getcwd(), "var", "worker"))
-    )
-    work.add_argument("--app-id", default=_env("app_id", "rating-engine"))
-    work.add_argument(
-        "--timer-grace-ms",
-        type=int,
-        default=int(_env("timer_grace_ms", "50") or 50),
-        help="publish a timer tick this long after its due instant, so call events "
-        "stamped just before it (still in flight) are applied first",
-    )
-    work.add_argument(
-        "--batch-max",
-        type=int,
-        default=int(_env("batch_max", "1000") or 1000),
-        help="decide at most this many inputs before publishing their outputs and state",
-    )
-    work.add_argument(
-        "--batch-ms",
-        type=float,
-        default=float(_env("batch_ms", "5") or 5),
-        help="publish a batch at the latest this long after its first input arrived",
-    )
-    work.add_argument(
-        "--tick-defer-max-ms",
-        type=int,
-        default=int(_env("tick_defer_max_ms", "5000") or 5000),
-        help="a timer tick waits for inputs sent before it (a backlog) at most this long "
-        "after its due instant",
-    )
+    worker_flags(work, _env)
     work.set_defaults(func=cmd_worker)
 
     sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)

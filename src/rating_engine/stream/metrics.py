@@ -23,13 +23,10 @@ LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's t
 TENANTS = Gauge("rating_tenants", "Tenants held by this worker")
 TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer scheduled")
 TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")
-STALLS = Counter(
-    "rating_input_stalls_total",
-    "Owned input partitions found stuck with records waiting (the worker then exits, code 3)",
-)
-REFETCHED = Counter(
-    "rating_inputs_refetched_total",
-    "Inputs the consumer skipped (Faust, at rebalances) that the worker read again and decided",
+RESTORE_SECONDS = Histogram(
+    "rating_restore_seconds",
+    "Time to restore the tables of newly assigned partitions from their changelogs",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 TICKS_DEFERRED = Counter(
     "rating_ticks_deferred_total",

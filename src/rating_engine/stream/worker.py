@@ -1,40 +1,38 @@
-"""The streaming worker: Faust on Kafka, driving the same tenant core as `simulate`.
+"""The streaming worker: read a batch, decide it in the core, produce it, commit it atomically.
 
-Design (see README "Streaming worker"):
-- One agent consumes `calls`, `accounts` and an internal `ticks` topic, all
-  keyed by tenant and co-partitioned, in `take_events` batches: it decides a
-  batch in order, then hands its outputs, its `seen` entries and each changed
-  tenant's state (once per batch) to aiokafka as record batches (`outbox.py`).
-- The core's `Driver` decides a whole batch in one call (`native/src/batch.rs`): the
-  records in order, ticks included, with read access to the two tables below; it hands
-  back the outputs, the `seen` entries to write and each changed tenant's state bytes,
+- One confluent-kafka (librdkafka) consumer reads `calls` and `accounts` (keyed by tenant,
+  co-partitioned) in the batches the client has fetched; the core's `Driver` decides a whole
+  batch in one call (`native/src/batch.rs`) with read access to the two tables below, and
+  hands back the outputs, the `seen` entries to write and each changed tenant's state bytes,
   next due instant and live calls.
-- Tenant state lives in the `tenants` table, remembered outputs (for
-  duplicate re-emission) in the `seen` table; both are changelog-backed, so a
-  restarted or rebalanced worker recovers them. `seen` entries and states are
-  stamped with input offsets, so an entry whose state was lost is ignored.
-- Each worker keeps a heap of its tenants' next due instants and sleeps until
-  the earliest (no polling). At the due wall-clock instant it publishes a tick
-  to the tenant's partition; the agent fires the timers through the core,
-  after the inputs that were on the wire before the tick.
-- Outputs are sent before the state is saved: a crash replays the input from
-  the last commit and re-emits identical records with identical ids, so
-  at-least-once delivery is harmless downstream.
-- Two faust-streaming rebalance faults are caught: records skipped by the
-  consumer (an offset jump: they are read again) and a partition whose commit
-  is stuck (the worker exits, code 3, so the group reassigns it).
+- Tables: tenant state (`tenants`) and remembered outputs for duplicate re-emission (`seen`)
+  live in memory for the partitions this worker owns, each backed by a compacted changelog
+  topic co-partitioned with the inputs (`<prefix><app-id>-tenants-changelog`,
+  `-seen-changelog`), restored when a partition is assigned.
+- Exactly-once (KIP-447): outputs, changelog writes and the input offsets of a stretch of
+  batches go in one Kafka transaction, its offsets bound to the consumer group's metadata,
+  so a `read_committed` consumer sees each record once even when the worker dies between
+  produce and commit. A transaction is committed at the latest `--commit-interval-ms` after
+  it began, and at once when it holds a disconnect (the switch must see it now).
+- Timers: a heap of the owned tenants' next due instants; the loop's wait ends exactly at
+  the earliest (no polling). A due timer fires inside the worker as a tick record decided
+  after the inputs already fetched, and is put off while inputs sent before it are still on
+  the wire for its partition (a backlog), so the tenant gets the same timeline as in
+  `simulate`.
+- Failover: cooperative-sticky assignment, optional static membership (`--instance-id`),
+  short session timeouts; the transactional id follows the instance id, so a restarted
+  instance fences its predecessor and aborts its open transaction at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import heapq
 import logging
-import os
+import signal
 import time
+import uuid
 from collections import Counter
-from fractions import Fraction
 from typing import Any
 
 import orjson
@@ -51,22 +49,30 @@ from ..core import (
     parse_instant,
     stamp_of,
 )
-from . import metrics
-from .kafkaio import bootstrap, ensure_topics
-from .outbox import Outbox
+from . import connection, metrics
 
 log = logging.getLogger("rating_engine.stream.worker")
 
-DEFER_RETRY_US = 50_000  # a deferred tick is tried again this long after
-STALL_CHECK_S = 5.0  # how often owned input partitions are checked for progress
-STALL_S = 20.0  # an input partition's commit stuck this long with records waiting: exit
-EXIT_STALLED = 3
+INPUTS = ("calls", "accounts")
+TABLES = ("tenants", "seen")
+DEFER_RETRY_US = 20_000  # a deferred tick is tried again this long after
+IDLE_WAIT_S = 0.5  # longest wait for input when no timer or commit is due (to see SIGTERM)
+EXIT_FENCED = 3  # another instance with this transactional id took over
+EXIT_REFUSED = 2  # the broker refuses this worker's settings or identity: no retry helps
+REFUSALS = frozenset(
+    {
+        "INVALID_SESSION_TIMEOUT",
+        "GROUP_AUTHORIZATION_FAILED",
+        "TOPIC_AUTHORIZATION_FAILED",
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        "SASL_AUTHENTICATION_FAILED",
+        "_AUTHENTICATION",
+        "_SSL",
+    }
+)
 
-
-def load_tenant(data: bytes, deck: Any) -> tuple[Tenant, dict[str, Any]]:
-    """A tenant from the `tenants` table, with the worker's members of its state."""
-    t, extra = Tenant.load(deck, data)
-    return t, orjson.loads(extra)
+# One input record for the core: (topic without prefix, partition, offset, key, value).
+Record = tuple[str, int, int, "bytes | None", "bytes | None"]
 
 
 def wall_us() -> int:
@@ -77,41 +83,24 @@ def _inst_text(x: Instant) -> str:
     return str(x) if isinstance(x, int) else f"{x.numerator}/{x.denominator}"
 
 
-def _inst_parse(text: str) -> Instant:
-    q = Fraction(text)
-    return q.numerator if q.denominator == 1 else q
-
-
-# One input record for the core: (topic without prefix, partition, offset, key, value).
-Record = tuple[str, int, int, "bytes | None", "bytes | None"]
-# One output: (tenant or None, output topic without prefix, payload, emitted by a timer).
-Output = tuple["str | None", str, bytes, bool]
-
-
-MARK = b"\x00decided\x1f"  # tenants-table key prefix of the last decided offset per input partition
-
-
-def _mark_key(tp: Any) -> bytes:
-    return MARK + f"{tp.topic}\x1f{tp.partition}".encode()
-
-
-def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
+def in_ts_order(batch: list[Record]) -> list[Record]:
     """The batch with its inputs merged by `ts` across `calls` and `accounts`, ticks in place.
 
-    The consumer hands out the records of one fetch round-robin across topic-partitions, so a
+    The consumer hands out the records of one fetch topic-partition by topic-partition, so a
     `calls` event can come before an `accounts` command stamped earlier that was on the wire
     first (a licence assigned at T, a call started at T + 100 ms: `not_licensed`). Each
     topic-partition keeps its own order (an input stamped before its predecessor, or not
     stamped at all, counts as stamped like it), and equal stamps keep their arrival order.
     """
-    slots = [i for i, e in enumerate(batch) if e.message.topic in inputs]
-    if len(slots) < 2:
-        return batch
-    last: dict[Any, Instant | None] = {}
+    slots = [i for i, r in enumerate(batch) if r[0] in INPUTS]
+    if len({batch[i][0] for i in slots}) < 2:
+        return batch  # one input topic: its partitions' own orders are all there is
+    last: dict[tuple[str, int], Instant | None] = {}
     keys: list[tuple[bool, Instant, int]] = []
     for n, i in enumerate(slots):
-        tp = batch[i].message.tp
-        ts, prev = stamp_of(batch[i].value or b""), last.get(tp)
+        topic, partition, _, _, value = batch[i]
+        tp = (topic, partition)
+        ts, prev = stamp_of(value or b""), last.get(tp)
         if ts is None or (prev is not None and ts < prev):
             ts = prev
         last[tp] = ts
@@ -122,23 +111,11 @@ def in_ts_order(batch: list[Any], inputs: tuple[str, ...]) -> list[Any]:
     return merged
 
 
-class _Refetched:
-    """A record read again by the worker itself, shaped like the Faust event `decide` takes."""
-
-    def __init__(self, record: Any) -> None:
-        from faust.types import TP
-
-        self.value = record.value
-        self.message = self
-        self.topic, self.partition, self.offset = record.topic, record.partition, record.offset
-        self.tp = TP(record.topic, record.partition)
-
-
 class TimerHeap:
-    """Next due instant per tenant; one sleeping task wakes at the earliest.
+    """Next due instant per tenant; the loop's wait ends at the earliest.
 
-    A timer fires at its due instant, or later when its tick was deferred
-    (`defer`): then `fire_at` is the wall instant of the next try.
+    A timer fires at its due instant, or later when its tick was deferred (`defer`): then
+    `fire_at` is the wall instant of the next try.
     """
 
     def __init__(self) -> None:
@@ -146,7 +123,6 @@ class TimerHeap:
         self.due: dict[
             str, tuple[Instant, int, Instant]
         ] = {}  # tenant -> (due, partition, fire_at)
-        self.changed = asyncio.Event()
 
     def set(self, tenant_id: str, due: Instant | None, partition: int) -> None:
         current = self.due.get(tenant_id)
@@ -166,8 +142,6 @@ class TimerHeap:
     def _put(self, tenant_id: str, due: Instant, partition: int, fire_at: Instant) -> None:
         self.due[tenant_id] = (due, partition, fire_at)
         heapq.heappush(self.heap, (fire_at, tenant_id))
-        if self.heap[0] == (fire_at, tenant_id):
-            self.changed.set()
 
     def pop_due(self, now: Instant) -> list[tuple[str, Instant, int]]:
         fired = []
@@ -190,391 +164,515 @@ class TimerHeap:
             heapq.heappop(self.heap)
         return None
 
-    def clear(self) -> None:
-        self.heap.clear()
-        self.due.clear()
+    def drop_partitions(self, partitions: set[int]) -> None:
+        for tid in [t for t, (_, p, _) in self.due.items() if p in partitions]:
+            del self.due[tid]
+        metrics.TIMERS_PENDING.set(len(self.due))
 
 
-def build_app(args: argparse.Namespace) -> Any:
-    """Create the Faust app, its topics, tables, agent and timer task."""
-    import faust
-    from faust.exceptions import NotReady
-    from faust.types import TP
+class Table:
+    """One changelog-backed table of the owned partitions: `get` for the core, writes undone
+    when their transaction aborts."""
 
-    deck = load_deck(args.rates)
-    prefix = args.topic_prefix
-    n = args.partitions
-    app = faust.App(
-        f"{prefix}{args.app_id}",
-        broker=args.broker,
-        store="memory://",
-        datadir=args.state_dir,
-        web_enabled=False,
-        topic_partitions=n,
-        topic_replication_factor=1,
-        table_standby_replicas=0,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=2.0,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.data: dict[bytes, bytes] = {}
+        self.keys: dict[int, set[bytes]] = {}  # partition -> its keys
+        self.undo: dict[bytes, tuple[int, bytes | None]] = {}  # key -> (partition, before)
 
-    def topic(name: str) -> Any:
-        return app.topic(
-            prefix + name, key_type=bytes, value_type=bytes, partitions=n, internal=True
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        if key not in self.undo:
+            self.undo[key] = (partition, self.data.get(key))
+        self.data[key] = value
+        self.keys.setdefault(partition, set()).add(key)
+
+    def restored(self, partition: int, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.data.pop(key, None)
+            self.keys.get(partition, set()).discard(key)
+        else:
+            self.data[key] = value
+            self.keys.setdefault(partition, set()).add(key)
+
+    def committed(self) -> None:
+        self.undo.clear()
+
+    def rollback(self) -> None:
+        for key, (partition, before) in self.undo.items():
+            self.restored(partition, key, before)
+        self.undo.clear()
+
+    def drop(self, partition: int) -> None:
+        for key in self.keys.pop(partition, set()):
+            self.data.pop(key, None)
+
+
+class Worker:
+    """Consume -> decide -> produce -> commit, one loop on one thread."""
+
+    def __init__(self, args: argparse.Namespace, settings: connection.KafkaSettings) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.args = args
+        self.settings = settings
+        self.prefix = args.topic_prefix
+        self.deck = load_deck(args.rates)
+        self.driver = Driver(self.deck)
+        self.timers = TimerHeap()
+        self.grace_us = args.timer_grace_ms * 1000
+        self.defer_max_us = args.tick_defer_max_ms * 1000
+        self.commit_us = args.commit_interval_ms * 1000
+        app = f"{self.prefix}{args.app_id}"
+        self.tables = {name: Table(f"{app}-{name}-changelog") for name in TABLES}
+        self.inputs = [self.prefix + t for t in INPUTS]
+        self.owned: set[int] = set()
+        self.live_counts: dict[str, int] = {}
+        self.stopping = False
+        self.in_txn = False
+        self.txn_started_us = 0
+        self.txn_urgent = False
+        self.txn_disconnects: list[bytes] = []
+        self.txn_ids = f"{app}-{args.instance_id or uuid.uuid4().hex[:12]}"
+        self.out_topics = {name: self.prefix + name for name in OUTPUT_TOPICS}
+        base = settings.librdkafka()
+        consumer_conf: dict[str, Any] = {
+            **base,
+            "group.id": app,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": args.session_timeout_ms,
+            "heartbeat.interval.ms": max(100, args.session_timeout_ms // 4),
+            "max.poll.interval.ms": max(args.session_timeout_ms, 30_000),
+            "fetch.wait.max.ms": 10,
+            "enable.partition.eof": False,
+        }
+        if args.instance_id:
+            consumer_conf["group.instance.id"] = f"{app}-{args.instance_id}"
+        self.consumer = Consumer(consumer_conf)
+        self.producer = Producer(
+            {
+                **base,
+                "transactional.id": self.txn_ids,
+                "transaction.timeout.ms": args.transaction_timeout_ms,
+                "partitioner": "murmur2_random",  # where Java clients put a key
+                "linger.ms": 2,
+                "acks": "all",
+                "enable.idempotence": True,
+            }
+        )
+        self.restorer_conf = {
+            **base,
+            "group.id": f"{app}-restore",  # never subscribes nor commits; assign() only
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
+        }
+
+    # ------------------------------------------------------------------ rebalance
+
+    def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Restore the new partitions' tables, then plan their tenants' timers."""
+        new = {tp.partition for tp in partitions if tp.topic in self.inputs} - self.owned
+        if not new:
+            return
+        started = time.monotonic()
+        restored = self.restore(new)
+        self.owned |= new
+        tenants = self.tables["tenants"]
+        for partition in new:
+            for key in tenants.keys.get(partition, ()):
+                t, _ = Tenant.load(self.deck, tenants.data[key])
+                self.live_counts[t.tenant_id] = t.live_calls
+                due = t.next_due()
+                self.timers.set(t.tenant_id, None if due is None else due[0], partition)
+        took = time.monotonic() - started
+        metrics.RESTORE_SECONDS.observe(took)
+        metrics.TENANTS.set(len(tenants.data))
+        metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+        log.info(
+            "assigned partitions %s: %d table records restored in %.3f s",
+            sorted(new),
+            restored,
+            took,
         )
 
-    source = app.topic(
-        prefix + "calls",
-        prefix + "accounts",
-        prefix + "ticks",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=n,
-        internal=True,
-    )
-    ticks = topic("ticks")
-    outputs = {name: topic(name) for name in OUTPUT_TOPICS}
-    tenants_table = app.Table("tenants", partitions=n, key_type=bytes, value_type=bytes)
-    seen_table = app.Table("seen", partitions=n, key_type=bytes, value_type=bytes)
-    timers = TimerHeap()
-    grace_us = args.timer_grace_ms * 1000
-    driver = Driver(deck)  # the tenants this worker decides, kept between batches
-    live_counts: dict[str, int] = {}
-    tenants_topic = tenants_table.changelog_topic.get_topic_name()
-    seen_topic = seen_table.changelog_topic.get_topic_name()
-    defer_max_us = args.tick_defer_max_ms * 1000
-    inputs = (prefix + "calls", prefix + "accounts")
-    decided: dict[Any, int] = {}  # input topic-partition -> offset of the last input decided
+    def on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Commit what was decided (its offsets still ours), then forget the partitions."""
+        gone = {tp.partition for tp in partitions if tp.topic in self.inputs} & self.owned
+        if not gone:
+            return
+        if self.in_txn:
+            self.commit()
+        self.owned -= gone
+        for table in self.tables.values():
+            for partition in gone:
+                table.drop(partition)
+        self.timers.drop_partitions(gone)
+        self.driver.forget()
+        self.live_counts = {
+            tid: n
+            for tid, n in self.live_counts.items()
+            if tid.encode() in self.tables["tenants"].data
+        }
+        metrics.TENANTS.set(len(self.tables["tenants"].data))
+        metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+        log.info("revoked partitions %s", sorted(gone))
 
-    async def input_ends(partition: int) -> list[int | None]:
-        """The input partitions' ends: as this consumer last saw them, else asked of the broker."""
-        tps = [TP(name, partition) for name in inputs]
-        ends: list[int | None] = []
-        for tp in tps:
+    def on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions taken away without a handover (this worker was too slow or cut off):
+        its open transaction cannot commit any more, so it is aborted and forgotten."""
+        if self.in_txn:
             try:
-                ends.append(app.consumer.highwater(tp))
-            except (AssertionError, KeyError):  # not assigned (any more)
-                ends.append(None)
-        if None in ends:  # nothing fetched yet, e.g. just after a rebalance: the broker knows
-            try:
-                asked = await app.consumer.highwaters(*tps)
-                ends = [asked.get(tp) for tp in tps]
-            except Exception as exc:  # no deferral then, the tick fires as before
-                log.warning("input ends of partition %d unknown: %r", partition, exc)
-        return ends
+                self.producer.abort_transaction(30.0)
+            finally:
+                self.in_txn = False
+                for table in self.tables.values():
+                    table.rollback()
+                self.txn_disconnects.clear()
+        self.on_revoke(consumer, partitions)
 
-    def last_decided(tp: Any) -> int | None:
-        """The last offset of input partition `tp` this agent decided: in memory, else the
-        mark kept in the `tenants` table (it survives a rebalance); None before any."""
-        done = decided.get(tp)
-        if done is None:
-            mark = tenants_table.data.get(_mark_key(tp))
-            done = None if mark is None else int(mark)
-        return done
+    def restore(self, partitions: set[int]) -> int:
+        """Read the tables' changelog partitions from the start to their committed end."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    def behind(partition: int, after: list[int | None] | None) -> bool:
-        """Are inputs that were on the wire when the tick was sent still undecided?
+        restorer = Consumer(self.restorer_conf)
+        n = 0
+        try:
+            todo: dict[tuple[str, int], int] = {}
+            for table in self.tables.values():
+                for p in partitions:
+                    lo, hi = restorer.get_watermark_offsets(TopicPartition(table.topic, p), 10.0)
+                    if hi > lo:
+                        todo[(table.topic, p)] = hi
+            if not todo:
+                return 0
+            by_topic = {t.topic: t for t in self.tables.values()}
+            restorer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for (t, p) in todo])
+            while todo:
+                for m in restorer.consume(10_000, 0.5):
+                    err = m.error()
+                    tp = (m.topic(), m.partition())
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            pos = m.offset()
+                            if tp in todo and pos >= todo[tp]:
+                                del todo[tp]
+                        continue
+                    by_topic[tp[0]].restored(tp[1], m.key(), m.value())
+                    n += 1
+                    if tp in todo and m.offset() + 1 >= todo[tp]:
+                        del todo[tp]
+                if todo:  # an open transaction holds the end back, or markers follow
+                    for (t, p), hi in list(todo.items()):
+                        pos = restorer.position([TopicPartition(t, p)])[0].offset
+                        if pos >= hi:
+                            del todo[(t, p)]
+        finally:
+            restorer.close()
+        return n
 
-        A tick can overtake them (it travels on its own topic); deciding them
-        first gives the tenant the same timeline as `simulate`.
-        """
-        for name, end in zip(inputs, after or ()):
-            if end is None:
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.producer.init_transactions(30.0)
+        self.consumer.subscribe(
+            self.inputs, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
+        )
+        try:
+            while not self.stopping:
+                self.step()
+            if self.in_txn:
+                self.commit()
+        finally:
+            self.consumer.close()
+            self.producer.flush(10.0)
+        return 0
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def wait_s(self) -> float:
+        """How long the next poll may block: until the earliest timer or commit is due."""
+        now = wall_us()
+        until: list[Instant] = []
+        nxt = self.timers.next_instant()
+        if nxt is not None:
+            until.append(nxt + self.grace_us)
+        if self.in_txn:
+            until.append(self.txn_started_us + self.commit_us)
+        if not until:
+            return IDLE_WAIT_S
+        return min(IDLE_WAIT_S, max(0.0, float(min(until) - now) / US_PER_S))
+
+    def poll(self) -> list[Any]:
+        """What the client has fetched, at once; else wait for the first record (or a due)."""
+        msgs = self.consumer.consume(self.args.batch_max, 0)
+        if not msgs:
+            first = self.consumer.poll(self.wait_s())
+            if first is None:
+                return []
+            more = (
+                self.consumer.consume(self.args.batch_max - 1, 0) if self.args.batch_max > 1 else []
+            )
+            msgs = [first, *more]
+        return msgs
+
+    def step(self) -> None:
+        msgs = self.poll()
+        plen = len(self.prefix)
+        records: list[Record] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal() or err.name() in REFUSALS:
+                    log.error("consumer: %s; stopping", err)
+                    raise SystemExit(EXIT_REFUSED)
+                log.warning("consumer: %s", err)
                 continue
-            tp = TP(name, partition)
-            done = last_decided(tp)
-            next_offset = done + 1 if done is not None else app.consumer._committed_offset.get(tp)
-            if next_offset is not None and next_offset < end:
+            records.append((m.topic()[plen:], m.partition(), m.offset(), m.key(), m.value()))
+        records = in_ts_order(records)
+        records.extend(self.due_ticks())
+        if records:
+            if not self.in_txn:
+                self.producer.begin_transaction()
+                self.in_txn, self.txn_started_us, self.txn_urgent = True, wall_us(), False
+            self.decide(records)
+        if self.in_txn and (self.txn_urgent or wall_us() - self.txn_started_us >= self.commit_us):
+            self.commit()
+
+    def backlog(self, partition: int) -> bool:
+        """Are inputs of `partition` on the wire (fetched or fetchable) but not decided yet?"""
+        from confluent_kafka import TopicPartition
+
+        tps = [TopicPartition(t, partition) for t in self.inputs]
+        positions = self.consumer.position(tps)
+        for tp, pos in zip(tps, positions):
+            _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
+            if hi >= 0 and pos.offset >= 0 and pos.offset < hi:
                 return True
         return False
 
-    def take(event: Any, records: list[Record]) -> None:
-        """One event into the batch's records for the core, in order; a tick whose inputs
-        are still on the wire is deferred instead."""
-        msg = event.message
-        value = event.value
-        raw = value if value is None or isinstance(value, bytes) else bytes(value)
-        topic_name = msg.topic[len(prefix) :]
-        if topic_name == "ticks":
-            tick = orjson.loads(raw or b"null")
-            tid, due = tick["tenant_id"], _inst_parse(tick["due"])
-            metrics.EVENTS_IN.labels(topic_name, "tick").inc()
-            if behind(msg.partition, tick.get("after")) and wall_us() < due + defer_max_us:
+    def due_ticks(self) -> list[Record]:
+        now = wall_us()
+        ticks: list[Record] = []
+        for tid, due, partition in self.timers.pop_due(now - self.grace_us):
+            if now < due + self.defer_max_us and self.backlog(partition):
                 metrics.TICKS_DEFERRED.inc()
-                timers.defer(tid, due, msg.partition, wall_us() + DEFER_RETRY_US)
-                return
+                self.timers.defer(tid, due, partition, now + DEFER_RETRY_US)
+                continue
             metrics.TIMER_FIRES.inc()
-        else:
-            decided[msg.tp] = msg.offset
-        records.append((topic_name, msg.partition, msg.offset, msg.key, raw))
+            metrics.EVENTS_IN.labels("ticks", "tick").inc()
+            tick = orjson.dumps({"tenant_id": tid, "due": _inst_text(due)})
+            ticks.append(("ticks", partition, -1, tid.encode(), tick))
+        return ticks
 
-    def decide(records: list[Record]) -> tuple[list[Output], list[Any], list[Any]]:
-        """The batch through the core: its outputs, seen entries and changed tenants. The
-        entries go to the `seen` store at once; the changelog gets them in `save`."""
+    def decide(self, records: list[Record]) -> None:
         started = time.perf_counter()
-        outputs, writes, changed, kinds = driver.decide(
-            records, tenants_table.data, seen_table.data
-        )
-        if records:
-            each = (time.perf_counter() - started) / len(records)
-            for _ in records:
-                metrics.PROCESSING.observe(each)
+        tenants, seen = self.tables["tenants"], self.tables["seen"]
+        outputs, writes, changed, kinds = self.driver.decide(records, tenants, seen)
+        each = (time.perf_counter() - started) / len(records)
+        for _ in records:
+            metrics.PROCESSING.observe(each)
         for (topic_name, kind), n in Counter(kinds).items():
             metrics.EVENTS_IN.labels(topic_name, kind).inc(n)
-        for _, key, value in writes:
-            seen_table.data[key] = value
-        metrics.TENANTS.set(len(driver))
-        return outputs, writes, changed
-
-    def on_delivered(fut: Any) -> None:
-        exc = None if fut.cancelled() else fut.exception()
-        if (
-            exc is not None
-        ):  # the input would be committed without its outputs: stop, replay on restart
-            log.error("could not publish a record: %r; stopping so the input is replayed", exc)
-            asyncio.ensure_future(app.crash(exc))
-
-    async def publish(outbox: Outbox, out: list[Output]) -> None:
-        for tid, name, payload, timed in out:
-            await outbox.add(prefix + name, None if tid is None else tid.encode(), payload)
+        produce = self.producer.produce
+        out_topics = self.out_topics
+        for tid, name, payload, timed in outputs:
+            self._send(produce, out_topics[name], payload, None if tid is None else tid.encode())
             metrics.RECORDS_OUT.labels(name).inc()
-            if name == DISCONNECTS and timed:
-                at = parse_instant(orjson.loads(payload)["at"])
-                metrics.DISCONNECT_LATENESS.observe(max(0, wall_us() - at) / US_PER_S)
+            if name == DISCONNECTS:
+                self.txn_urgent = True
+                if timed:
+                    self.txn_disconnects.append(payload)
             elif name == DEAD_LETTERS:
                 metrics.DEAD_LETTERS.labels(orjson.loads(payload)["reason"]).inc()
-
-    async def save(outbox: Outbox, writes: list[Any], changed: list[Any], read: set[Any]) -> None:
-        """The batch's state, after its outputs: seen entries, each changed tenant once, and
-        the last decided offset of each input partition the batch `read`."""
         for partition, key, value in writes:
-            await outbox.add(seen_topic, key, value, partition)
+            seen.put(partition, key, value)
+            self._send(produce, seen.topic, value, key, partition)
         for tid, partition, data, due, live in changed:
             key = tid.encode()
-            tenants_table.data[key] = data
-            await outbox.add(tenants_topic, key, data, partition)
-            timers.set(tid, due, partition)
-            if live_counts.get(tid, 0) != live:
-                live_counts[tid] = live
-                metrics.LIVE_CALLS.set(sum(live_counts.values()))
-        for tp in read:
-            key, value = _mark_key(tp), str(decided[tp]).encode()
-            tenants_table.data[key] = value
-            await outbox.add(tenants_topic, key, value, tp.partition)
+            tenants.put(partition, key, data)
+            self._send(produce, tenants.topic, data, key, partition)
+            self.timers.set(tid, due, partition)
+            if self.live_counts.get(tid, 0) != live:
+                self.live_counts[tid] = live
+                metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+        metrics.TENANTS.set(len(tenants.data))
 
-    refetcher: list[Any] = []  # a group-less aiokafka consumer, started on first need
-
-    async def skipped_before(tp: Any, offset: int) -> list[Any]:
-        """Inputs of `tp` before `offset` that were never decided, fetched again, in order.
-
-        Kafka offsets of an input partition are consecutive, and this agent decides
-        every input. The last decided offset of each input partition is kept in the
-        `tenants` table (so it survives a rebalance); a jump past it means the consumer
-        skipped records (faust-streaming skips, and acks, records fetched under an
-        older group generation). They are read again directly and decided first.
-        """
-        last = last_decided(tp)
-        if last is None or offset <= last + 1:
-            return []
-        missed = await refetch(tp, last + 1, offset)
-        if missed:  # (a transactional producer's commit markers also leave offsets without records)
-            log.error(
-                "input %s: %d record(s) between offsets %d and %d were skipped by the consumer; "
-                "read again and decided",
-                tp,
-                len(missed),
-                last + 1,
-                offset - 1,
-            )
-            metrics.REFETCHED.inc(len(missed))
-        return missed
-
-    async def refetch(tp: Any, start: int, end: int) -> list[Any]:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        if not refetcher:
-            side = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap(args.broker), enable_auto_commit=False
-            )
-            await side.start()
-            refetcher.append(side)
-        side = refetcher[0]
-        ktp = TopicPartition(tp.topic, tp.partition)
-        side.assign([ktp])
-        side.seek(ktp, start)
-        got: list[Any] = []
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and (not got or got[-1].message.offset < end - 1):
-            records = (await side.getmany(ktp, timeout_ms=1000)).get(ktp, [])
-            got.extend(_Refetched(r) for r in records if start <= r.offset < end)
-        return got
-
-    @app.agent(source)
-    async def rate(stream: Any) -> None:
-        """Decide a batch of inputs in `ts` order, then publish its outputs, then its state."""
-        outbox = Outbox(app.producer._ensure_producer(), on_delivered)
-        async for batch in stream.take_events(args.batch_max, within=args.batch_ms / 1000):
-            records: list[Record] = []
-            for event in in_ts_order(batch, inputs):
-                msg = event.message
-                if msg.topic in inputs:
-                    for missed in await skipped_before(msg.tp, msg.offset):
-                        take(missed, records)
-                take(event, records)
-            out, writes, changed = decide(records)
-            await publish(outbox, out)
-            await save(
-                outbox, writes, changed, {e.message.tp for e in batch if e.message.topic in inputs}
-            )
-            await outbox.flush()
-
-    @app.task
-    async def fire_timers() -> None:
-        """Sleep until the earliest due instant, then tick each due tenant's partition."""
-        for out_topic in (ticks, *outputs.values()):
-            await out_topic.maybe_declare()
+    def _send(
+        self, produce: Any, topic: str, value: bytes, key: bytes | None, partition: int = -1
+    ) -> None:
         while True:
-            timers.changed.clear()
-            now = wall_us()
-            for tid, due, partition in timers.pop_due(now - grace_us):
-                tick = {
-                    "tenant_id": tid,
-                    "due": _inst_text(due),
-                    "after": await input_ends(partition),
-                }
-                try:
-                    await ticks.send(
-                        key=tid.encode(), partition=partition, value=orjson.dumps(tick)
-                    )
-                except NotReady:
-                    if app.should_stop:  # the producer stopped first: no tick is lost, the
-                        return  # partition's next owner plans its timers from the table
-                    raise
-            nxt = timers.next_instant()
-            timeout = (
-                None if nxt is None else max(0.0, float(nxt + grace_us - wall_us()) / US_PER_S)
-            )
             try:
-                await asyncio.wait_for(timers.changed.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                produce(topic, value, key, partition)
+                return
+            except BufferError:  # the client's queue is full: let it deliver, then retry
+                self.producer.poll(0.05)
 
-    stalled_since: dict[Any, tuple[int, float]] = {}  # input tp -> (committed offset, since)
+    def commit(self) -> None:
+        """Commit the open transaction with the consumed offsets; on an abortable error,
+        abort it and go back to the last commit (tables undone, inputs read again)."""
+        from confluent_kafka import KafkaException
 
-    @app.timer(interval=STALL_CHECK_S)
-    async def watch_inputs() -> None:
-        """Exit when an owned input partition's committed offset stops short of its end.
-
-        Seen with faust-streaming after rebalances: a partition assigned but not fetched
-        (faust-streaming/faust#629), or inputs decided but one ack missing, so the commit
-        never passes it. After STALL_S s without progress the worker exits (code 3): the
-        group hands the partition to another worker (or the supervisor restarts this
-        one), which reads it again from the committed offset; the core re-emits identical
-        records for inputs already decided. Seeking the partition in place was tried:
-        Faust then skipped and acked the re-read inputs, losing them.
-        """
-        if app.rebalancing:
-            stalled_since.clear()
-            return
-        owned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
         try:
-            ends = await app.consumer.highwaters(*owned) if owned else {}
-        except Exception as exc:
-            log.warning("stall check: input ends unknown: %r", exc)
-            return
-        now = time.monotonic()
-        for tp in owned:
-            committed, end = app.consumer._committed_offset.get(tp), ends.get(tp)
-            if committed is None or end is None or committed >= end:
-                stalled_since.pop(tp, None)
-                continue
-            seen = stalled_since.get(tp)
-            if seen is None or seen[0] != committed:
-                stalled_since[tp] = (committed, now)
-            elif now - seen[1] >= STALL_S:
-                metrics.STALLS.inc()
-                log.error(
-                    "input %s committed at %d of %d for %.0f s; exiting so the group reassigns it",
-                    tp,
-                    committed,
-                    end,
-                    now - seen[1],
+            positions = [
+                tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
+            ]
+            if positions:
+                self.producer.send_offsets_to_transaction(
+                    positions, self.consumer.consumer_group_metadata(), 30.0
                 )
-                os._exit(EXIT_STALLED)
+            self.producer.commit_transaction(30.0)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.fatal() or not err.txn_requires_abort():
+                log.error("transaction failed (%s); stopping", err)
+                raise SystemExit(EXIT_FENCED) from None
+            log.warning("transaction aborted (%s); deciding its inputs again", err)
+            self.producer.abort_transaction(30.0)
+            self.rewind()
+            return
+        finally:
+            self.in_txn = False
+        now = wall_us()
+        for payload in self.txn_disconnects:
+            at = parse_instant(orjson.loads(payload)["at"])
+            metrics.DISCONNECT_LATENESS.observe(max(0, now - at) / US_PER_S)
+        self.txn_disconnects.clear()
+        for table in self.tables.values():
+            table.committed()
 
-    @app.on_partitions_revoked.connect
-    async def forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
-        driver.forget()
-        decided.clear()
-        stalled_since.clear()
-        live_counts.clear()
-        timers.clear()
-        metrics.TENANTS.set(0)
-        metrics.LIVE_CALLS.set(0)
-
-    @app.on_before_shutdown.connect
-    async def close_refetcher(app: Any, **kwargs: Any) -> None:
-        """The side consumer of `refetch` leaves with the worker (its connections closed)."""
-        while refetcher:
-            await refetcher.pop().stop()
-
-    @app.on_rebalance_complete.connect
-    async def plan_timers(app: Any, **kwargs: Any) -> None:
-        """After recovery, schedule every owned tenant's next timer from the table."""
-        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == prefix + "calls"}
-        tenants = 0
-        for key, data in list(tenants_table.data.items()):
-            if key.startswith(MARK):
-                continue
-            t, extra = load_tenant(data, deck)
-            partition = extra.get("partition")
-            if partition in owned:
-                tenants += 1
-                live_counts[t.tenant_id] = t.live_calls
+    def rewind(self) -> None:
+        for table in self.tables.values():
+            table.rollback()
+        self.txn_disconnects.clear()
+        self.driver.forget()
+        assignment = self.consumer.assignment()
+        for tp in self.consumer.committed(assignment, 30.0):
+            if tp.offset >= 0:
+                self.consumer.seek(tp)
+        self.timers = TimerHeap()
+        owned, self.owned = self.owned, set()
+        tenants = self.tables["tenants"]
+        for partition in owned:
+            for key in tenants.keys.get(partition, ()):
+                t, _ = Tenant.load(self.deck, tenants.data[key])
                 due = t.next_due()
-                timers.set(t.tenant_id, None if due is None else due[0], partition)
-        metrics.TENANTS.set(tenants)
-        metrics.LIVE_CALLS.set(sum(live_counts.values()))
-        timers.changed.set()
+                self.timers.set(t.tenant_id, None if due is None else due[0], partition)
+        self.owned = owned
 
-    return app
+
+def ensure_topics(settings: connection.KafkaSettings, args: argparse.Namespace) -> None:
+    """The inputs, outputs and the worker's changelogs, with the worker's partition count
+    (a broker that auto-creates topics would give them one partition)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(settings.librdkafka())
+    app = f"{args.topic_prefix}{args.app_id}"
+    wanted = {args.topic_prefix + t: {} for t in (*INPUTS, *OUTPUT_TOPICS)}
+    for name in TABLES:
+        wanted[f"{app}-{name}-changelog"] = {"cleanup.policy": "compact"}
+    existing = set(admin.list_topics(timeout=15).topics)
+    missing = [
+        NewTopic(t, args.partitions, 1, config=conf)
+        for t, conf in wanted.items()
+        if t not in existing
+    ]
+    if not missing:
+        return
+    for topic, fut in admin.create_topics(missing, request_timeout=15).items():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def add_arguments(work: argparse.ArgumentParser, env: Any) -> None:
+    """The worker's own flags (the broker's come from `connection.add_arguments`)."""
+    work.add_argument("--rates", default=env("rates", None), metavar="DECK.csv")
+    connection.add_arguments(work)
+    work.add_argument("--topic-prefix", default=env("topic_prefix", ""))
+    work.add_argument("--partitions", type=int, default=int(env("partitions", "4") or 4))
+    work.add_argument("--metrics-port", type=int, default=int(env("metrics_port", "9108") or 9108))
+    work.add_argument("--state-dir", default=env("state_dir", None), help=argparse.SUPPRESS)
+    work.add_argument("--app-id", default=env("app_id", "rating-engine"))
+    work.add_argument(
+        "--instance-id",
+        default=env("instance_id", None),
+        help="a stable name for this worker process: static group membership (a restart "
+        "within the session timeout keeps its partitions) and its transactional id",
+    )
+    work.add_argument(
+        "--timer-grace-ms",
+        type=int,
+        default=int(env("timer_grace_ms", "20") or 20),
+        help="fire a timer this long after its due instant, so call events stamped just "
+        "before it (still in flight) are applied first",
+    )
+    work.add_argument(
+        "--batch-max",
+        type=int,
+        default=int(env("batch_max", "2000") or 2000),
+        help="decide at most this many inputs in one core call",
+    )
+    work.add_argument(
+        "--commit-interval-ms",
+        type=int,
+        default=int(env("commit_interval_ms", "100") or 100),
+        help="commit a transaction at the latest this long after it began (at once when it "
+        "holds a disconnect)",
+    )
+    work.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=int(env("session_timeout_ms", "3000") or 3000),
+        help="a worker silent this long loses its partitions to the others",
+    )
+    work.add_argument(
+        "--transaction-timeout-ms",
+        type=int,
+        default=int(env("transaction_timeout_ms", "5000") or 5000),
+        help="the broker aborts a transaction open this long (a dead worker's, so the "
+        "partitions' new owner can read past it)",
+    )
+    work.add_argument(
+        "--tick-defer-max-ms",
+        type=int,
+        default=int(env("tick_defer_max_ms", "5000") or 5000),
+        help="a timer waits for inputs sent before it (a backlog) at most this long after "
+        "its due instant",
+    )
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    import os
-
-    from faust import Worker
     from prometheus_client import start_http_server
 
     from ..offline.files import CliError
 
-    os.makedirs(args.state_dir, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = connection.from_args(args)
+    except connection.SettingsError as exc:
+        raise CliError(str(exc)) from None
     try:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     except OSError as exc:
         raise CliError(f"metrics port {args.metrics_port}: {exc.strerror}") from None
     try:
-        # Created before the group join: left to Faust, `ticks` could be declared after the
-        # first join (no timers), and a broker that auto-creates topics gives them 1 partition.
-        asyncio.run(
-            ensure_topics(
-                args.broker,
-                args.topic_prefix,
-                args.partitions,
-                ("calls", "accounts", "ticks", *OUTPUT_TOPICS),
-            )
-        )
+        ensure_topics(settings, args)
     except Exception as exc:  # the broker is down or refuses: one clear line, exit 2
-        raise CliError(f"broker {args.broker}: cannot create topics: {exc}") from None
+        raise CliError(f"broker {settings.broker}: cannot create topics: {exc}") from None
     metrics.prime()
-    app = build_app(args)
-    worker = Worker(app, loglevel="WARNING", quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG (faust/worker.py
-    # _setup_spinner_handler): every library debug line would then be built and dropped.
-    worker.spinner = None
-    worker.execute_from_commandline()
-    return 0
+    return Worker(args, settings).run()
