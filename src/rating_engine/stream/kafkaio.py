@@ -95,6 +95,7 @@ async def collect(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",  # as billing and switches read: committed only
     )
     await consumer.start()
     got: list[tuple[str, dict, float]] = []
