@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Sequence
 
+from .bridge.options import add_arguments as bridge_flags
 from .offline.files import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from .stream.worker import add_arguments as worker_flags
 
@@ -32,6 +33,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .stream.worker import run_worker
 
     return run_worker(args)
+
+
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from .bridge.kamailio import run_bridge
+
+    return run_bridge(args)
 
 
 def cmd_report(argv: list[str]) -> int:
@@ -70,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     work = sub.add_parser("worker", help="the streaming worker on Kafka")
     worker_flags(work, _env)
     work.set_defaults(func=cmd_worker)
+
+    bridge = sub.add_parser("bridge", help="connect a switch: its calls in, disconnects out")
+    switches = bridge.add_subparsers(dest="switch", required=True)
+    kamailio = switches.add_parser("kamailio", help="Kamailio through evapi and binrpc")
+    bridge_flags(kamailio, _env)
+    kamailio.set_defaults(func=cmd_bridge)
 
     sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)
     return parser
