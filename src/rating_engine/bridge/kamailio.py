@@ -325,6 +325,22 @@ class Bridge:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
+    async def _partitions(self, topic: str) -> list[int]:
+        """The topic's partitions, once it exists (the worker or broker.sh creates it)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**self.cfg.settings.aiokafka())
+        await admin.start()
+        try:
+            while True:
+                for t in await admin.describe_topics([topic]):
+                    if t.get("topic") == topic and t.get("error_code") == 0 and t["partitions"]:
+                        return sorted(p["partition"] for p in t["partitions"])
+                log.info("waiting for topic %s", topic)
+                await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+
     async def _consume_disconnects(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -339,10 +355,7 @@ class Bridge:
         await consumer.start()
         try:
             topic = self.cfg.disconnects_topic
-            while not (parts := consumer.partitions_for_topic(topic)):
-                log.info("waiting for topic %s", topic)
-                await consumer.force_metadata_update()
-                await asyncio.sleep(1.0)
+            parts = await self._partitions(topic)
             consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
             # the committed offsets, or the end for a new group: committed at once, so a
             # disconnect published while this bridge is down is read after its restart
