@@ -532,3 +532,26 @@ def test_a_restarted_bridge_still_cuts_its_calls(worker, proxy, gateway, bridge,
         "0.020"
     )
     assert charges[c]["disconnected"] is None
+
+
+@pytest.mark.kafka
+def test_a_call_outlives_a_proxy_restart_and_is_still_cut(
+    worker, proxy, gateway, bridge, calls_dir
+):
+    """The proxy keeps its dialogs over a restart (db_text); the bridge reconnects to it."""
+    tenant = "proxy-restart.example"
+    fund(worker.prefix, tenant, "0.02")  # cut at 6 s
+    reconnects = bridge.metric("rating_engine_bridge_proxy_reconnects_total") or 0
+    uac = Uac(calls_dir, "proxy-restart", proxy.sip, [Call(NIGERIA, "ann", tenant, CALLER)], 30)
+    uac.start()
+    (call_id,) = uac.call_ids()
+    time.sleep(1.5)
+    kamailio_sh(proxy.env, "stop", timeout=60)
+    kamailio_sh(proxy.env, "start", "--gateway", f"127.0.0.1:{gateway.port}", timeout=120)
+    assert uac.wait(60) == 0
+    (cut,) = records(worker.prefix, {call_id}, want=2)["disconnects"]
+    at = us(cut["at"])
+    for end, bye in (("caller", uac.byes().get(call_id)), ("gateway", gateway.byes().get(call_id))):
+        assert bye is not None and 0 <= bye - at <= PROMPT_US, f"{end}: {bye and ms(bye - at)}"
+    assert (bridge.metric("rating_engine_bridge_proxy_reconnects_total") or 0) > reconnects
+    assert bridge.metric("rating_engine_bridge_proxy_connected") == 1.0

@@ -25,6 +25,7 @@ set -euo pipefail
 readonly PACKAGES=(kamailio kamailio-extra-modules kamailio-json-modules kamailio-cnxcc-modules
                    redis-server sip-tester)
 readonly MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
+readonly DBTEXT_SCHEMA=/usr/share/kamailio/dbtext/kamailio
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -66,7 +67,7 @@ missing_packages() {
     command -v sipp >/dev/null 2>&1 || have=0
     command -v redis-server >/dev/null 2>&1 || have=0
     local m
-    for m in evapi jansson ctl dialog cnxcc; do
+    for m in evapi jansson ctl dialog cnxcc db_text; do
         [[ -f $MODULES/$m.so ]] || have=0
     done
     ((have == 0))
@@ -131,7 +132,14 @@ cmd_start() {
     install_packages
     mkdir -p "$DIR"
     rm -f "$CTL" "$PID_FILE"
+    # the dialog tables (db_text) keep live calls across a restart: empty ones on first start
+    mkdir -p "$DIR/dbtext"
+    local table
+    for table in version dialog dialog_vars; do
+        [[ -f $DIR/dbtext/$table ]] || cp "$DBTEXT_SCHEMA/$table" "$DIR/dbtext/$table"
+    done
     local defines=(
+        -A "DIALOG_DB_URL=\"text://$DIR/dbtext\""
         -A "LISTEN_SIP=udp:$SIP"
         -A "GATEWAY=\"sip:$gateway\""
         -A "EVAPI_ADDR=\"$EVAPI\""
