@@ -43,6 +43,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's kamailio (+ evapi, jansson, cnxcc modules), sip-tester and redis-server for the SIP tests
+bash deploy/kamailio/kamailio.sh install \
+  || echo "test.sh: the Kamailio packages could not be installed; the SIP tests will say so" >&2
+
 started_broker=0
 if ! bash deploy/kafka/broker.sh status >/dev/null 2>&1; then
   started_broker=1
