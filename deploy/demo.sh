@@ -11,7 +11,10 @@
 # from fresh state; its topics are deleted at the end (DEMO_KEEP_TOPICS=1 keeps
 # them). Environment: DEMO_EVENTS (default rates/demo-events.jsonl),
 # DEMO_RATES (rates/sample-deck.csv), DEMO_METRICS_PORT (9108), and broker.sh's
-# RATING_ENGINE_KAFKA_* (deploy/kafka/broker.sh) for another broker port or data dir.
+# RATING_ENGINE_KAFKA_* (deploy/kafka/broker.sh) for another broker port or data dir, or
+# RATING_ENGINE_KAFKA_SECURE to choose the mode of a broker the demo starts. On a secure
+# broker (TLS + SCRAM + ACLs) the worker connects as the `worker` role and the demo's own
+# tools (replay, collect, topic clean-up) as `operator`, each from its broker.sh env file.
 # Exit: 0 done, 1 the demo failed, 2 a tool is missing, 130 interrupted.
 set -euo pipefail
 
@@ -22,7 +25,6 @@ EVENTS="${DEMO_EVENTS:-rates/demo-events.jsonl}"
 RATES="${DEMO_RATES:-rates/sample-deck.csv}"
 METRICS_PORT="${DEMO_METRICS_PORT:-9108}"
 PARTITIONS=4
-BROKER="kafka://127.0.0.1:${RATING_ENGINE_KAFKA_PORT:-9092}"   # broker.sh reads the same variable
 PREFIX="demo-$(date +%s)-$$-"
 STATE_DIR=var/demo
 VENV=.venv
@@ -33,6 +35,11 @@ say() { echo "demo: $*" >&2; }
 source "$ROOT/deploy/lib.sh"
 die() { say "$*"; exit 1; }
 T0=$SECONDS
+
+# as_operator CMD...: CMD with the operator's broker connection (RATING_ENGINE_BROKER and
+# RATING_ENGINE_KAFKA_*, from the file `broker.sh env operator` names once the broker runs)
+OPERATOR_ENV=
+as_operator() { (set -a && . "$OPERATOR_ENV" && set +a && exec "$@"); }
 
 # ---------------------------------------------------------------- tools
 missing=()
@@ -92,7 +99,7 @@ cleanup() {
         ((wrc == 0)) || say "the worker exited with status $wrc (log: $STATE_DIR/worker.log)"
     fi
     if ((TOPICS_MADE)) && [[ -z ${DEMO_KEEP_TOPICS:-} ]]; then
-        "$PY" -m rating_engine.stream.demo cleanup --broker "$BROKER" --prefix "$PREFIX" >/dev/null 2>&1 \
+        as_operator "$PY" -m rating_engine.stream.demo cleanup --prefix "$PREFIX" >/dev/null 2>&1 \
             || say "could not delete the topics $PREFIX*"
     fi
     if ((BROKER_STARTED)); then
@@ -117,26 +124,30 @@ deploy/kafka/broker.sh start --topic-prefix "$PREFIX" --partitions "$PARTITIONS"
 # someone else may have started it between `status` and `start`: then it is theirs
 grep -q "already running" "$STATE_DIR/broker-start.log" && BROKER_STARTED=0
 TOPICS_MADE=1
+OPERATOR_ENV="$(deploy/kafka/broker.sh env operator)" || die "broker.sh env operator failed"
+WORKER_ENV="$(deploy/kafka/broker.sh env worker)" || die "broker.sh env worker failed"
+grep -q SASL_SSL "$WORKER_ENV" && say "the broker is secure: the worker connects as 'worker', the demo as 'operator' (TLS + SCRAM)"
 
 # The worker declares its internal `ticks` topic from a task that races its first
 # group join; when the join wins, `ticks` gets no partitions and no timer fires
 # until a metadata refresh (minutes). Creating it first avoids that.
-"$PY" -m rating_engine.stream.demo create-topics --broker "$BROKER" --prefix "$PREFIX" \
+as_operator "$PY" -m rating_engine.stream.demo create-topics --prefix "$PREFIX" \
     --partitions "$PARTITIONS" ticks >&2
 
 # ---------------------------------------------------------------- worker
 say "starting the worker (topic prefix $PREFIX, metrics on :$METRICS_PORT, log $STATE_DIR/worker.log)"
-"$VENV/bin/rating-engine" worker --rates "$RATES" --broker "$BROKER" --topic-prefix "$PREFIX" \
-    --partitions "$PARTITIONS" --metrics-port "$METRICS_PORT" --state-dir "$STATE_DIR" \
+(set -a && . "$WORKER_ENV" && set +a &&
+    exec "$VENV/bin/rating-engine" worker --rates "$RATES" --topic-prefix "$PREFIX" \
+        --partitions "$PARTITIONS" --metrics-port "$METRICS_PORT" --state-dir "$STATE_DIR") \
     >"$STATE_DIR/worker.log" 2>&1 &
 WORKER_PID=$!
 
-if ! "$PY" -m rating_engine.stream.demo wait-ready --broker "$BROKER" --prefix "$PREFIX" \
+if ! as_operator "$PY" -m rating_engine.stream.demo wait-ready --prefix "$PREFIX" \
         --worker-pid "$WORKER_PID" --timeout 120; then
     tail -n 30 "$STATE_DIR/worker.log" >&2 || true
     die "the worker did not become ready; see $STATE_DIR/worker.log"
 fi
 
 # ---------------------------------------------------------------- replay + results
-"$PY" -m rating_engine.stream.demo run --broker "$BROKER" --prefix "$PREFIX" --events "$EVENTS" \
+as_operator "$PY" -m rating_engine.stream.demo run --prefix "$PREFIX" --events "$EVENTS" \
     --rates "$RATES" --metrics-url "http://127.0.0.1:$METRICS_PORT/metrics"

@@ -421,9 +421,9 @@ async def _send_raw(prefix: str, records: list[tuple[str, bytes | None, bytes | 
     """Send (topic, key, value) records as they are, a null value being a tombstone."""
     from aiokafka import AIOKafkaProducer
 
-    from rating_engine.stream.kafkaio import bootstrap
+    from rating_engine.stream.kafkaio import client_kwargs
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(BROKER), acks="all")
+    producer = AIOKafkaProducer(**client_kwargs(BROKER), acks="all")
     await producer.start()
     try:
         for topic, key, value in records:

@@ -12,7 +12,9 @@ time, then reads every output topic, prints them per topic, checks them against
 `simulate` on the same shifted events, and shows the worker's key metrics.
 `create-topics` makes topics the worker needs before it joins its group (its
 `ticks`), `cleanup` deletes the topics of a prefix. The shell script starts and stops
-the broker and the worker; this module never does.
+the broker and the worker; this module never does. Every command takes the broker
+connection flags of `rating_engine.stream.connection` (or its `RATING_ENGINE_*` variables):
+on a secure broker the demo acts as the `operator`, the worker as `worker`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from collections.abc import Sequence
 import orjson
 
 from ..core import OUTPUT_TOPICS, US_PER_S, parse_instant, stamp_of
-from . import kafkaio
+from . import connection, kafkaio
+from .connection import KafkaSettings
 
 PROBE = b'{"probe":true}'
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -89,7 +92,9 @@ def process_alive(pid: int | None) -> bool:
 # ---------------------------------------------------------------- wait-ready
 
 
-async def wait_ready(broker: str, prefix: str, timeout: float, worker_pid: int | None) -> int:
+async def wait_ready(
+    broker: KafkaSettings, prefix: str, timeout: float, worker_pid: int | None
+) -> int:
     started = time.monotonic()
     await kafkaio.produce_lines(broker, prefix, [PROBE])
     while time.monotonic() - started < timeout:
@@ -180,13 +185,13 @@ def compare_with_simulate(
     return sum(want.values()), problems
 
 
-async def live_tail(broker: str, prefix: str, start_s: float) -> None:
+async def live_tail(broker: KafkaSettings, prefix: str, start_s: float) -> None:
     """Print output records as the worker publishes them (while the replay runs)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in OUTPUT_TOPICS),
-        bootstrap_servers=kafkaio.bootstrap(broker),
+        **broker.aiokafka(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -255,7 +260,7 @@ def show_metrics(url: str) -> tuple[int, int] | None:
     return int(total), int(total - on_time)
 
 
-async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
+async def run(args: argparse.Namespace, broker: KafkaSettings, raw_lines: list[bytes]) -> int:
     start_us = (time.time_ns() // 1000 + int(args.lead * US_PER_S)) // 1000 * 1000
     lines = kafkaio.shift_times(raw_lines, start_us)
     # a line without a valid ts is sent as it is, like the worker would get it
@@ -270,11 +275,11 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
     say("output records as the worker publishes them (time since the first event):")
 
     start_s = start_us / US_PER_S
-    tail = asyncio.create_task(live_tail(args.broker, args.prefix, start_s))
+    tail = asyncio.create_task(live_tail(broker, args.prefix, start_s))
     try:
-        await kafkaio.produce_lines(args.broker, args.prefix, lines, paced=True)
+        await kafkaio.produce_lines(broker, args.prefix, lines, paced=True)
         say(f"replay done; collecting the output topics until they are quiet for {args.idle:g} s")
-        collected = await kafkaio.collect(args.broker, args.prefix, idle_s=args.idle)
+        collected = await kafkaio.collect(broker, args.prefix, idle_s=args.idle)
     finally:
         tail.cancel()
         try:
@@ -326,20 +331,22 @@ async def run(args: argparse.Namespace, raw_lines: list[bytes]) -> int:
 # ---------------------------------------------------------------- topics
 
 
-async def create_topics(broker: str, prefix: str, partitions: int, names: list[str]) -> int:
+async def create_topics(
+    broker: KafkaSettings, prefix: str, partitions: int, names: list[str]
+) -> int:
     """Create `prefix+name` topics that do not exist yet (replication 1)."""
     new = await kafkaio.ensure_topics(broker, prefix, partitions, names)
     say(f"created {len(new)} topics ({', '.join(new) or 'none'})")
     return EXIT_OK
 
 
-async def cleanup(broker: str, prefix: str) -> int:
+async def cleanup(broker: KafkaSettings, prefix: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
     if not prefix:
         warn("cleanup needs a non-empty --prefix")
         return EXIT_USAGE
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafkaio.bootstrap(broker))
+    admin = AIOKafkaAdminClient(**broker.aiokafka())
     await admin.start()
     try:
         names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
@@ -361,9 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--broker", default=os.environ.get("RATING_ENGINE_BROKER", "kafka://127.0.0.1:9092")
-        )
+        connection.add_arguments(p)
         p.add_argument("--prefix", required=True, help="topic prefix of this demo run")
 
     ready = sub.add_parser("wait-ready", help="probe the worker until it answers")
@@ -397,8 +402,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        broker = connection.from_args(args)
+    except connection.SettingsError as exc:
+        warn(str(exc))
+        return EXIT_USAGE
+    try:
         if args.command == "wait-ready":
-            return asyncio.run(wait_ready(args.broker, args.prefix, args.timeout, args.worker_pid))
+            return asyncio.run(wait_ready(broker, args.prefix, args.timeout, args.worker_pid))
         if args.command == "run":
             try:
                 with open(args.events, "rb") as f:
@@ -406,10 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OSError as exc:
                 warn(f"{args.events}: cannot open: {exc.strerror}")
                 return EXIT_USAGE
-            return asyncio.run(run(args, [line for line in lines if line.strip()]))
+            return asyncio.run(run(args, broker, [line for line in lines if line.strip()]))
         if args.command == "create-topics":
-            return asyncio.run(create_topics(args.broker, args.prefix, args.partitions, args.names))
-        return asyncio.run(cleanup(args.broker, args.prefix))
+            return asyncio.run(create_topics(broker, args.prefix, args.partitions, args.names))
+        return asyncio.run(cleanup(broker, args.prefix))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

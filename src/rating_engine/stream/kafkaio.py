@@ -1,25 +1,40 @@
 """Small aiokafka tools around the worker: replay an events file, collect the output topics.
 
 Used by the demo (`rating_engine.stream.demo`), the integration tests and the load
-test; they are edges, not part of the core.
+test; they are edges, not part of the core. Each takes the `KafkaSettings` of the identity
+it acts as (`rating_engine.stream.connection`), so on a secure broker it connects with TLS
+and SCRAM and is held to that role's ACLs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 import orjson
 
 from ..core import COMMAND_FIELDS, OUTPUT_TOPICS, US_PER_S, format_instant, parse_instant, stamp_of
+from .connection import KafkaSettings, from_env
 
 ACCOUNT_TYPES = frozenset(COMMAND_FIELDS)  # the commands travel on `accounts`
 TS_FIELDS = ("ts",)
 
 
-def bootstrap(broker: str) -> str:
-    return broker.removeprefix("kafka://")
+def settings_of(target: KafkaSettings | str) -> KafkaSettings:
+    """The settings themselves; a bare `kafka://host:port` takes the identity (protocol,
+    user, password and CA files) from the `RATING_ENGINE_KAFKA_*` variables."""
+    return target if isinstance(target, KafkaSettings) else from_env(broker=target)
+
+
+def client_kwargs(target: KafkaSettings | str) -> dict[str, Any]:
+    """aiokafka keyword arguments: address, TLS context and SASL credentials."""
+    return settings_of(target).aiokafka()
+
+
+def bootstrap(target: KafkaSettings | str) -> str:
+    """`host:port` for a client that takes the address alone (plaintext only)."""
+    return settings_of(target).bootstrap
 
 
 def route(raw: bytes) -> tuple[str, bytes | None]:
@@ -53,11 +68,13 @@ def shift_times(lines: Iterable[bytes], new_start_us: int) -> list[bytes]:
     return out
 
 
-async def produce_lines(broker: str, prefix: str, lines: list[bytes], paced: bool = False) -> int:
+async def produce_lines(
+    broker: KafkaSettings | str, prefix: str, lines: list[bytes], paced: bool = False
+) -> int:
     """Send each line to `calls` or `accounts`; paced: at the wall time of its `ts`."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker), linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(**client_kwargs(broker), linger_ms=5, acks="all")
     await producer.start()
     try:
         for raw in lines:
@@ -75,7 +92,7 @@ async def produce_lines(broker: str, prefix: str, lines: list[bytes], paced: boo
 
 
 async def collect(
-    broker: str,
+    broker: KafkaSettings | str,
     prefix: str,
     idle_s: float = 3.0,
     max_s: float = 120.0,
@@ -91,7 +108,7 @@ async def collect(
     topics = [prefix + t for t in OUTPUT_TOPICS]
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap(broker),
+        **client_kwargs(broker),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -119,12 +136,12 @@ async def collect(
 
 
 async def ensure_topics(
-    broker: str, prefix: str, partitions: int, names: Iterable[str]
+    broker: KafkaSettings | str, prefix: str, partitions: int, names: Iterable[str]
 ) -> list[str]:
     """Create the `prefix+name` topics that do not exist yet (replication 1); returns those created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(broker))
+    admin = AIOKafkaAdminClient(**client_kwargs(broker))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -136,7 +153,7 @@ async def ensure_topics(
         await admin.close()
 
 
-async def wait_ready(broker: str, prefix: str, timeout_s: float = 120.0) -> None:
+async def wait_ready(broker: KafkaSettings | str, prefix: str, timeout_s: float = 120.0) -> None:
     """Send a probe line until the worker dead-letters it: proof it consumes and produces."""
     import uuid
 
@@ -144,10 +161,10 @@ async def wait_ready(broker: str, prefix: str, timeout_s: float = 120.0) -> None
 
     token = uuid.uuid4().hex
     probe = orjson.dumps({"probe": token})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker))
+    producer = AIOKafkaProducer(**client_kwargs(broker))
     consumer = AIOKafkaConsumer(
         prefix + "dead-letters",
-        bootstrap_servers=bootstrap(broker),
+        **client_kwargs(broker),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
