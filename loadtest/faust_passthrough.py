@@ -6,6 +6,8 @@ each event unchanged to `<prefix>faust-passthrough`. It stops after `--expect` e
 prints one JSON line: events/s and events per CPU-second between 10 % and 90 % of them.
 
     .venv/bin/python loadtest/faust_passthrough.py --topic-prefix P --expect N
+
+The broker connection comes from `rating_engine.stream.connection` (flags or variables).
 """
 
 from __future__ import annotations
@@ -21,13 +23,33 @@ from typing import Any
 
 from faust_outbox import Outbox
 
+from rating_engine.stream import connection
+
+
+def credentials(settings: connection.KafkaSettings) -> Any:
+    """Faust's form of the settings' TLS and SCRAM (None on plaintext)."""
+    import faust
+
+    if settings.uses_sasl:
+        return faust.SASLCredentials(
+            username=settings.user,
+            password=settings.password,
+            ssl_context=settings.ssl_context() if settings.uses_tls else None,
+            mechanism=settings.sasl_mechanism,
+        )
+    if settings.uses_tls:
+        return faust.SSLCredentials(settings.ssl_context())
+    return None
+
 
 def build(args: argparse.Namespace, result: dict[str, Any]) -> Any:
     import faust
 
+    settings = connection.from_args(args)
     app = faust.App(
         f"{args.topic_prefix}faust-pt-{uuid.uuid4().hex[:6]}",
-        broker=args.broker,
+        broker=f"kafka://{settings.bootstrap}",
+        broker_credentials=credentials(settings),
         store="memory://",
         web_enabled=False,
         topic_disable_leader=True,
@@ -78,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from faust import Worker
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--broker", default="kafka://127.0.0.1:9092")
+    connection.add_arguments(ap)
     ap.add_argument("--topic-prefix", required=True)
     ap.add_argument("--expect", type=int, required=True)
     ap.add_argument("--batch-max", type=int, default=1000)

@@ -4,6 +4,9 @@ with no decision at all; the worker's events/s is reported as a ratio to it.
 
     .venv/bin/python loadtest/passthrough.py --topic-prefix P --expect N [--timeout 300]
 
+The broker connection comes from `rating_engine.stream.connection` (its flags or
+`RATING_ENGINE_*` variables), so a secure broker's TLS and SCRAM cost is measured too.
+
 Reads from the earliest offset in its own consumer group (`<prefix>passthrough`), stops after
 `--expect` records (or when idle for `--idle` s after the first), flushes, and prints one JSON
 line: count, first/last consume wall time, the 10 %/90 % crossing times and events/s.
@@ -17,11 +20,11 @@ import json
 import sys
 import time
 
-BROKER = "127.0.0.1:9092"
+from rating_engine.stream import connection
 
 
 async def run(
-    broker: str,
+    broker: connection.KafkaSettings,
     prefix: str,
     expect: int,
     timeout_s: float,
@@ -32,16 +35,14 @@ async def run(
 
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in inputs),
-        bootstrap_servers=broker,
+        **broker.aiokafka(),
         group_id=prefix + "passthrough",
         auto_offset_reset="earliest",
         enable_auto_commit=True,
         auto_commit_interval_ms=1000,
         max_poll_records=2000,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=broker, linger_ms=5, acks=1, max_batch_size=256 * 1024
-    )
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=5, acks=1, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
     out = prefix + "passthrough"
@@ -85,15 +86,19 @@ async def run(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--broker", default=BROKER)
+    connection.add_arguments(ap)
     ap.add_argument("--topic-prefix", required=True)
     ap.add_argument("--expect", type=int, required=True)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--idle", type=float, default=10.0)
     args = ap.parse_args(argv)
+    try:
+        broker = connection.from_args(args)
+    except connection.SettingsError as exc:
+        ap.error(str(exc))
     result = asyncio.run(
         run(
-            args.broker.removeprefix("kafka://"),
+            broker,
             args.topic_prefix,
             args.expect,
             args.timeout,
