@@ -1,7 +1,11 @@
 """Kafka load test: traffic generator, worker runner, passthrough baseline, report.
 
-Everything runs against the project's broker on 127.0.0.1:9092 (`deploy/kafka/broker.sh`),
-each run on its own topic prefix, bounded by timeouts; every process started is stopped.
+Everything runs against the project's broker (`deploy/kafka/broker.sh`, 127.0.0.1:9092 unless
+`RATING_ENGINE_KAFKA_PORT` says otherwise), each run on its own topic prefix, bounded by
+timeouts; every process started is stopped. On a secure broker the workers connect as the
+`worker` role and the generator, monitor and collector as `operator`, each with the
+settings `broker.sh env ROLE` names (`use_roles`); `kafka_security.py` runs the same
+saturation on the plaintext and the TLS + SCRAM listener of one broker.
 
     # real time: Poisson calls at --rate call events/s for --duration s, 1..4 workers,
     # optional rebalance (a worker added at 1/3 of the run, one SIGKILLed at 2/3)
@@ -38,6 +42,7 @@ import os
 import platform
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -58,10 +63,15 @@ sys.path.insert(0, str(HERE))
 from checker import check, write_outputs  # noqa: E402
 
 from rating_engine.core import US_PER_S, format_instant  # noqa: E402
+from rating_engine.stream import connection  # noqa: E402
 from rating_engine.stream.kafkaio import collect, route  # noqa: E402
 
-BROKER = "kafka://127.0.0.1:9092"
-BOOT = "127.0.0.1:9092"
+BROKER = f"kafka://127.0.0.1:{os.environ.get('RATING_ENGINE_KAFKA_PORT', '9092')}"
+# The connection variables (RATING_ENGINE_BROKER, RATING_ENGINE_KAFKA_*) of the harness
+# (generator, monitor, collector, passthrough) and of the workers; see `use_roles`.
+HARNESS_ENV: dict[str, str] = {"RATING_ENGINE_BROKER": BROKER}
+WORKER_ENV: dict[str, str] = {"RATING_ENGINE_BROKER": BROKER}
+PINNED = False  # a driver chose both identities itself (`pin_connection`)
 DECK = REPO / "rates" / "sample-deck.csv"
 RESULTS = HERE / "results"
 RUNS = REPO / "var" / "loadtest"
@@ -321,6 +331,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def role_env(role: str) -> dict[str, str]:
+    """The connection variables of `role` on the running broker (`broker.sh env ROLE`)."""
+    found = subprocess.run(
+        ["bash", str(REPO / "deploy" / "kafka" / "broker.sh"), "env", role],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    if found.returncode != 0:
+        raise RuntimeError(f"broker.sh env {role}: {found.stderr.strip()}")
+    values: dict[str, str] = {}
+    for line in Path(found.stdout.strip()).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, raw = line.partition("=")
+            values[key] = "".join(shlex.split(raw))
+    return values
+
+
+def use_roles(harness: str = "operator", worker: str = "worker") -> None:
+    """Take the harness's and the workers' identities from the running broker's env files
+    (once `broker_topics` has started it), unless a driver pinned them."""
+    if not PINNED:
+        pin_connection(role_env(harness), role_env(worker), pinned=False)
+
+
+def pin_connection(
+    harness_env: dict[str, str], worker_env: dict[str, str], pinned: bool = True
+) -> None:
+    """Connect the harness and the workers with these variables from now on."""
+    global PINNED
+    HARNESS_ENV.clear()
+    HARNESS_ENV.update(harness_env)
+    WORKER_ENV.clear()
+    WORKER_ENV.update(worker_env)
+    PINNED = pinned
+
+
+def harness() -> connection.KafkaSettings:
+    return connection.from_env(HARNESS_ENV)
+
+
 def broker_topics(prefix: str, partitions: int, attempts: int = 3) -> None:
     """`broker.sh start` for the run's topics (starts the broker too if it is down; never stops it).
 
@@ -369,8 +421,6 @@ class Worker:
                 "worker",
                 "--rates",
                 str(self.deck),
-                "--broker",
-                BROKER,
                 "--topic-prefix",
                 self.prefix,
                 "--partitions",
@@ -385,7 +435,7 @@ class Worker:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env={**os.environ, **self.env},
+            env={**os.environ, **WORKER_ENV, **self.env},  # the broker connection by env
         )
         self.started_at = time.time()
 
@@ -498,8 +548,8 @@ class Monitor:
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=BOOT)
-        consumer = AIOKafkaConsumer(bootstrap_servers=BOOT)
+        admin = AIOKafkaAdminClient(**harness().aiokafka())
+        consumer = AIOKafkaConsumer(**harness().aiokafka())
         await admin.start()
         await consumer.start()
         tps = [
@@ -543,15 +593,15 @@ async def wait_all_partitions(
     from aiokafka.admin import AIOKafkaAdminClient
 
     started = time.monotonic()
-    producer = AIOKafkaProducer(bootstrap_servers=BOOT)
+    producer = AIOKafkaProducer(**harness().aiokafka())
     consumer = AIOKafkaConsumer(
         prefix + "dead-letters",
-        bootstrap_servers=BOOT,
+        **harness().aiokafka(),
         auto_offset_reset="latest",
         enable_auto_commit=False,
         group_id=None,
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOT)
+    admin = AIOKafkaAdminClient(**harness().aiokafka())
     await producer.start()
     await consumer.start()
     await admin.start()
@@ -591,7 +641,7 @@ async def send_schedule(
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOT, linger_ms=5, acks=1, max_batch_size=256 * 1024
+        **harness().aiokafka(), linger_ms=5, acks=1, max_batch_size=256 * 1024
     )
     await producer.start()
     routed = [(due, prefix + route(raw)[0], route(raw)[1], raw) for due, raw in items]
@@ -677,6 +727,7 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     result = base_result(args, "live", prefix)
     broker_topics(prefix, args.partitions)
+    use_roles()
     workers = [Worker(f"w{i}", prefix, args.partitions, run_dir) for i in range(args.workers)]
     events: list[dict[str, Any]] = []
     try:
@@ -708,7 +759,9 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
         mon_task = asyncio.create_task(mon.run())
         stop_collect = asyncio.Event()
         collector = asyncio.create_task(
-            collect(BROKER, prefix, idle_s=args.idle, max_s=args.duration + 600, stop=stop_collect)
+            collect(
+                harness(), prefix, idle_s=args.idle, max_s=args.duration + 600, stop=stop_collect
+            )
         )
 
         async def rebalance() -> None:
@@ -785,6 +838,7 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     result = base_result(args, "saturate", prefix)
     broker_topics(prefix, args.partitions)
+    use_roles()
     # A day ahead: no wall-clock timer fires during the run (see module docstring).
     sched = generate(
         tenants=args.tenants,
@@ -869,6 +923,7 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
             capture_output=True,
             timeout=args.drain_timeout + 60,
             cwd=REPO,
+            env={**os.environ, **HARNESS_ENV},
         )
         result["passthrough"] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
         pt = result["passthrough"].get("sustained_events_per_s")
@@ -886,10 +941,11 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
             capture_output=True,
             timeout=args.drain_timeout + 60,
             cwd=REPO,
+            env={**os.environ, **HARNESS_ENV},
         )
         lines = proc.stdout.decode().strip().splitlines()
         result["faust_passthrough"] = json.loads(lines[-1]) if lines else {}
-    got = await collect(BROKER, prefix, idle_s=3.0, max_s=600.0)
+    got = await collect(harness(), prefix, idle_s=3.0, max_s=600.0)
     write_outputs(run_dir / "outputs.jsonl", got)
     result["check"] = check(
         [raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us
