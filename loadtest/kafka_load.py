@@ -399,6 +399,10 @@ def broker_topics(prefix: str, partitions: int, attempts: int = 3) -> None:
     raise RuntimeError(f"broker.sh start --topic-prefix {prefix} failed {attempts} times")
 
 
+# the worker's histograms kept from its last scrape: commit time, and lateness at commit
+HISTOGRAMS = ("rating_commit_seconds_bucket", "rating_disconnect_lateness_seconds_bucket")
+
+
 class Worker:
     env: dict[str, str] = {}  # extra environment of every worker (--worker-env)
 
@@ -408,6 +412,7 @@ class Worker:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.last: dict[str, float] = {}
+        self.histograms: dict[str, dict[str, float]] = {}  # the worker's own, last scraped
         self.started_at = self.stopped_at = None
 
     def start(self) -> None:
@@ -484,6 +489,10 @@ class Worker:
                 out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
             elif line.startswith("rating_records_out_total{"):
                 out["out"] += float(line.rsplit(" ", 1)[1])
+            elif line.startswith(HISTOGRAMS):  # cumulative buckets: le -> count
+                name, rest = line.split('_bucket{le="', 1)
+                le, count = rest.split('"} ')
+                self.histograms.setdefault(name, {})[le] = float(count)
         out["cpu"] = self.cpu_s()
         self.last = out
         return out
@@ -808,6 +817,7 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
     write_outputs(run_dir / "outputs.jsonl", got)
     windows = [(e["t"], e["t"] + args.window) for e in events] or None
     result["rebalance_events"] = events
+    result["worker_histograms"] = {w.name: w.histograms for w in workers}
     result["windows"] = windows
     result["check"] = check(
         [raw for _, raw in sched.items], got, str(DECK), cutoff_us=sched.t_end_us, windows=windows

@@ -23,6 +23,12 @@ LIVE_CALLS = Gauge("rating_live_calls", "Calls currently live on this worker's t
 TENANTS = Gauge("rating_tenants", "Tenants held by this worker")
 TIMERS_PENDING = Gauge("rating_timers_pending", "Tenants with a wall-clock timer scheduled")
 TIMER_FIRES = Counter("rating_timer_fires_total", "Timer ticks processed")
+COMMIT_SECONDS = Histogram(
+    "rating_commit_seconds",
+    "Time to commit one transaction (outputs, changelogs and input offsets); part of how late "
+    "a read_committed reader sees a disconnect",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
 RESTORE_SECONDS = Histogram(
     "rating_restore_seconds",
     "Time to restore the tables of newly assigned partitions from their changelogs",

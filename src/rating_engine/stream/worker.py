@@ -55,7 +55,7 @@ log = logging.getLogger("rating_engine.stream.worker")
 
 INPUTS = ("calls", "accounts")
 TABLES = ("tenants", "seen")
-DEFER_RETRY_US = 20_000  # a deferred tick is tried again this long after
+DEFER_RETRY_US = 5_000  # a deferred tick is tried again this long after
 IDLE_WAIT_S = 0.5  # longest wait for input when no timer or commit is due (to see SIGTERM)
 EXIT_FENCED = 3  # another instance with this transactional id took over
 EXIT_REFUSED = 2  # the broker refuses this worker's settings or identity: no retry helps
@@ -230,6 +230,7 @@ class Worker:
         self.inputs = [self.prefix + t for t in INPUTS]
         self.owned: set[int] = set()
         self.live_counts: dict[str, int] = {}
+        self.waiting: dict[str, tuple[Instant, list[tuple[Any, int]]]] = {}  # deferred ticks
         self.stopping = False
         self.in_txn = False
         self.txn_started_us = 0
@@ -314,6 +315,7 @@ class Worker:
             for partition in gone:
                 table.drop(partition)
         self.timers.drop_partitions(gone)
+        self.waiting.clear()
         self.driver.forget()
         self.live_counts = {
             tid: n
@@ -448,24 +450,33 @@ class Worker:
         if self.in_txn and (self.txn_urgent or wall_us() - self.txn_started_us >= self.commit_us):
             self.commit()
 
-    def backlog(self, partition: int) -> bool:
-        """Are inputs of `partition` on the wire (fetched or fetchable) but not decided yet?"""
+    def input_ends(self, partition: int) -> list[tuple[Any, int]]:
+        """The inputs of `partition` as far as the broker had them (the client's last fetch)."""
         from confluent_kafka import TopicPartition
 
-        tps = [TopicPartition(t, partition) for t in self.inputs]
-        positions = self.consumer.position(tps)
-        for tp, pos in zip(tps, positions):
+        ends = []
+        for topic in self.inputs:
+            tp = TopicPartition(topic, partition)
             _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
-            if hi >= 0 and pos.offset >= 0 and pos.offset < hi:
-                return True
-        return False
+            ends.append((tp, hi))
+        return ends
+
+    def behind(self, ends: list[tuple[Any, int]]) -> bool:
+        """Are inputs that were on the wire when the timer came due still undecided?"""
+        positions = self.consumer.position([tp for tp, _ in ends])
+        return any(0 <= pos.offset < hi for pos, (_, hi) in zip(positions, ends) if hi >= 0)
 
     def due_ticks(self) -> list[Record]:
+        """Ticks of the timers due now, after the inputs that were on the wire when they came
+        due (noted at the first try: later inputs do not hold a timer back)."""
         now = wall_us()
         ticks: list[Record] = []
         for tid, due, partition in self.timers.pop_due(now - self.grace_us):
-            if now < due + self.defer_max_us and self.backlog(partition):
+            noted = self.waiting.pop(tid, None)
+            ends = noted[1] if noted is not None and noted[0] == due else self.input_ends(partition)
+            if now < due + self.defer_max_us and self.behind(ends):
                 metrics.TICKS_DEFERRED.inc()
+                self.waiting[tid] = (due, ends)
                 self.timers.defer(tid, due, partition, now + DEFER_RETRY_US)
                 continue
             metrics.TIMER_FIRES.inc()
@@ -522,6 +533,7 @@ class Worker:
         abort it and go back to the last commit (tables undone, inputs read again)."""
         from confluent_kafka import KafkaException
 
+        started = time.perf_counter()
         try:
             positions = [
                 tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
@@ -531,6 +543,7 @@ class Worker:
                     positions, self.consumer.consumer_group_metadata(), 30.0
                 )
             self.producer.commit_transaction(30.0)
+            metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         except KafkaException as exc:
             err = exc.args[0]
             if err.fatal() or not err.txn_requires_abort():
@@ -560,6 +573,7 @@ class Worker:
             if tp.offset >= 0:
                 self.consumer.seek(tp)
         self.timers = TimerHeap()
+        self.waiting.clear()
         owned, self.owned = self.owned, set()
         tenants = self.tables["tenants"]
         for partition in owned:
