@@ -33,7 +33,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Any, Collection
 
 import orjson
 
@@ -164,7 +164,7 @@ class TimerHeap:
             heapq.heappop(self.heap)
         return None
 
-    def drop_partitions(self, partitions: set[int]) -> None:
+    def drop_partitions(self, partitions: Collection[int]) -> None:
         for tid in [t for t, (_, p, _) in self.due.items() if p in partitions]:
             del self.due[tid]
         metrics.TIMERS_PENDING.set(len(self.due))
@@ -359,16 +359,18 @@ class Worker:
             while todo:
                 for m in restorer.consume(10_000, 0.5):
                     err = m.error()
-                    tp = (m.topic(), m.partition())
+                    topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
+                    tp = (topic, partition)
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            pos = m.offset()
-                            if tp in todo and pos >= todo[tp]:
+                            if tp in todo and offset >= todo[tp]:
                                 del todo[tp]
                         continue
-                    by_topic[tp[0]].restored(tp[1], m.key(), m.value())
-                    n += 1
-                    if tp in todo and m.offset() + 1 >= todo[tp]:
+                    key = m.key()
+                    if key is not None:
+                        by_topic[topic].restored(partition, key, m.value())
+                        n += 1
+                    if tp in todo and offset + 1 >= todo[tp]:
                         del todo[tp]
                 if todo:  # an open transaction holds the end back, or markers follow
                     for (t, p), hi in list(todo.items()):
@@ -558,7 +560,7 @@ class Worker:
         now = wall_us()
         for payload in self.txn_disconnects:
             at = parse_instant(orjson.loads(payload)["at"])
-            metrics.DISCONNECT_LATENESS.observe(max(0, now - at) / US_PER_S)
+            metrics.DISCONNECT_LATENESS.observe(float(max(0, now - at) / US_PER_S))
         self.txn_disconnects.clear()
         for table in self.tables.values():
             table.committed()
@@ -592,7 +594,9 @@ def ensure_topics(settings: connection.KafkaSettings, args: argparse.Namespace) 
 
     admin = AdminClient(settings.librdkafka())
     app = f"{args.topic_prefix}{args.app_id}"
-    wanted = {args.topic_prefix + t: {} for t in (*INPUTS, *OUTPUT_TOPICS)}
+    wanted: dict[str, dict[str, str]] = {
+        args.topic_prefix + t: {} for t in (*INPUTS, *OUTPUT_TOPICS)
+    }
     for name in TABLES:
         wanted[f"{app}-{name}-changelog"] = {"cleanup.policy": "compact"}
     existing = set(admin.list_topics(timeout=15).topics)
@@ -618,7 +622,9 @@ def add_arguments(work: argparse.ArgumentParser, env: Any) -> None:
     work.add_argument("--topic-prefix", default=env("topic_prefix", ""))
     work.add_argument("--partitions", type=int, default=int(env("partitions", "4") or 4))
     work.add_argument("--metrics-port", type=int, default=int(env("metrics_port", "9108") or 9108))
+    # accepted and unused: the state lives in the changelogs; a batch is what was fetched
     work.add_argument("--state-dir", default=env("state_dir", None), help=argparse.SUPPRESS)
+    work.add_argument("--batch-ms", type=float, default=None, help=argparse.SUPPRESS)
     work.add_argument("--app-id", default=env("app_id", "rating-engine"))
     work.add_argument(
         "--instance-id",
