@@ -18,7 +18,7 @@
 #   RATING_ENGINE_KAMAILIO_SIP    SIP address, udp [127.0.0.1:5060]
 #   RATING_ENGINE_KAMAILIO_EVAPI  evapi address the bridge reads events from [127.0.0.1:8448]
 #   RATING_ENGINE_KAMAILIO_CTL    binrpc socket path (kamcmd -s unix:PATH) [<dir>/ctl.sock]
-#   RATING_ENGINE_KAMAILIO_REDIS_PORT  redis-server port for --cnxcc [6390]
+#   RATING_ENGINE_KAMAILIO_REDIS_PORT  redis-server port for --cnxcc, below 32768 [6390]
 #   RATING_ENGINE_KAMAILIO_CHILDREN    SIP worker processes [4]
 set -euo pipefail
 
@@ -123,6 +123,9 @@ cmd_start() {
         esac
     done
     [[ $gateway =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "--gateway must be HOST:PORT, got '$gateway'"
+    # cnxcc keeps redis' port in 16 signed bits
+    [[ $REDIS_PORT =~ ^[0-9]+$ ]] && ((REDIS_PORT > 0 && REDIS_PORT < 32768)) \
+        || die "RATING_ENGINE_KAMAILIO_REDIS_PORT must be a port below 32768 (cnxcc), got '$REDIS_PORT'"
     [[ $SIP =~ ^[0-9.]+:[0-9]+$ ]] || die "RATING_ENGINE_KAMAILIO_SIP must be IP:PORT, got '$SIP'"
     ((${#CTL} < 100)) || die "the ctl socket path is too long for a unix socket: $CTL"
     if pid="$(live_pid "$PID_FILE" kamailio)"; then
