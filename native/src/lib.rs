@@ -27,6 +27,7 @@ pub mod rate;
 pub mod records;
 pub mod state;
 pub mod tenant;
+pub mod view;
 
 #[cfg(feature = "python")]
 mod py;

@@ -582,6 +582,19 @@ fn parse_input(
     }
 }
 
+/// The account view (JSON bytes) of a tenant's state bytes; `currency` is the deck's.
+#[pyfunction]
+#[pyo3(signature = (state, currency = None))]
+fn account_view<'py>(
+    py: Python<'py>,
+    state: &[u8],
+    currency: Option<&str>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    crate::view::account_view(state, currency)
+        .map(|v| PyBytes::new(py, &v))
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DeckError", m.py().get_type::<DeckError>())?;
@@ -591,6 +604,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTenant>()?;
     m.add_class::<PyDriver>()?;
     m.add_function(wrap_pyfunction!(parse_input, m)?)?;
+    m.add_function(wrap_pyfunction!(account_view, m)?)?;
     m.add("EVENTS", crate::tenant::EVENTS)?;
     m.add("AFTER", crate::tenant::AFTER)?;
     m.add_function(wrap_pyfunction!(compile_rows, m)?)?;

@@ -1,0 +1,373 @@
+//! The account view: what a tenant admin reads about their account, computed from the
+//! tenant's state bytes (the changelog format of `state.rs`).
+//!
+//! The worker publishes it on the compacted `account-views` topic whenever a tenant changes,
+//! and the account API serves it as it is. It is a pure function of the state bytes (and the
+//! deck's currency, which the state does not carry): money as 4-place strings written by
+//! `money.rs`, seconds as exact JSON numbers and instants as `YYYY-MM-DDTHH:MM:SS.mmmZ`, both
+//! written by `clock.rs`, like every record. Pools are shown as of the tenant's clock: the
+//! talk time of their live calls since the pool was last settled counts as used.
+//!
+//! The state is read here rather than through `state::load_tenant` because that needs the
+//! deck (a live call names its deck row), and the view needs none of the deck's rows.
+
+use crate::clock::Instant;
+use crate::json::{self, Object, Value};
+use crate::records::Obj;
+
+/// Why state bytes give no view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewError(pub String);
+
+impl std::fmt::Display for ViewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type R<T> = Result<T, ViewError>;
+
+fn err<T>(what: &str) -> R<T> {
+    Err(ViewError(format!(
+        "account view: bad {what} in the tenant state"
+    )))
+}
+
+fn member<'v, 'a>(doc: &'v Object<'a>, key: &str) -> &'v Value<'a> {
+    doc.get(key).unwrap_or(&Value::Null)
+}
+
+fn int(v: &Value<'_>, what: &str) -> R<i128> {
+    match v {
+        Value::Int(n) => Ok(*n),
+        _ => err(what),
+    }
+}
+
+fn opt_int(v: &Value<'_>, what: &str) -> R<Option<i128>> {
+    match v {
+        Value::Null => Ok(None),
+        _ => int(v, what).map(Some),
+    }
+}
+
+fn boolean(v: &Value<'_>, what: &str) -> R<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        _ => err(what),
+    }
+}
+
+fn string<'v>(v: &'v Value<'_>, what: &str) -> R<&'v str> {
+    match v {
+        Value::Str(s) => Ok(s),
+        _ => err(what),
+    }
+}
+
+fn opt_string<'v>(v: &'v Value<'_>, what: &str) -> R<Option<&'v str>> {
+    match v {
+        Value::Null => Ok(None),
+        _ => string(v, what).map(Some),
+    }
+}
+
+/// An instant as the state writes it: integer microseconds, or a `"num/den"` rational.
+fn instant(v: &Value<'_>, what: &str) -> R<Instant> {
+    match v {
+        Value::Int(n) => Ok(Instant::Us(*n)),
+        Value::Str(s) => Instant::from_state_text(s).map_or_else(|| err(what), Ok),
+        _ => err(what),
+    }
+}
+
+fn opt_instant(v: &Value<'_>, what: &str) -> R<Option<Instant>> {
+    match v {
+        Value::Null => Ok(None),
+        _ => instant(v, what).map(Some),
+    }
+}
+
+fn array<'v, 'a>(v: &'v Value<'a>, what: &str, len: usize) -> R<&'v [Value<'a>]> {
+    match v {
+        Value::Array(items) if len == 0 || items.len() == len => Ok(items),
+        _ => err(what),
+    }
+}
+
+fn json_bool(b: bool) -> &'static [u8] {
+    if b {
+        b"true"
+    } else {
+        b"false"
+    }
+}
+
+fn opt_instant_member(o: &mut Obj, key: &str, at: Option<&Instant>) {
+    match at {
+        Some(t) => o.instant(key, t),
+        None => o.raw(key, b"null"),
+    };
+}
+
+fn opt_money_member(o: &mut Obj, key: &str, micros: Option<i128>) {
+    match micros {
+        Some(m) => o.money(key, m),
+        None => o.raw(key, b"null"),
+    };
+}
+
+/// What auto-recharge is doing: a request outstanding, a back-off after a failed one
+/// running, waiting for the balance to fall below the trigger (`idle`), or turned off.
+fn recharge_state(
+    enabled: bool,
+    outstanding: bool,
+    backoff_until: Option<&Instant>,
+    clock: Option<&Instant>,
+) -> &'static str {
+    if outstanding {
+        "outstanding"
+    } else if backoff_until.is_some_and(|b| clock.is_none_or(|c| b > c)) {
+        "backing_off"
+    } else if enabled {
+        "idle"
+    } else {
+        "off"
+    }
+}
+
+/// The account view (JSON bytes) of one tenant's state bytes; `currency` is the deck's.
+pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
+    let doc = json::parse(state).map_err(|e| ViewError(format!("account view: {e}")))?;
+    let Value::Object(doc) = doc else {
+        return err("document");
+    };
+    if !matches!(member(&doc, "v"), Value::Int(v) if *v == crate::state::FORMAT_VERSION) {
+        return Err(ViewError(
+            "account view: unknown tenant state version".into(),
+        ));
+    }
+    let clock = opt_instant(member(&doc, "clock"), "clock")?;
+    let mut o = Obj::new();
+    o.str("tenant_id", string(member(&doc, "tenant_id"), "tenant_id")?)
+        .opt_str("currency", currency);
+    let balance = int(member(&doc, "balance"), "balance")?;
+    let held = int(member(&doc, "holds"), "holds")?;
+    o.money("balance", balance)
+        .money("held", held)
+        .money("available", (balance - held).max(0));
+
+    let mut lots = vec![b'['];
+    for (i, l) in array(member(&doc, "lots"), "lots", 0)?.iter().enumerate() {
+        let f = array(l, "lot", 7)?;
+        if i > 0 {
+            lots.push(b',');
+        }
+        let mut lot = Obj::after(lots);
+        lot.str("lot_id", string(&f[0], "lot id")?)
+            .instant("purchased_at", &instant(&f[2], "lot bought_at")?)
+            .instant("expires_at", &instant(&f[3], "lot expires_at")?)
+            .money("remaining", int(&f[4], "lot remaining")?)
+            .raw("expired", json_bool(boolean(&f[5], "lot expired")?));
+        lots = lot.finish();
+    }
+    lots.push(b']');
+    o.raw("lots", &lots);
+
+    let mut pools = vec![b'['];
+    for (i, p) in array(member(&doc, "pools"), "pools", 0)?.iter().enumerate() {
+        let f = array(p, "pool", 8)?;
+        let allowance_us = int(&f[1], "pool allowance")?;
+        let settled_at = instant(&f[3], "pool settled_at")?;
+        let mut used = instant(&f[4], "pool used")?;
+        let calls = array(&f[5], "pool calls", 0)?.len() as i128;
+        if let Some(c) = clock.as_ref() {
+            if calls > 0 && *c > settled_at {
+                used = &used + &(c - &settled_at).mul_i128(calls);
+            }
+        }
+        let left = &Instant::Us(allowance_us) - &used;
+        let remaining = if left.gt_us(0) { left } else { Instant::Us(0) };
+        if i > 0 {
+            pools.push(b',');
+        }
+        let mut pool = Obj::after(pools);
+        pool.str("pool", string(&f[0], "pool key")?)
+            .str("month", string(&f[2], "pool month")?)
+            .seconds("allowance_seconds", &Instant::Us(allowance_us))
+            .seconds("used_seconds", &used)
+            .seconds("remaining_seconds", &remaining)
+            .int("live_calls", calls);
+        pools = pool.finish();
+    }
+    pools.push(b']');
+    o.raw("pools", &pools);
+
+    let auto = array(member(&doc, "auto"), "auto", 3)?;
+    let enabled = boolean(&auto[0], "auto enabled")?;
+    let outstanding = match member(&doc, "outstanding") {
+        Value::Null => None,
+        v => {
+            let f = array(v, "outstanding", 2)?;
+            Some((string(&f[0], "request id")?, int(&f[1], "request amount")?))
+        }
+    };
+    let backoff_until = opt_instant(member(&doc, "backoff_until"), "backoff_until")?;
+    let state = recharge_state(
+        enabled,
+        outstanding.is_some(),
+        backoff_until.as_ref(),
+        clock.as_ref(),
+    );
+    let mut ar = Obj::new();
+    ar.raw("enabled", json_bool(enabled));
+    opt_money_member(&mut ar, "trigger_amount", opt_int(&auto[1], "trigger")?);
+    opt_money_member(&mut ar, "recharge_amount", opt_int(&auto[2], "recharge")?);
+    ar.str("state", state)
+        .opt_str("request_id", outstanding.map(|(rid, _)| rid));
+    opt_money_member(&mut ar, "request_amount", outstanding.map(|(_, a)| a));
+    opt_instant_member(
+        &mut ar,
+        "backoff_until",
+        backoff_until.as_ref().filter(|_| state == "backing_off"),
+    );
+    o.raw("auto_recharge", &ar.finish());
+
+    let mut users: Vec<&str> = array(member(&doc, "licences"), "licences", 0)?
+        .iter()
+        .map(|u| string(u, "licence"))
+        .collect::<R<_>>()?;
+    users.sort_unstable();
+    let mut list = vec![b'['];
+    for (i, u) in users.iter().enumerate() {
+        if i > 0 {
+            list.push(b',');
+        }
+        json::write_str(&mut list, u);
+    }
+    list.push(b']');
+    o.raw("licensed_users", &list);
+
+    let mut live = vec![b'['];
+    for (i, c) in array(member(&doc, "live"), "live", 0)?.iter().enumerate() {
+        let f = array(c, "live call", 14)?;
+        let on_pool = boolean(&f[8], "on_pool")?;
+        if i > 0 {
+            live.push(b',');
+        }
+        let mut call = Obj::after(live);
+        call.str("call_id", string(&f[0], "call id")?)
+            .opt_str("user_id", opt_string(&f[2], "user id")?)
+            .str("kind", string(&f[3], "kind")?)
+            .instant("started_at", &instant(&f[6], "start")?)
+            .opt_str(
+                "pool",
+                if on_pool {
+                    opt_string(&f[7], "pool key")?
+                } else {
+                    None
+                },
+            )
+            .money("held", int(&f[13], "hold")?);
+        live = call.finish();
+    }
+    live.push(b']');
+    o.raw("live_calls", &live);
+    opt_instant_member(&mut o, "as_of", clock.as_ref());
+    Ok(o.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deck::{Deck, COLUMNS};
+    use crate::engine::Engine;
+    use std::sync::Arc;
+
+    fn deck() -> Arc<Deck> {
+        let header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+        let row = [
+            "1",
+            "US",
+            "US",
+            "A",
+            "geographic",
+            "outbound",
+            "0.06",
+            "0",
+            "USD",
+            "1",
+            "1",
+            "",
+            "",
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect();
+        Arc::new(Deck::compile_rows("d.csv", &header, &[row], 2).unwrap())
+    }
+
+    fn feed(engine: &mut Engine, lines: &[&str]) {
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            engine.feed(l.as_bytes(), i as i128 + 1, &mut out);
+        }
+    }
+
+    fn view_of(engine: &Engine) -> String {
+        let t = engine.tenant("t1").unwrap();
+        let state = crate::state::dump_tenant(t, &engine.deck, b"{}");
+        String::from_utf8(account_view(&state, Some("USD")).unwrap()).unwrap()
+    }
+
+    const FUNDS: &str = r#"{"type":"add_funds","tenant_id":"t1","command_id":"f1","ts":"2026-11-24T10:00:00.000Z","amount":"12.5","currency":"USD"}"#;
+    const POOL: &str = r#"{"type":"set_pool","tenant_id":"t1","command_id":"p1","ts":"2026-11-24T10:00:00.000Z","plan":"domestic","country":"US","minutes":10}"#;
+    const LICENCE: &str = r#"{"type":"assign_licence","tenant_id":"t1","command_id":"l1","ts":"2026-11-24T10:00:00.000Z","user_id":"ann"}"#;
+    const AUTO: &str = r#"{"type":"set_auto_recharge","tenant_id":"t1","command_id":"a1","ts":"2026-11-24T10:00:00.000Z","enabled":true,"trigger_amount":"20","recharge_amount":"50"}"#;
+    const CALL: &str = r#"{"type":"call_start","call_id":"c1","tenant_id":"t1","user_id":"ann","kind":"user_outbound","from":"+15550000001","to":"+15550000002","usage_location":"US","switch_id":"sw","ts":"2026-11-24T10:00:00.000Z"}"#;
+    const LATER: &str = r#"{"type":"add_funds","tenant_id":"t1","command_id":"f2","ts":"2026-11-24T10:01:30.500Z","amount":"1","currency":"USD"}"#;
+
+    #[test]
+    fn a_funded_account_with_a_pool_call_and_a_recharge_outstanding() {
+        let mut engine = Engine::new(deck());
+        feed(&mut engine, &[FUNDS, POOL, LICENCE, AUTO, CALL, LATER]);
+        assert_eq!(
+            view_of(&engine),
+            concat!(
+                r#"{"tenant_id":"t1","currency":"USD","balance":"13.5000","held":"0.0000","available":"13.5000","#,
+                r#""lots":[{"lot_id":"f1","purchased_at":"2026-11-24T10:00:00.000Z","expires_at":"2027-11-24T10:00:00.000Z","remaining":"12.5000","expired":false},"#,
+                r#"{"lot_id":"f2","purchased_at":"2026-11-24T10:01:30.500Z","expires_at":"2027-11-24T10:01:30.500Z","remaining":"1.0000","expired":false}],"#,
+                r#""pools":[{"pool":"domestic:US","month":"2026-11","allowance_seconds":600,"used_seconds":90.5,"remaining_seconds":509.5,"live_calls":1}],"#,
+                r#""auto_recharge":{"enabled":true,"trigger_amount":"20.0000","recharge_amount":"50.0000","state":"outstanding","request_id":"t1:recharge:1","request_amount":"50.0000","backoff_until":null},"#,
+                r#""licensed_users":["ann"],"#,
+                r#""live_calls":[{"call_id":"c1","user_id":"ann","kind":"user_outbound","started_at":"2026-11-24T10:00:00.000Z","pool":"domestic:US","held":"0.0000"}],"#,
+                r#""as_of":"2026-11-24T10:01:30.500Z"}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_recharge_backs_off_for_a_day() {
+        let mut engine = Engine::new(deck());
+        let failed = r#"{"type":"payment_result","tenant_id":"t1","command_id":"r1","ts":"2026-11-24T11:00:00.000Z","request_id":"t1:recharge:1","status":"failed","reason":"card_expired"}"#;
+        feed(&mut engine, &[FUNDS, AUTO, failed]);
+        let view = view_of(&engine);
+        assert!(view.contains(r#""state":"backing_off","request_id":null,"request_amount":null,"backoff_until":"2026-11-25T11:00:00.000Z""#), "{view}");
+    }
+
+    #[test]
+    fn auto_recharge_never_set_is_off() {
+        let mut engine = Engine::new(deck());
+        feed(&mut engine, &[FUNDS]);
+        let view = view_of(&engine);
+        assert!(view.contains(r#""auto_recharge":{"enabled":false,"trigger_amount":null,"recharge_amount":null,"state":"off""#), "{view}");
+        assert!(view.contains(r#""pools":[],"#));
+    }
+
+    #[test]
+    fn bad_state_is_an_error_not_a_panic() {
+        for bad in [&b""[..], b"[]", b"{\"v\":2}", b"{\"v\":1,\"tenant_id\":3}"] {
+            assert!(account_view(bad, None).is_err());
+        }
+    }
+}
