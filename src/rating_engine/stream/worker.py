@@ -19,8 +19,8 @@
   after the inputs already fetched, and is put off while inputs sent before it are still on
   the wire for its partition (a backlog), so the tenant gets the same timeline as in
   `simulate`.
-- Failover: cooperative-sticky assignment, optional static membership (`--instance-id`),
-  short session timeouts; the transactional id follows the instance id, so a restarted
+- Failover: range assignment (co-partitioned), optional static membership
+  (`--instance-id`), short session timeouts; the transactional id follows the instance id, so a restarted
   instance fences its predecessor and aborts its open transaction at once.
 """
 
@@ -229,6 +229,7 @@ class Worker:
         self.tables = {name: Table(f"{app}-{name}-changelog") for name in TABLES}
         self.inputs = [self.prefix + t for t in INPUTS]
         self.owned: set[int] = set()
+        self.held: set[int] = set()  # revoked, tables kept until the next assignment
         self.live_counts: dict[str, int] = {}
         self.waiting: dict[str, tuple[Instant, list[tuple[Any, int]]]] = {}  # deferred ticks
         self.stopping = False
@@ -245,7 +246,9 @@ class Worker:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-            "partition.assignment.strategy": "cooperative-sticky",
+            # range gives partition p of `calls` and of `accounts` to the same worker (the
+            # sticky assignors do not): a tenant is decided in one place
+            "partition.assignment.strategy": "range",
             "session.timeout.ms": args.session_timeout_ms,
             "heartbeat.interval.ms": max(100, args.session_timeout_ms // 4),
             "max.poll.interval.ms": max(args.session_timeout_ms, 30_000),
@@ -279,11 +282,16 @@ class Worker:
 
     def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         """Restore the new partitions' tables, then plan their tenants' timers."""
-        new = {tp.partition for tp in partitions if tp.topic in self.inputs} - self.owned
+        assigned = {tp.partition for tp in partitions if tp.topic in self.inputs}
+        new = assigned - self.owned
+        for table in self.tables.values():  # held since the revocation, not ours again
+            for partition in self.held - assigned:
+                table.drop(partition)
+        kept, self.held = self.held & new, set()
         if not new:
             return
         started = time.monotonic()
-        restored = self.restore(new)
+        restored = self.restore(new - kept)  # a partition back to its holder is current
         self.owned |= new
         tenants = self.tables["tenants"]
         for partition in new:
@@ -303,17 +311,24 @@ class Worker:
             took,
         )
 
-    def on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        """Commit what was decided (its offsets still ours), then forget the partitions."""
+    def on_revoke(self, consumer: Any, partitions: list[Any], keep: bool = True) -> None:
+        """Commit what was decided (its offsets still ours), then stop deciding the partitions.
+
+        With the range assignor a rebalance revokes every partition and usually gives most of
+        them back: their tables are held (nobody decides them between the revocation and the
+        assignment) and dropped only if another worker gets them."""
         gone = {tp.partition for tp in partitions if tp.topic in self.inputs} & self.owned
         if not gone:
             return
         if self.in_txn:
             self.commit()
         self.owned -= gone
-        for table in self.tables.values():
-            for partition in gone:
-                table.drop(partition)
+        if keep:
+            self.held |= gone
+        else:
+            for table in self.tables.values():
+                for partition in gone:
+                    table.drop(partition)
         self.timers.drop_partitions(gone)
         self.waiting.clear()
         self.driver.forget()
@@ -337,7 +352,7 @@ class Worker:
                 for table in self.tables.values():
                     table.rollback()
                 self.txn_disconnects.clear()
-        self.on_revoke(consumer, partitions)
+        self.on_revoke(consumer, partitions, keep=False)
 
     def restore(self, partitions: set[int]) -> int:
         """Read the tables' changelog partitions from the start to their committed end."""
