@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Sequence
 
+from .api.server import add_arguments as api_flags
 from .bridge.options import add_arguments as bridge_flags
 from .offline.files import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from .stream.worker import add_arguments as worker_flags
@@ -39,6 +40,12 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     from .bridge.kamailio import run_bridge
 
     return run_bridge(args)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from .api.server import run as run_api
+
+    return run_api(args)
 
 
 def cmd_report(argv: list[str]) -> int:
@@ -83,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     kamailio = switches.add_parser("kamailio", help="Kamailio through evapi and binrpc")
     bridge_flags(kamailio, _env)
     kamailio.set_defaults(func=cmd_bridge)
+
+    api = sub.add_parser("api", help="the account API and web console; api token add|list|revoke")
+    api_flags(api, _env)
+    api.set_defaults(func=cmd_api)
 
     sub.add_parser("report", help="PSTN usage report and funding advice", add_help=False)
     return parser
