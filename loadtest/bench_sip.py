@@ -217,6 +217,9 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, objec
         uac.start()
         uac.wait(args.calls / args.rate + args.budget_s + 120)
         after = (os.getloadavg()[0], pressure())
+        status = subprocess.run(["bash", str(KAMAILIO_SH), "status"], env=env,
+                                capture_output=True)  # fmt: skip
+        crashed = status.returncode != 0
         time.sleep(1.0)
         answers.stop.set()
         ids = uac.call_ids()
@@ -244,12 +247,14 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, objec
         late.append(max(a, b) - (answered + args.budget_s * 1_000_000))
     late.sort()
     uncut = sum(why.values())
+    if crashed:
+        why["the proxy crashed"] = 0  # its log: <work>/<mode>/kamailio/kamailio.log
     return {
         "mode": mode,
         "calls": len(ids),
         "cut": len(late),
         "uncut": uncut,
-        "why": ", ".join(f"{n} {w}" for w, n in sorted(why.items())) or "-",
+        "why": ", ".join(f"{n} {w}" if n else w for w, n in sorted(why.items())) or "-",
         "p50_ms": percentile(late, 0.50) / 1000,
         "p99_ms": percentile(late, 0.99) / 1000,
         "max_ms": (late[-1] if late else 0) / 1000,
@@ -289,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(
                     f"| {stamp} | {r['mode']} | {r['calls']} @ {args.rate:g}/s, ≤ {args.limit} "
                     f"at once, {args.budget_s} s | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                    f"{r['max_ms']:.1f} | {r['uncut']} | {r['load']} | {r['pressure']} | "
+                    f"{r['max_ms']:.1f} | {r['uncut']} ({r['why']}) | {r['load']} | {r['pressure']} | "
                     f"`{command.strip()}` |\n"
                 )
     return 0 if all(r["uncut"] == 0 for r in rows) else 1

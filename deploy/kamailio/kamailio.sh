@@ -159,7 +159,8 @@ cmd_start() {
         die "Kamailio refused $cfg"
     fi
     # -DD: the main process stays in the foreground (its pid is ours to stop); -E: log to stderr
-    setsid kamailio -f "$cfg" -DD -E -P "$PID_FILE" -m 256 -M 32 "${defines[@]}" \
+    # -w: its working dir (where a core file would go) is the state dir
+    setsid kamailio -f "$cfg" -DD -E -w "$DIR" -P "$PID_FILE" -m 256 -M 32 "${defines[@]}" \
         >>"$LOG_FILE" 2>&1 </dev/null &
     local pid=$! i   # Kamailio writes it to $PID_FILE itself
     for ((i = 0; i < START_TIMEOUT * 10; i++)); do

@@ -350,6 +350,9 @@ class Uac:
                 "-nostdin",
                 "-max_socket",
                 "4096",
+                # a 180 relayed by another proxy process can arrive after the 200: ignore it
+                "-default_behaviors",
+                "all,-abortunexp",
                 "-timeout",
                 str(int(self.hold_s + 60)) + "s",
             ],
