@@ -189,6 +189,17 @@ def test_switch_writes_calls_but_not_accounts(secure_broker: SecureBroker) -> No
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
+def test_switch_reads_disconnects_in_its_groups(secure_broker: SecureBroker) -> None:
+    """Its own groups (`<prefix>switch...`) and the Kamailio bridge's."""
+    disconnect = b'{"call_id":"c1","reason":"insufficient_funds"}'
+    assert _produce(secure_broker.settings("operator"), PREFIX + "disconnects", disconnect) is None
+    switch = secure_broker.settings("switch")
+    for group in (f"{PREFIX}switch-a", f"{PREFIX}rating-engine-bridge-sw1"):
+        got = _consume_first(switch, PREFIX + "disconnects", group)
+        assert not hasattr(got, "code"), (group, got)
+        assert got.value() == disconnect
+
+
 def test_switch_cannot_read_charges(secure_broker: SecureBroker) -> None:
     from confluent_kafka import KafkaError
 

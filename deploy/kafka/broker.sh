@@ -258,7 +258,8 @@ EOF
 # Read implies Describe, and Write on a topic lets an idempotent producer in.
 #   worker   reads the inputs, writes the outputs; everything named <prefix><app-id>...
 #            (its changelogs, consumer groups, transactional ids) is its own
-#   switch   writes calls, reads disconnects (consumer groups <prefix>switch...)
+#   switch   writes calls, reads disconnects (consumer groups <prefix>switch... and the
+#            Kamailio bridge's <prefix>rating-engine-bridge-<switch id>)
 #   admin    writes accounts, reads account-views (groups <prefix>admin...)
 #   billing  reads charges, notifications, payments (groups <prefix>billing...)
 #   ops      reads dead-letters (groups <prefix>ops...)
@@ -276,6 +277,7 @@ role_acls() {   # PREFIX APP_ID
     acl switch TOPIC LITERAL "${p}calls" WRITE
     acl switch TOPIC LITERAL "${p}disconnects" READ
     acl switch GROUP PREFIXED "${p}switch" READ
+    acl switch GROUP PREFIXED "${p}rating-engine-bridge" READ
     acl admin TOPIC LITERAL "${p}accounts" WRITE
     acl admin TOPIC LITERAL "${p}account-views" READ
     acl admin GROUP PREFIXED "${p}admin" READ
