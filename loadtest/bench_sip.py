@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(
                     f"| {stamp} | {r['mode']} | {r['calls']} @ {args.rate:g}/s, ≤ {args.limit} "
                     f"at once, {args.budget_s} s | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                    f"{r['max_ms']:.1f} | {r['uncut']} ({r['why']}) | {r['load']} | {r['pressure']} | "
+                    f"{r['max_ms']:.1f} | {r['min_ms']:.1f} | {r['uncut']} ({r['why']}) | {r['load']} | {r['pressure']} | "
                     f"`{command.strip()}` |\n"
                 )
     return 0 if all(r["uncut"] == 0 for r in rows) else 1
