@@ -86,6 +86,7 @@ class Bridge:
         self.ready = asyncio.Event()
         self.lost_at_us: int | None = None
         self.producer: Any = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ events in
 
@@ -166,7 +167,9 @@ class Bridge:
         await self.publish(starts, "dlg_list")
         gone = {k: h for k, h in self.live.items() if k not in on_proxy}
         if gone:
-            asyncio.get_running_loop().create_task(self._end_gone(gone, self.lost_at_us))
+            task = asyncio.get_running_loop().create_task(self._end_gone(gone, self.lost_at_us))
+            self._background.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._background.discard)
         log.info(
             "synced with the proxy: %d live calls (%d learnt from dlg.list)",
             len(self.live),
