@@ -112,6 +112,15 @@ start_redis() {
     die "redis-server did not answer on 127.0.0.1:$REDIS_PORT (see $DIR/redis.log)"
 }
 
+stop_redis_if_no_kamailio() {
+    local pid
+    live_pid "$PID_FILE" kamailio >/dev/null && return 0
+    if pid="$(live_pid "$REDIS_PID_FILE" redis-server)"; then
+        stop_pid "$pid" redis-server
+    fi
+    rm -f "$REDIS_PID_FILE"
+}
+
 cmd_start() {
     local gateway=127.0.0.1:5080 cnxcc=0
     while (($#)); do
@@ -151,6 +160,7 @@ cmd_start() {
     )
     if ((cnxcc)); then
         start_redis
+        trap 'stop_redis_if_no_kamailio' EXIT   # a Kamailio that fails to start leaves no redis
         defines+=(-A WITH_CNXCC -A "CNXCC_REDIS=\"addr=127.0.0.1;port=$REDIS_PORT;db=1\"")
     fi
     local cfg="$HERE/kamailio.cfg"
