@@ -208,8 +208,12 @@ def test_switch_cannot_read_charges(secure_broker: SecureBroker) -> None:
     assert got.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
-def test_admin_writes_accounts(secure_broker: SecureBroker) -> None:
-    assert _produce(secure_broker.settings("admin"), PREFIX + "accounts", b"{}") is None
+def test_admin_writes_accounts_and_reads_charges(secure_broker: SecureBroker) -> None:
+    """What the API does: commands to `accounts`, charges (and account views) read back."""
+    admin = secure_broker.settings("admin")
+    assert _produce(admin, PREFIX + "accounts", b"{}") is None
+    got = _consume_first(admin, PREFIX + "charges", f"{PREFIX}admin-{uuid.uuid4().hex[:6]}")
+    assert not hasattr(got, "code"), got
 
 
 def test_worker_cannot_write_its_own_inputs(secure_broker: SecureBroker) -> None:

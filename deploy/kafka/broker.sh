@@ -260,7 +260,8 @@ EOF
 #            (its changelogs, consumer groups, transactional ids) is its own
 #   switch   writes calls, reads disconnects (consumer groups <prefix>switch... and the
 #            Kamailio bridge's <prefix>rating-engine-bridge-<switch id>)
-#   admin    writes accounts, reads account-views (groups <prefix>admin...)
+#   admin    writes accounts, reads account-views and charges: the API and admin tools
+#            (groups <prefix>admin...)
 #   billing  reads charges, notifications, payments (groups <prefix>billing...)
 #   ops      reads dead-letters (groups <prefix>ops...)
 #   operator and the broker's own certificate are super users (super.users)
@@ -280,6 +281,7 @@ role_acls() {   # PREFIX APP_ID
     acl switch GROUP PREFIXED "${p}rating-engine-bridge" READ
     acl admin TOPIC LITERAL "${p}accounts" WRITE
     acl admin TOPIC LITERAL "${p}account-views" READ
+    acl admin TOPIC LITERAL "${p}charges" READ
     acl admin GROUP PREFIXED "${p}admin" READ
     for t in charges notifications payments; do acl billing TOPIC LITERAL "$p$t" READ; done
     acl billing GROUP PREFIXED "${p}billing" READ
