@@ -19,6 +19,8 @@
   after the inputs already fetched, and is put off while inputs sent before it are still on
   the wire for its partition (a backlog), so the tenant gets the same timeline as in
   `simulate`.
+- Read model: each tenant a batch changed also gets its account view (`core.account_view`)
+  on the compacted `<prefix>account-views`, in the same transaction.
 - Failover: range assignment (co-partitioned), optional static membership
   (`--instance-id`), short session timeouts; the transactional id follows the instance id, so a restarted
   instance fences its predecessor and aborts its open transaction at once.
@@ -45,6 +47,7 @@ from ..core import (
     Driver,
     Instant,
     Tenant,
+    account_view,
     load_deck,
     parse_instant,
     stamp_of,
@@ -54,6 +57,7 @@ from . import connection, metrics
 log = logging.getLogger("rating_engine.stream.worker")
 
 INPUTS = ("calls", "accounts")
+VIEWS = "account-views"  # compacted: each tenant's latest account view (docs/account-views.md)
 TABLES = ("tenants", "seen")
 DEFER_RETRY_US = 5_000  # a deferred tick is tried again this long after
 IDLE_WAIT_S = 0.5  # longest wait for input when no timer or commit is due (to see SIGTERM)
@@ -525,10 +529,12 @@ class Worker:
         for partition, key, value in writes:
             seen.put(partition, key, value)
             self._send(produce, seen.topic, value, key, partition)
+        views, currency = self.prefix + VIEWS, self.deck.currency
         for tid, partition, data, due, live in changed:
             key = tid.encode()
             tenants.put(partition, key, data)
             self._send(produce, tenants.topic, data, key, partition)
+            self._send(produce, views, account_view(data, currency), key)
             self.timers.set(tid, due, partition)
             if self.live_counts.get(tid, 0) != live:
                 self.live_counts[tid] = live
@@ -612,6 +618,7 @@ def ensure_topics(settings: connection.KafkaSettings, args: argparse.Namespace) 
     wanted: dict[str, dict[str, str]] = {
         args.topic_prefix + t: {} for t in (*INPUTS, *OUTPUT_TOPICS)
     }
+    wanted[args.topic_prefix + VIEWS] = {"cleanup.policy": "compact"}
     for name in TABLES:
         wanted[f"{app}-{name}-changelog"] = {"cleanup.policy": "compact"}
     existing = set(admin.list_topics(timeout=15).topics)
