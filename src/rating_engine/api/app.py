@@ -267,7 +267,7 @@ class Api:
                     media_type="application/json",
                 )
             answer = await self._decide(request, kind, tenant_id, key, raw, fixed)
-            if answer.status == 202:
+            if answer.status_code == 202:
                 self.store.remember(tenant_id, key, Answer(fingerprint, 202, bytes(answer.body)))
             return answer
 
