@@ -68,33 +68,36 @@ class TokenStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._entries: dict[str, dict[str, Any]] = {}
-        self._mtime_ns: int | None = None
+        self._raw: bytes | None = None
         self._checked = 0.0
         self.reload(force=True)
 
     # ------------------------------------------------------------ file
 
     def reload(self, force: bool = False) -> None:
-        """Re-read the file if it changed (checked at most once a second unless forced)."""
+        """Re-read the file if it changed (looked at most once a second unless forced). The
+        bytes are compared, not the mtime: two writes within one clock tick look alike."""
         now = time.monotonic()
         if not force and now - self._checked < RELOAD_CHECK_S:
             return
         self._checked = now
         try:
-            mtime = self.path.stat().st_mtime_ns
+            raw = self.path.read_bytes()
         except FileNotFoundError:
-            self._entries, self._mtime_ns = {}, None
+            self._entries, self._raw = {}, None
             return
         except OSError as exc:
-            raise TokenFileError(f"cannot read the tokens file {self.path}: {exc.strerror}")
-        if not force and mtime == self._mtime_ns:
+            raise TokenFileError(
+                f"cannot read the tokens file {self.path}: {exc.strerror}"
+            ) from None
+        if raw == self._raw:
             return
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            doc = json.loads(raw)
             entries = {e["id"]: e for e in doc["tokens"]}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise TokenFileError(f"cannot read the tokens file {self.path}: {exc}") from None
-        self._entries, self._mtime_ns = entries, mtime
+        self._entries, self._raw = entries, raw
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +112,7 @@ class TokenStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._mtime_ns = self.path.stat().st_mtime_ns
+        self._raw = self.path.read_bytes()
 
     # ------------------------------------------------------------ management
 
