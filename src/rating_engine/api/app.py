@@ -15,6 +15,7 @@ import asyncio
 import logging
 import tempfile
 import weakref
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -226,10 +227,9 @@ class Api:
             return period
         records = self.store.all_charges(who[0], period[0], period[1])
         workbook = await asyncio.to_thread(_usage_workbook, who[0], records)
-        name = f"usage-{who[0]}.xlsx".replace('"', "")
         return Response(
             workbook,
-            headers={"Content-Disposition": f'attachment; filename="{name}"', **NO_STORE},
+            headers={"Content-Disposition": _attachment(f"usage-{who[0]}.xlsx"), **NO_STORE},
             media_type=XLSX,
         )
 
@@ -335,6 +335,13 @@ class Api:
 
     async def console(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=CONSOLE_HEADERS)
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition for any tenant id (RFC 6266: an ASCII name, and the exact one
+    percent-encoded)."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _usage_workbook(tenant_id: str, records: list[bytes]) -> bytes:
