@@ -298,12 +298,7 @@ class Worker:
         restored = self.restore(new - kept)  # a partition back to its holder is current
         self.owned |= new
         tenants = self.tables["tenants"]
-        for partition in new:
-            for key in tenants.keys.get(partition, ()):
-                t, _ = Tenant.load(self.deck, tenants.data[key])
-                self.live_counts[t.tenant_id] = t.live_calls
-                due = t.next_due()
-                self.timers.set(t.tenant_id, None if due is None else due[0], partition)
+        self.plan_timers(new)
         took = time.monotonic() - started
         metrics.RESTORE_SECONDS.observe(took)
         metrics.TENANTS.set(len(tenants.data))
@@ -597,14 +592,17 @@ class Worker:
                 self.consumer.seek(tp)
         self.timers = TimerHeap()
         self.waiting.clear()
-        owned, self.owned = self.owned, set()
+        self.plan_timers(self.owned)
+
+    def plan_timers(self, partitions: Collection[int]) -> None:
+        """Each tenant of `partitions`, as its table holds it: its next timer and live calls."""
         tenants = self.tables["tenants"]
-        for partition in owned:
+        for partition in partitions:
             for key in tenants.keys.get(partition, ()):
                 t, _ = Tenant.load(self.deck, tenants.data[key])
+                self.live_counts[t.tenant_id] = t.live_calls
                 due = t.next_due()
                 self.timers.set(t.tenant_id, None if due is None else due[0], partition)
-        self.owned = owned
 
 
 def ensure_topics(settings: connection.KafkaSettings, args: argparse.Namespace) -> None:
