@@ -32,6 +32,25 @@ _OPTIONS: dict[str, tuple[str, str | None]] = {
 }
 
 
+# flag (as its `_OPTIONS` name), help text, further `add_argument` keywords
+_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("broker", "bootstrap address, kafka://host:port", {}),
+    (
+        "kafka_security_protocol",
+        "PLAINTEXT or SASL_SSL (TLS + SCRAM)",
+        {"type": str.upper, "choices": PROTOCOLS},
+    ),
+    ("kafka_sasl_mechanism", "SASL mechanism", {"type": str.upper, "choices": MECHANISMS}),
+    ("kafka_user", "SASL user", {}),
+    ("kafka_password_file", "file holding the SASL password", {"metavar": "FILE"}),
+    (
+        "kafka_ca_file",
+        "PEM CA certificate the broker's TLS certificate is checked against",
+        {"metavar": "FILE"},
+    ),
+)
+
+
 class SettingsError(ValueError):
     """The connection settings are incomplete or unreadable (a usage error, exit 2)."""
 
@@ -97,45 +116,15 @@ class KafkaSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The broker and identity flags, with their `RATING_ENGINE_*` defaults."""
-    env = os.environ
     g = parser.add_argument_group("broker connection")
-    g.add_argument(
-        "--broker",
-        default=env.get(*_OPTIONS["broker"]),
-        help="bootstrap address, kafka://host:port (RATING_ENGINE_BROKER)",
-    )
-    g.add_argument(
-        "--kafka-security-protocol",
-        default=env.get(*_OPTIONS["kafka_security_protocol"]),
-        type=str.upper,
-        choices=PROTOCOLS,
-        help="PLAINTEXT or SASL_SSL (TLS + SCRAM) (RATING_ENGINE_KAFKA_SECURITY_PROTOCOL)",
-    )
-    g.add_argument(
-        "--kafka-sasl-mechanism",
-        default=env.get(*_OPTIONS["kafka_sasl_mechanism"]),
-        type=str.upper,
-        choices=MECHANISMS,
-        help="SASL mechanism (RATING_ENGINE_KAFKA_SASL_MECHANISM)",
-    )
-    g.add_argument(
-        "--kafka-user",
-        default=env.get(*_OPTIONS["kafka_user"]),
-        help="SASL user (RATING_ENGINE_KAFKA_USER)",
-    )
-    g.add_argument(
-        "--kafka-password-file",
-        default=env.get(*_OPTIONS["kafka_password_file"]),
-        metavar="FILE",
-        help="file holding the SASL password (RATING_ENGINE_KAFKA_PASSWORD_FILE)",
-    )
-    g.add_argument(
-        "--kafka-ca-file",
-        default=env.get(*_OPTIONS["kafka_ca_file"]),
-        metavar="FILE",
-        help="PEM CA certificate the broker's TLS certificate is checked against "
-        "(RATING_ENGINE_KAFKA_CA_FILE)",
-    )
+    for name, text, extra in _FLAGS:
+        var, default = _OPTIONS[name]
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            default=os.environ.get(var, default),
+            help=f"{text} ({var})",
+            **extra,
+        )
 
 
 def from_args(args: argparse.Namespace) -> KafkaSettings:
