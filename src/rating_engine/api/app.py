@@ -15,9 +15,9 @@ import asyncio
 import logging
 import tempfile
 import weakref
-from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
