@@ -12,9 +12,10 @@
 # them). Environment: DEMO_EVENTS (default rates/demo-events.jsonl),
 # DEMO_RATES (rates/sample-deck.csv), DEMO_METRICS_PORT (9108), and broker.sh's
 # RATING_ENGINE_KAFKA_* (deploy/kafka/broker.sh) for another broker port or data dir, or
-# RATING_ENGINE_KAFKA_SECURE to choose the mode of a broker the demo starts. On a secure
-# broker (TLS + SCRAM + ACLs) the worker connects as the `worker` role and the demo's own
-# tools (replay, collect, topic clean-up) as `operator`, each from its broker.sh env file.
+# RATING_ENGINE_KAFKA_SECURE=0 for a plaintext broker. A broker the demo starts is secure
+# (TLS + SCRAM + ACLs, broker.sh's default): the worker connects as the `worker` role and
+# the demo's own tools (replay, collect, topic clean-up) as `operator`, each from its
+# broker.sh env file.
 # Exit: 0 done, 1 the demo failed, 2 a tool is missing, 130 interrupted.
 set -euo pipefail
 
@@ -127,12 +128,6 @@ TOPICS_MADE=1
 OPERATOR_ENV="$(deploy/kafka/broker.sh env operator)" || die "broker.sh env operator failed"
 WORKER_ENV="$(deploy/kafka/broker.sh env worker)" || die "broker.sh env worker failed"
 grep -q SASL_SSL "$WORKER_ENV" && say "the broker is secure: the worker connects as 'worker', the demo as 'operator' (TLS + SCRAM)"
-
-# The worker declares its internal `ticks` topic from a task that races its first
-# group join; when the join wins, `ticks` gets no partitions and no timer fires
-# until a metadata refresh (minutes). Creating it first avoids that.
-as_operator "$PY" -m rating_engine.stream.demo create-topics --prefix "$PREFIX" \
-    --partitions "$PARTITIONS" ticks >&2
 
 # ---------------------------------------------------------------- worker
 say "starting the worker (topic prefix $PREFIX, metrics on :$METRICS_PORT, log $STATE_DIR/worker.log)"

@@ -194,7 +194,7 @@ def test_switch_reads_disconnects_in_its_groups(secure_broker: SecureBroker) -> 
     disconnect = b'{"call_id":"c1","reason":"insufficient_funds"}'
     assert _produce(secure_broker.settings("operator"), PREFIX + "disconnects", disconnect) is None
     switch = secure_broker.settings("switch")
-    for group in (f"{PREFIX}switch-a", f"{PREFIX}rating-engine-bridge-sw1"):
+    for group in (f"{PREFIX}switch-a", f"{PREFIX}switch-bridge-sw1"):
         got = _consume_first(switch, PREFIX + "disconnects", group)
         assert not hasattr(got, "code"), (group, got)
         assert got.value() == disconnect

@@ -24,7 +24,7 @@ KAFKA_HOME_DIR="${RATING_ENGINE_KAFKA_HOME:-$HOME/.cache/rating-engine/kafka-$KA
 DATA_DIR="${RATING_ENGINE_KAFKA_DATA:-$HOME/.cache/rating-engine/kafka-data}"
 PORT="${RATING_ENGINE_KAFKA_PORT:-9092}"
 START_TIMEOUT="${RATING_ENGINE_KAFKA_START_TIMEOUT:-90}"
-SECURE="${RATING_ENGINE_KAFKA_SECURE:-0}"   # 1: TLS + SCRAM + ACLs unless --no-secure
+SECURE="${RATING_ENGINE_KAFKA_SECURE:-1}"   # 1 (default): TLS + SCRAM + ACLs unless --no-secure
 LOCAL_PLAINTEXT="${RATING_ENGINE_KAFKA_PLAINTEXT:-0}"   # 1: as --plaintext
 SEC_DIR="$DATA_DIR/security"
 MODE_FILE="$DATA_DIR/security.mode"  # how the running broker was started: secure|plaintext
@@ -258,8 +258,8 @@ EOF
 # Read implies Describe, and Write on a topic lets an idempotent producer in.
 #   worker   reads the inputs, writes the outputs; everything named <prefix><app-id>...
 #            (its changelogs, consumer groups, transactional ids) is its own
-#   switch   writes calls, reads disconnects (consumer groups <prefix>switch... and the
-#            Kamailio bridge's <prefix>rating-engine-bridge-<switch id>)
+#   switch   writes calls, reads disconnects (consumer groups <prefix>switch..., among
+#            them the Kamailio bridge's <prefix>switch-bridge-<switch id>)
 #   admin    writes accounts, reads account-views and charges: the API and admin tools
 #            (groups <prefix>admin...)
 #   billing  reads charges, notifications, payments (groups <prefix>billing...)
@@ -278,7 +278,6 @@ role_acls() {   # PREFIX APP_ID
     acl switch TOPIC LITERAL "${p}calls" WRITE
     acl switch TOPIC LITERAL "${p}disconnects" READ
     acl switch GROUP PREFIXED "${p}switch" READ
-    acl switch GROUP PREFIXED "${p}rating-engine-bridge" READ
     acl admin TOPIC LITERAL "${p}accounts" WRITE
     acl admin TOPIC LITERAL "${p}account-views" READ
     acl admin TOPIC LITERAL "${p}charges" READ

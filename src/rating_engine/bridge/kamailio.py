@@ -67,7 +67,7 @@ class BridgeConfig:
 
     @property
     def group_id(self) -> str:
-        return f"{self.topic_prefix}rating-engine-bridge-{self.switch_id}"
+        return f"{self.topic_prefix}switch-bridge-{self.switch_id}"
 
 
 def reason_header(reason: object) -> str:

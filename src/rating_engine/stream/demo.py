@@ -2,7 +2,6 @@
 
     python -m rating_engine.stream.demo wait-ready --prefix P [--worker-pid PID] [--timeout S]
     python -m rating_engine.stream.demo run --prefix P --events FILE --rates DECK [--metrics-url URL]
-    python -m rating_engine.stream.demo create-topics --prefix P [--partitions N] NAME...
     python -m rating_engine.stream.demo cleanup --prefix P
 
 `wait-ready` sends a probe line `{"probe":true}` to the calls topic and waits
@@ -10,8 +9,7 @@ for the worker to dead-letter it (so the worker is subscribed and deciding).
 `run` replays an events file with its timestamps moved to now, paced in real
 time, then reads every output topic, prints them per topic, checks them against
 `simulate` on the same shifted events, and shows the worker's key metrics.
-`create-topics` makes topics the worker needs before it joins its group (its
-`ticks`), `cleanup` deletes the topics of a prefix. The shell script starts and stops
+`cleanup` deletes the topics of a prefix. The shell script starts and stops
 the broker and the worker; this module never does. Every command takes the broker
 connection flags of `rating_engine.stream.connection` (or its `RATING_ENGINE_*` variables):
 on a secure broker the demo acts as the `operator`, the worker as `worker`.
@@ -331,15 +329,6 @@ async def run(args: argparse.Namespace, broker: KafkaSettings, raw_lines: list[b
 # ---------------------------------------------------------------- topics
 
 
-async def create_topics(
-    broker: KafkaSettings, prefix: str, partitions: int, names: list[str]
-) -> int:
-    """Create `prefix+name` topics that do not exist yet (replication 1)."""
-    new = await kafkaio.ensure_topics(broker, prefix, partitions, names)
-    say(f"created {len(new)} topics ({', '.join(new) or 'none'})")
-    return EXIT_OK
-
-
 async def cleanup(broker: KafkaSettings, prefix: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -389,11 +378,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-check", dest="check", action="store_false", help="do not compare with simulate"
     )
 
-    create = sub.add_parser("create-topics", help="create prefixed topics (the worker's ticks)")
-    common(create)
-    create.add_argument("--partitions", type=int, default=4)
-    create.add_argument("names", nargs="+")
-
     clean = sub.add_parser("cleanup", help="delete the topics of a prefix")
     common(clean)
     return parser
@@ -417,8 +401,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warn(f"{args.events}: cannot open: {exc.strerror}")
                 return EXIT_USAGE
             return asyncio.run(run(args, broker, [line for line in lines if line.strip()]))
-        if args.command == "create-topics":
-            return asyncio.run(create_topics(broker, args.prefix, args.partitions, args.names))
         return asyncio.run(cleanup(broker, args.prefix))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -135,24 +135,6 @@ async def collect(
     return got
 
 
-async def ensure_topics(
-    broker: KafkaSettings | str, prefix: str, partitions: int, names: Iterable[str]
-) -> list[str]:
-    """Create the `prefix+name` topics that do not exist yet (replication 1); returns those created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(**client_kwargs(broker))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(prefix + n, partitions, 1) for n in names if prefix + n not in existing]
-        if missing:
-            await admin.create_topics(missing)
-        return [t.name for t in missing]
-    finally:
-        await admin.close()
-
-
 async def wait_ready(broker: KafkaSettings | str, prefix: str, timeout_s: float = 120.0) -> None:
     """Send a probe line until the worker dead-letters it: proof it consumes and produces."""
     import uuid
