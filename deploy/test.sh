@@ -42,6 +42,9 @@ if ! command -v chromium >/dev/null 2>&1; then
       || echo "test.sh: chromium could not be installed; the browser test will say so" >&2
   fi
 fi
+# playwright-core (npm, pinned by tests/browser/package-lock.json) drives it for the console's test
+(cd tests/browser && npm ci --no-audit --no-fund --silent) \
+  || echo "test.sh: npm ci in tests/browser failed; the console's browser test will say so" >&2
 
 # Debian's kamailio (+ evapi, jansson, cnxcc modules), sip-tester and redis-server for the SIP tests
 bash deploy/kamailio/kamailio.sh install \

@@ -7,6 +7,12 @@ from the charges topic), and a producer that records what would go to `accounts`
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +105,107 @@ class ApiHarness:
     @staticmethod
     def auth(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
+
+
+class ApiProcess:
+    """`rating-engine api` as a child process on the test broker, as the `admin` role."""
+
+    def __init__(self, prefix: str, tmp: Path, deck: Path) -> None:
+        from .kafka_support import free_port
+
+        self.prefix, self.tmp, self.deck = prefix, tmp, deck
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tokens = tmp / "tokens.json"
+        self.log_path = tmp / "api.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def token(self, *who: str) -> str:
+        """`rating-engine api token add` (its stdout is the token)."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rating_engine.cli",
+                "api",
+                "token",
+                "add",
+                "--tokens",
+                str(self.tokens),
+                *who,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    def start(self, timeout_s: float = 60) -> None:
+        from .kafka_support import REPO, connection_flags
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rating_engine.cli",
+                "api",
+                "--rates",
+                str(self.deck),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--tokens",
+                str(self.tokens),
+                "--store",
+                str(self.tmp / "store.sqlite"),
+                "--topic-prefix",
+                self.prefix,
+                *connection_flags("admin"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "the API exited:\n" + self.log_tail()
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as resp:
+                    if orjson.loads(resp.read())["status"] == "ok":
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("the API did not come up:\n" + self.log_tail())
+
+    def call(
+        self, method: str, path: str, token: str, body: Any = None, key: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        data = None if body is None else orjson.dumps(body)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""

@@ -88,6 +88,18 @@ class Broker:
 
     # ------------------------------------------------------------ consumers
 
+    async def _partitions(self, topic: str) -> set[int]:
+        """The topic's partitions from the broker's metadata; empty while it does not exist.
+
+        Asked through the producer: a consumer without a group or subscription keeps no
+        metadata for a topic and has no public way to fetch it."""
+        from aiokafka.errors import UnknownTopicOrPartitionError
+
+        try:
+            return set(await self.producer.partitions_for(topic))
+        except UnknownTopicOrPartitionError:
+            return set()
+
     def _on_views(self, records: list[Any]) -> None:
         for m in records:
             if m.key is not None:
@@ -127,16 +139,12 @@ class Broker:
         )
         await consumer.start()
         try:
-            partitions = None
+            partitions = await self._partitions(topic)
             while not partitions:
-                partitions = consumer.partitions_for_topic(topic)
-                if not partitions:
-                    await consumer.force_metadata_update()
-                    partitions = consumer.partitions_for_topic(topic)
-                if not partitions:
-                    if name == VIEWS:
-                        self.views.ready.set()  # no topic yet: there is nothing to wait for
-                    await asyncio.sleep(RETRY_S)
+                if name == VIEWS:
+                    self.views.ready.set()  # no topic yet: there is nothing to wait for
+                await asyncio.sleep(RETRY_S)
+                partitions = await self._partitions(topic)
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             for tp in tps:
@@ -150,7 +158,8 @@ class Broker:
                 for tp, msgs in batch.items():
                     handle(msgs)
                 if name == VIEWS and not self.views.ready.is_set():
-                    if all(await consumer.position(tp) >= end for tp, end in ends.items()):
+                    positions = [await consumer.position(tp) for tp in ends]
+                    if all(at >= end for at, end in zip(positions, ends.values(), strict=True)):
                         self.views.ready.set()
         finally:
             await consumer.stop()

@@ -112,7 +112,8 @@ class Store:
     def add_charges(self, topic: str, records: Iterable[tuple[int, int, bytes | None]]) -> int:
         """Store `(partition, offset, value)` records of the charges topic and the offsets after
         them, in one transaction. A record that is not a charge is counted and skipped."""
-        rows, ends = [], {}
+        rows: list[tuple[str, str, str | None, int, bytes]] = []
+        ends: dict[int, int] = {}
         for partition, offset, value in records:
             ends[partition] = max(ends.get(partition, 0), offset + 1)
             row = _charge_row(value)
@@ -144,7 +145,8 @@ class Store:
         cursor: str | None = None,
     ) -> tuple[list[bytes], str | None]:
         """One page of a tenant's charges, newest call start first, and the next page's cursor."""
-        where, args = ["tenant_id = ?"], [tenant_id]
+        where: list[str] = ["tenant_id = ?"]
+        args: list[str | int] = [tenant_id]
         if user_id is not None:
             where.append("user_id = ?")
             args.append(user_id)
@@ -172,7 +174,8 @@ class Store:
 
     def all_charges(self, tenant_id: str, from_us: int | None, to_us: int | None) -> list[bytes]:
         """Every charge of the tenant in the period, oldest first (for the usage report)."""
-        where, args = ["tenant_id = ?"], [tenant_id]
+        where: list[str] = ["tenant_id = ?"]
+        args: list[str | int] = [tenant_id]
         if from_us is not None:
             where.append("start_us >= ?")
             args.append(from_us)
