@@ -808,6 +808,37 @@ def test_ten_megabyte_line_matches_reference_in_both_commands(shape: str) -> Non
     assert native_rate(raw) == reference_rate(raw)
 
 
+DEAD_LETTER_MAX = 65_536  # bytes of an input its dead letter keeps
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"x" * DEAD_LETTER_MAX,  # at the limit: kept whole
+        b"x" * (DEAD_LETTER_MAX + 1),
+        b"x" * (DEAD_LETTER_MAX - 1) + "é".encode() + b"}",  # the cut splits a character
+        b"x" * (DEAD_LETTER_MAX - 2) + "€".encode() + b"}",
+        b"\xff" * (DEAD_LETTER_MAX + 5),  # not UTF-8: the kept bytes also as base64
+        b"\x00" * (3 * DEAD_LETTER_MAX),  # control bytes: the longest text form
+    ],
+    ids=["at-limit", "one-over", "cut-2-byte", "cut-3-byte", "invalid-utf8", "control-bytes"],
+)
+def test_dead_letter_of_a_large_line_keeps_its_head_with_size_and_hash(raw: bytes) -> None:
+    """Beyond the limit a dead letter keeps the first bytes (a character the cut left
+    incomplete dropped) and the whole line's size and SHA-256, as the reference does."""
+    import hashlib
+
+    out = assert_same_simulate(raw + b"\n")
+    letter = orjson.loads(out.splitlines()[0])
+    assert letter["reason"] == "invalid_json"
+    if len(raw) <= DEAD_LETTER_MAX:
+        assert letter["original"].encode() == raw and "original_size" not in letter
+        return
+    assert letter["original_size"] == len(raw)
+    assert letter["original_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert len(out) < 8 * DEAD_LETTER_MAX
+
+
 @DIFF
 @given(st.binary(max_size=300))
 def test_random_bytes_match_reference_in_both_commands(raw: bytes) -> None:

@@ -479,3 +479,91 @@ def test_record_keyed_as_another_tenant_or_tombstone_is_a_dead_letter(live_worke
         [("key_mismatch", funds.decode()), ("key_mismatch", call.decode()), ("tombstone", "")]
     )
     assert [t for t, _ in mine if t != "dead-letters"] == []  # no charge, notice or disconnect
+
+
+DEAD_LETTER_MAX = 65_536  # bytes of an input a dead letter keeps (then size and SHA-256)
+INPUT_MAX = 1_048_576  # a larger record is `too_large`, unread
+
+
+def _hostile(base_us: int) -> list[tuple[str, bytes | None, bytes, dict]]:
+    """(topic, key, value, the dead letter it must give) for records no switch would send."""
+    import hashlib
+    import random
+
+    deck = core.load_deck(str(TEST_DECK))
+
+    def as_simulate_rejects(value: bytes) -> dict:
+        [(topic, payload)] = core.simulate_lines(deck, [value])
+        assert topic == "dead-letters", payload[:200]
+        return orjson.loads(payload)
+
+    funds = {
+        "type": "add_funds",
+        "tenant_id": "acme",
+        "command_id": "hostile-f1",
+        "ts": _ts(base_us),
+        "currency": "USD",
+    }
+    several_mb = b'{"type":"add_funds","tenant_id":"acme","pad":"' + b"x" * (3 << 20) + b'"}'
+    keyed_away = orjson.dumps({**funds, "amount": "100"})
+    records = [
+        ("calls", b"acme", random.Random(7).randbytes(4096).replace(b"\n", b" ")),  # one line
+        ("accounts", b"acme", several_mb),
+        ("accounts", b"\xff\xfeacme", b'{"type":"add_funds","tenant_id":"acme\xff","x":"\xc0"}'),
+        ("calls", b"acme", b"[" * 10_000 + b"]" * 10_000),
+        ("accounts", b"acme", orjson.dumps(funds)[:-1] + b',"amount":' + b"9" * 400 + b"}"),
+        ("accounts", b"k" * 100_000, keyed_away),
+        ("calls", b"k" * (INPUT_MAX - 10), b'{"type":"call_end"}'),
+    ]
+    out = []
+    for topic, key, value in records:
+        if key is not None and key.startswith(b"k"):
+            if len(key) + len(value) > INPUT_MAX:
+                letter = {"reason": "too_large", "original": value.decode(), "tenant_id": None}
+            else:
+                letter = {"reason": "key_mismatch", "original": value.decode(), "tenant_id": "acme"}
+        elif len(value) > INPUT_MAX:
+            head = value[:DEAD_LETTER_MAX].decode()
+            letter = {"reason": "too_large", "original": head, "tenant_id": None}
+            letter["original_size"] = len(value)
+            letter["original_sha256"] = hashlib.sha256(value).hexdigest()
+        else:
+            letter = as_simulate_rejects(value)
+            letter.pop("line")
+        out.append((topic, key, value, letter))
+    return out
+
+
+def test_hostile_records_are_dead_lettered_and_the_rest_decided_as_without_them(live_worker):
+    """Random bytes, a 3 MiB value, invalid UTF-8 in key and value, JSON 10,000 deep, a
+    400-digit amount, a 100 KB key, a key of nearly 1 MiB: each is one dead letter with its
+    reason and original bytes (a large one's head, size and SHA-256), and the well-formed
+    traffic around them gives exactly what `simulate` gives for it alone."""
+    from aiokafka import AIOKafkaProducer
+
+    from rating_engine.stream.kafkaio import client_kwargs
+
+    base = now_us() + 4 * US_PER_S
+    lines = lines_of(traffic(base))
+    hostile = _hostile(base)
+
+    async def send_then_run() -> list[tuple[str, dict, float]]:
+        producer = AIOKafkaProducer(**client_kwargs(BROKER), acks="all", max_request_size=8 << 20)
+        await producer.start()
+        try:
+            for topic, key, value, _ in hostile:
+                await producer.send(live_worker.prefix + topic, value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return await _run_paced(live_worker.prefix, lines, tail_s=4.0)
+
+    got = asyncio.run(send_then_run())
+    assert live_worker.alive(), live_worker.log_tail()
+    expected_letters = sorted(json.dumps(letter, sort_keys=True) for *_, letter in hostile)
+    canonical = _canonical([(t, r) for t, r, _ in got])
+    hostile_got = [d for d in canonical.get("dead-letters", []) if d in set(expected_letters)]
+    assert sorted(hostile_got) == expected_letters
+    for d in hostile_got:
+        canonical["dead-letters"].remove(d)
+    assert canonical == _canonical(_simulate(lines))

@@ -374,6 +374,10 @@ group.initial.rebalance.delay.ms=0
 # abort of a dead worker's open transaction (read_committed readers wait for it)
 group.min.session.timeout.ms=1000
 transaction.abort.timed.out.transaction.cleanup.interval.ms=500
+# records up to 8 MiB: an oversized input reaches the worker and is dead-lettered
+# (too_large, over 1 MiB) instead of failing at the producer unseen; outputs that echo a
+# large input's fields fit too
+message.max.bytes=8388608
 auto.create.topics.enable=true
 delete.topic.enable=true
 log.retention.hours=168

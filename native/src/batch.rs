@@ -349,6 +349,15 @@ impl Driver {
             push(&mut run.out.outputs, &tid, fired, true);
             return Ok(());
         }
+        let key_bytes = rec.key.map_or(0, <[u8]>::len);
+        if key_bytes + rec.value.map_or(0, <[u8]>::len) > events::INPUT_MAX_BYTES {
+            // neither key nor value is read, so the dead letter stays bounded
+            run.out
+                .outputs
+                .push(dead("too_large", rec.value.unwrap_or(b""), None));
+            run.out.kinds.push((rec.source, "rejected"));
+            return Ok(());
+        }
         let Some(raw) = rec.value else {
             // a tombstone: an input topic holds events, never deletions
             let claimed = rec.key.and_then(|k| std::str::from_utf8(k).ok());

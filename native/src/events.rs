@@ -284,8 +284,17 @@ fn command(kind: &str, obj: &Object<'_>, currency: Option<&str>) -> Result<Body,
 }
 
 /// Validate one input line; the first failing rule names the dead-letter reason.
+/// The largest input record the engine reads (key and value on the wire, the line in a file):
+/// 1 MiB, Kafka's default record limit. A switch's or an admin's event is a few hundred bytes;
+/// a larger one is dead-lettered `too_large` unread, so no output, state or dead letter can
+/// grow from it beyond a Kafka record.
+pub const INPUT_MAX_BYTES: usize = 1_048_576;
+
 pub fn parse_event(raw: &[u8], currency: Option<&str>) -> Result<Event, Rejection> {
     let reject = |reason: String, tenant_id: Option<String>| Rejection { reason, tenant_id };
+    if raw.len() > INPUT_MAX_BYTES {
+        return Err(reject("too_large".into(), None));
+    }
     let value = json::parse(raw).map_err(|_| reject("invalid_json".into(), None))?;
     let Value::Object(obj) = value else {
         return Err(reject("not_an_object".into(), None));

@@ -282,27 +282,61 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The rejected input kept whole: as text when it is UTF-8, else also as base64.
-/// `line` is the file line or the partition offset.
+/// The most bytes of a rejected input its dead letter keeps. A dead letter of a larger input
+/// keeps its first bytes (cut back to a whole UTF-8 character) and adds `original_size` and
+/// `original_sha256` of the whole, so the record stays well inside a Kafka record's limit
+/// however large the input was (its text form is at most about 7.3 times the kept bytes).
+pub const DEAD_LETTER_ORIGINAL_MAX_BYTES: usize = 65_536;
+
+/// The rejected input kept whole (up to `DEAD_LETTER_ORIGINAL_MAX_BYTES`): as text when it is
+/// UTF-8, else also as base64. `line` is the file line or the partition offset.
 pub fn dead_letter_json(
     reason: &str,
     original: &[u8],
     line: Option<i128>,
     tenant_id: Option<&str>,
 ) -> Vec<u8> {
+    let kept = dead_letter_kept(original);
     let mut o = Obj::new();
     o.str("reason", reason);
-    let text = String::from_utf8_lossy(original);
+    let text = String::from_utf8_lossy(kept);
     o.str("original", &text);
     match line {
         Some(n) => o.int("line", n),
         None => o.raw("line", b"null"),
     };
     o.opt_str("tenant_id", tenant_id);
-    if std::str::from_utf8(original).is_err() {
-        o.str("original_base64", &base64(original));
+    if std::str::from_utf8(kept).is_err() {
+        o.str("original_base64", &base64(kept));
+    }
+    if kept.len() < original.len() {
+        o.int("original_size", original.len() as i128);
+        o.str("original_sha256", &sha256_hex(original));
     }
     o.finish()
+}
+
+/// The bytes of `original` a dead letter keeps: all of them up to the limit, else the first
+/// `DEAD_LETTER_ORIGINAL_MAX_BYTES` less a UTF-8 character the cut left incomplete.
+fn dead_letter_kept(original: &[u8]) -> &[u8] {
+    let Some(kept) = original.get(..DEAD_LETTER_ORIGINAL_MAX_BYTES) else {
+        return original;
+    };
+    match std::str::from_utf8(kept) {
+        Err(e) if e.error_len().is_none() => kept.get(..e.valid_up_to()).unwrap_or(kept),
+        _ => kept,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// The simulate line: the record with `"topic"` added first.
@@ -324,6 +358,30 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"\xff\xfe\x00"), "//4A");
+    }
+
+    #[test]
+    fn dead_letter_of_a_large_input_keeps_its_head_size_and_hash() {
+        let mut big = vec![b'a'; DEAD_LETTER_ORIGINAL_MAX_BYTES - 1];
+        big.extend_from_slice("é".as_bytes()); // cut in the middle of its two bytes
+        big.extend_from_slice(b"tail");
+        let rec = String::from_utf8(dead_letter_json("invalid_json", &big, Some(7), None)).unwrap();
+        let head = "a".repeat(DEAD_LETTER_ORIGINAL_MAX_BYTES - 1);
+        assert!(rec.starts_with(&format!(
+            "{{\"reason\":\"invalid_json\",\"original\":\"{head}\",\"line\":7,\"tenant_id\":null,\"original_size\":{}",
+            big.len()
+        )));
+        assert!(!rec.contains("original_base64"));
+        let small = dead_letter_json("invalid_json", b"abc", None, None);
+        assert!(!String::from_utf8(small).unwrap().contains("original_size"));
+    }
+
+    #[test]
+    fn sha256_is_the_standard_digest() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

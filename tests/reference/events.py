@@ -168,8 +168,13 @@ def _command_fields(kind: str, obj: dict[str, Any], currency: str | None) -> dic
     return {"pool": pool, "minutes": _minutes(obj)}
 
 
+INPUT_MAX_BYTES = 1_048_576  # a larger line is dead-lettered `too_large` unread
+
+
 def parse_event(raw: bytes, currency: str | None) -> Event | Rejection:
     """Validate one input line; the first failing rule names the dead-letter reason."""
+    if len(raw) > INPUT_MAX_BYTES:
+        return Rejection("too_large", None)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -11,6 +11,9 @@ its members' texts joined), and a deck row's members are written once per row.
 
 from __future__ import annotations
 
+import base64
+import codecs
+import hashlib
 from typing import Any
 
 import orjson
@@ -222,18 +225,30 @@ def payment_record(
     }
 
 
+DEAD_LETTER_ORIGINAL_MAX_BYTES = 65_536
+
+
 def dead_letter_record(
     reason: str, original: bytes, line: int | None, tenant_id: str | None
 ) -> Record:
-    """The rejected input kept whole: as text when it is UTF-8, else also as base64."""
+    """The rejected input kept whole up to the limit: as text when it is UTF-8, else also as
+    base64; beyond the limit its first bytes (less a character the cut left incomplete), with
+    the whole input's size and SHA-256."""
+    kept = original[:DEAD_LETTER_ORIGINAL_MAX_BYTES]
+    if len(kept) < len(original):
+        try:
+            kept = kept[: codecs.utf_8_decode(kept, "strict", False)[1]]
+        except UnicodeDecodeError:
+            pass  # invalid inside the kept bytes: they go as they are, with their base64
     try:
-        text, b64 = original.decode("utf-8"), None
+        text, b64 = kept.decode("utf-8"), None
     except UnicodeDecodeError:
-        import base64
-
-        text = original.decode("utf-8", errors="replace")
-        b64 = base64.b64encode(original).decode("ascii")
+        text = kept.decode("utf-8", errors="replace")
+        b64 = base64.b64encode(kept).decode("ascii")
     out: Record = {"reason": reason, "original": text, "line": line, "tenant_id": tenant_id}
     if b64 is not None:
         out["original_base64"] = b64
+    if len(kept) < len(original):
+        out["original_size"] = len(original)
+        out["original_sha256"] = hashlib.sha256(original).hexdigest()
     return out

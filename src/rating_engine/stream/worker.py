@@ -269,6 +269,8 @@ class Worker:
                 "transaction.timeout.ms": args.transaction_timeout_ms,
                 "partitioner": "murmur2_random",  # where Java clients put a key
                 "linger.ms": 2,
+                # the broker's record limit: outputs echoing a 1 MiB input's fields fit
+                "message.max.bytes": 8_388_608,
                 "acks": "all",
                 "enable.idempotence": True,
             }
