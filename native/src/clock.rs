@@ -108,8 +108,29 @@ impl Instant {
         let n = n.max(1);
         match self {
             Instant::Us(us) if us % n == 0 => Instant::Us(us / n),
-            _ => Instant::from_ratio(self.ratio() / BigInt::from(n)),
+            Instant::Us(us) => {
+                // reduced in i128 (n > 1 does not divide us, so the denominator stays > 1)
+                let g = gcd_i128(*us, n);
+                Instant::Frac(Box::new(BigRational::new_raw(
+                    BigInt::from(us / g),
+                    BigInt::from(n / g),
+                )))
+            }
+            Instant::Frac(_) => Instant::from_ratio(self.ratio() / BigInt::from(n)),
         }
+    }
+
+    /// `whole + sign * frac` without a gcd: (w·d ± p)/d is already in lowest terms when p/d
+    /// is, and never whole (d > 1).
+    fn whole_plus_frac(whole: i128, frac: &BigRational, negate_frac: bool) -> Instant {
+        let den = frac.denom();
+        let scaled = BigInt::from(whole) * den;
+        let numer = if negate_frac {
+            scaled - frac.numer()
+        } else {
+            scaled + frac.numer()
+        };
+        Instant::Frac(Box::new(BigRational::new_raw(numer, den.clone())))
     }
 
     /// `"num/den"` for a rational instant (as the state format stores it), None when whole.
@@ -163,6 +184,9 @@ impl Add<&Instant> for &Instant {
     fn add(self, other: &Instant) -> Instant {
         match (self, other) {
             (Instant::Us(a), Instant::Us(b)) if a.checked_add(*b).is_some() => Instant::Us(a + b),
+            (Instant::Us(a), Instant::Frac(r)) | (Instant::Frac(r), Instant::Us(a)) => {
+                Instant::whole_plus_frac(*a, r, false)
+            }
             _ => Instant::from_ratio(self.ratio() + other.ratio()),
         }
     }
@@ -173,6 +197,13 @@ impl Sub<&Instant> for &Instant {
     fn sub(self, other: &Instant) -> Instant {
         match (self, other) {
             (Instant::Us(a), Instant::Us(b)) if a.checked_sub(*b).is_some() => Instant::Us(a - b),
+            (Instant::Us(a), Instant::Frac(r)) => Instant::whole_plus_frac(*a, r, true),
+            (Instant::Frac(r), Instant::Us(b)) => {
+                // p/d - b = (p - b·d)/d, in lowest terms as above
+                let den = r.denom();
+                let numer = r.numer() - BigInt::from(*b) * den;
+                Instant::Frac(Box::new(BigRational::new_raw(numer, den.clone())))
+            }
             _ => Instant::from_ratio(self.ratio() - other.ratio()),
         }
     }
@@ -190,6 +221,15 @@ impl Sub<i128> for &Instant {
     fn sub(self, us: i128) -> Instant {
         self - &Instant::Us(us)
     }
+}
+
+/// The greatest common divisor of `a` and `b` (b > 0), positive.
+fn gcd_i128(a: i128, b: i128) -> i128 {
+    let (mut x, mut y) = (a.unsigned_abs(), b.unsigned_abs());
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    i128::try_from(x).unwrap_or(1).max(1)
 }
 
 /// A timestamp that is not ISO 8601 with a zone (or not a real date).
@@ -494,6 +534,39 @@ mod tests {
 
     fn us(text: &str) -> i128 {
         parse_instant(text).unwrap().floor_us()
+    }
+
+    #[test]
+    fn fast_paths_equal_the_rational_arithmetic() {
+        let slow = |r: BigRational| Instant::from_ratio(r);
+        let values: [i128; 9] = [
+            -7,
+            -1,
+            0,
+            1,
+            3,
+            10,
+            999_999,
+            1_796_083_200_000_001,
+            i128::MAX / 4,
+        ];
+        for &a in &values {
+            for n in 1..=12_i128 {
+                let q = Instant::Us(a).div_exact(n);
+                assert_eq!(
+                    q,
+                    slow(BigRational::new(BigInt::from(a), BigInt::from(n))),
+                    "{a}/{n}"
+                );
+                for &b in &values {
+                    let (w, r) = (Instant::Us(b), q.ratio());
+                    assert_eq!(&w + &q, slow(BigRational::from_integer(b.into()) + &r));
+                    assert_eq!(&q + &w, slow(&r + BigRational::from_integer(b.into())));
+                    assert_eq!(&w - &q, slow(BigRational::from_integer(b.into()) - &r));
+                    assert_eq!(&q - &w, slow(&r - BigRational::from_integer(b.into())));
+                }
+            }
+        }
     }
 
     #[test]

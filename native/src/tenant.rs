@@ -67,15 +67,13 @@ impl Pool {
         if n == 0 || self.allowance_us <= 0 {
             return None;
         }
-        let mut due = &self.settled_at + &self.remaining_us().div_exact(n);
         let mark_80 = self.allowance_us * 4 / 5;
         if !self.sent_80 && self.used_us.lt_us(mark_80) {
-            let at_80 = &self.settled_at + &(&Instant::Us(mark_80) - &self.used_us).div_exact(n);
-            if at_80 < due {
-                due = at_80;
-            }
+            // the 80 % mark comes first: it lies below the allowance (allowance > 0), so
+            // its talk time left is less than the pool's
+            return Some(&self.settled_at + &(&Instant::Us(mark_80) - &self.used_us).div_exact(n));
         }
-        Some(due)
+        Some(&self.settled_at + &self.remaining_us().div_exact(n))
     }
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("rating_events_in_total", "Input records consumed", ["topic", "type"])
@@ -62,3 +64,17 @@ def prime() -> None:
             EVENTS_IN.labels(topic, typ)
     for topic in ("disconnects", "charges", "notifications", "payments", "dead-letters"):
         RECORDS_OUT.labels(topic)
+
+
+def observe_many(histogram: Histogram, amount: float, n: int) -> None:
+    """`n` observations of one `amount` at the cost of one: a batch's per-event time.
+
+    The client has no weighted observe; this adds to the same bucket and sum that `n` calls of
+    `observe(amount)` would (the bucket is the first bound at or above the amount), through
+    the client's own value objects.
+    """
+    if n <= 0:
+        return
+    histogram._sum.inc(amount * n)  # noqa: SLF001
+    bounds = histogram._upper_bounds  # noqa: SLF001
+    histogram._buckets[bisect_left(bounds, amount)].inc(n)  # noqa: SLF001
