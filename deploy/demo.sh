@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end demo on a fresh machine: local Kafka, the streaming worker, a
-# minute of real-time call events, the output topics and the metrics.
+# End-to-end demo on a fresh machine: local Kafka, the streaming worker, the account API
+# and console, a minute of real-time call events, the output topics and the metrics.
 #
 #   bash deploy/demo.sh
 #
@@ -10,7 +10,8 @@
 # Each run uses its own topic prefix (demo-<time>-<pid>-), so reruns start
 # from fresh state; its topics are deleted at the end (DEMO_KEEP_TOPICS=1 keeps
 # them). Environment: DEMO_EVENTS (default rates/demo-events.jsonl),
-# DEMO_RATES (rates/sample-deck.csv), DEMO_METRICS_PORT (9108), and broker.sh's
+# DEMO_RATES (rates/sample-deck.csv), DEMO_METRICS_PORT (9108), DEMO_API_PORT (8080: the
+# account API and console, with a fresh demo token for contoso), and broker.sh's
 # RATING_ENGINE_KAFKA_* (deploy/kafka/broker.sh) for another broker port or data dir, or
 # RATING_ENGINE_KAFKA_SECURE=0 for a plaintext broker. A broker the demo starts is secure
 # (TLS + SCRAM + ACLs, broker.sh's default): the worker connects as the `worker` role and
@@ -25,6 +26,7 @@ cd "$ROOT"
 EVENTS="${DEMO_EVENTS:-rates/demo-events.jsonl}"
 RATES="${DEMO_RATES:-rates/sample-deck.csv}"
 METRICS_PORT="${DEMO_METRICS_PORT:-9108}"
+API_PORT="${DEMO_API_PORT:-8080}"
 PARTITIONS=4
 PREFIX="demo-$(date +%s)-$$-"
 STATE_DIR=var/demo
@@ -60,6 +62,9 @@ fi
 if (exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT") 2>/dev/null; then
     die "127.0.0.1:$METRICS_PORT is in use (another worker?); set DEMO_METRICS_PORT to a free port"
 fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
+    die "127.0.0.1:$API_PORT is in use (another API?); set DEMO_API_PORT to a free port"
+fi
 
 # ---------------------------------------------------------------- venv
 mkdir -p "$STATE_DIR"
@@ -88,10 +93,16 @@ fi
 # ---------------------------------------------------------------- cleanup
 BROKER_STARTED=0
 WORKER_PID=
+API_PID=
 TOPICS_MADE=0
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n $API_PID ]] && kill -0 "$API_PID" 2>/dev/null; then
+        say "stopping the account API (pid $API_PID, SIGTERM)"
+        stop_pid "$API_PID" "the account API"
+        wait "$API_PID" 2>/dev/null || true
+    fi
     if [[ -n $WORKER_PID ]] && kill -0 "$WORKER_PID" 2>/dev/null; then
         say "stopping the worker (pid $WORKER_PID, SIGTERM)"
         stop_pid "$WORKER_PID" "the worker"
@@ -143,6 +154,44 @@ if ! as_operator "$PY" -m rating_engine.stream.demo wait-ready --prefix "$PREFIX
     die "the worker did not become ready; see $STATE_DIR/worker.log"
 fi
 
+# ---------------------------------------------------------------- account API + console
+# as the `admin` role (writes accounts, reads account-views and charges); a fresh store and
+# tokens file each run, as the topics are fresh
+ADMIN_ENV="$(deploy/kafka/broker.sh env admin)" || die "broker.sh env admin failed"
+rm -f "$STATE_DIR/api-tokens.json" "$STATE_DIR/api-store.sqlite"
+DEMO_TOKEN="$("$VENV/bin/rating-engine" api token add --tokens "$STATE_DIR/api-tokens.json" \
+    --tenant contoso --note demo 2>/dev/null)" || die "rating-engine api token add failed"
+say "starting the account API on 127.0.0.1:$API_PORT (log $STATE_DIR/api.log)"
+(set -a && . "$ADMIN_ENV" && set +a &&
+    exec "$VENV/bin/rating-engine" api --rates "$RATES" --topic-prefix "$PREFIX" \
+        --listen "127.0.0.1:$API_PORT" --tokens "$STATE_DIR/api-tokens.json" \
+        --store "$STATE_DIR/api-store.sqlite") >"$STATE_DIR/api.log" 2>&1 &
+API_PID=$!
+# api_get PATH [TOKEN] [FORMAT]: GET from the API; prints the body, or FORMAT's fields of it
+api_get() {
+    "$PY" -c 'import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1])
+if sys.argv[2]:
+    req.add_header("Authorization", "Bearer " + sys.argv[2])
+try:
+    body = urllib.request.urlopen(req, timeout=2).read()
+except OSError:
+    sys.exit(1)
+print(sys.argv[3].format(**json.loads(body)) if sys.argv[3] else body.decode())' \
+        "http://127.0.0.1:$API_PORT$1" "${2:-}" "${3:-}"
+}
+for ((i = 0; i < 300; i++)); do
+    kill -0 "$API_PID" 2>/dev/null || { tail -n 20 "$STATE_DIR/api.log" >&2; die "the account API exited; see $STATE_DIR/api.log"; }
+    [[ $(api_get /v1/health "" "{status}" 2>/dev/null) == ok ]] && break
+    sleep 0.2
+done
+[[ $(api_get /v1/health "" "{status}" 2>/dev/null) == ok ]] || die "the account API did not come up; see $STATE_DIR/api.log"
+say "account console: http://127.0.0.1:$API_PORT/ (up until the demo ends)"
+say "demo token (tenant contoso): $DEMO_TOKEN"
+
 # ---------------------------------------------------------------- replay + results
 as_operator "$PY" -m rating_engine.stream.demo run --prefix "$PREFIX" --events "$EVENTS" \
     --rates "$RATES" --metrics-url "http://127.0.0.1:$METRICS_PORT/metrics"
+api_get /v1/tenants/contoso/account "$DEMO_TOKEN" \
+    "account API: contoso has {balance} {currency} as of {as_of} (GET /v1/tenants/contoso/account)" \
+    || die "the account API did not serve contoso's account; see $STATE_DIR/api.log"

@@ -66,7 +66,7 @@ class Broker:
         self.tasks = [
             asyncio.create_task(self._follow(VIEWS, self._on_views, {}), name="views"),
             asyncio.create_task(
-                self._follow(CHARGES, self._on_charges, self.store.offsets(CHARGES)),
+                self._follow(CHARGES, self._on_charges, self.store.offsets(self.prefix + CHARGES)),
                 name="charges",
             ),
         ]
@@ -106,7 +106,10 @@ class Broker:
                 self.views.put(m.key.decode("utf-8", "replace"), m.value)
 
     def _on_charges(self, records: list[Any]) -> None:
-        self.store.add_charges(CHARGES, ((m.partition, m.offset, m.value) for m in records))
+        # offsets kept under the topic's full name: another --topic-prefix starts from 0
+        self.store.add_charges(
+            self.prefix + CHARGES, ((m.partition, m.offset, m.value) for m in records)
+        )
 
     async def _follow(
         self, name: str, handle: Callable[[list[Any]], None], start: dict[int, int]
@@ -121,7 +124,7 @@ class Broker:
             except Exception as exc:  # the broker went away: start over from what we have
                 log.warning("reading %s%s failed (%s); retrying", self.prefix, name, exc)
                 if name == CHARGES:
-                    start = self.store.offsets(CHARGES)
+                    start = self.store.offsets(self.prefix + CHARGES)
                 await asyncio.sleep(RETRY_S)
 
     async def _read(
