@@ -270,20 +270,6 @@ async def delete_topics(prefix: str) -> None:
         await admin.close()
 
 
-def _flags(env: dict[str, str]) -> list[str]:
-    flags = ["--broker", env["RATING_ENGINE_BROKER"]]
-    for flag, var in (
-        ("--kafka-security-protocol", "RATING_ENGINE_KAFKA_SECURITY_PROTOCOL"),
-        ("--kafka-sasl-mechanism", "RATING_ENGINE_KAFKA_SASL_MECHANISM"),
-        ("--kafka-user", "RATING_ENGINE_KAFKA_USER"),
-        ("--kafka-password-file", "RATING_ENGINE_KAFKA_PASSWORD_FILE"),
-        ("--kafka-ca-file", "RATING_ENGINE_KAFKA_CA_FILE"),
-    ):
-        if env.get(var):
-            flags += [flag, env[var]]
-    return flags
-
-
 def _wait_http(url: str, headers: dict[str, str], proc: subprocess.Popen[bytes]) -> bytes:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -349,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "rating_engine.cli", "api", "--rates", str(DECK)]
             + ["--listen", f"127.0.0.1:{api_port}", "--tokens", str(tokens)]
             + ["--store", str(tmp / "store.sqlite"), "--topic-prefix", prefix]
-            + _flags(role_env("admin")),
+            + connection.flags_of_env(role_env("admin")),
             stdout=open(tmp / "api.log", "ab"),
             stderr=subprocess.STDOUT,
             cwd=REPO,

@@ -74,18 +74,7 @@ def settings(
 
 def connection_flags(role: str = "worker", environ: dict[str, str] | None = None) -> list[str]:
     """The `--broker`/`--kafka-*` flags of `role` for a project command line."""
-    env = role_env(role, environ)
-    flags = ["--broker", env["RATING_ENGINE_BROKER"]]
-    flags += ["--kafka-security-protocol", env["RATING_ENGINE_KAFKA_SECURITY_PROTOCOL"]]
-    for flag, var in (
-        ("--kafka-sasl-mechanism", "RATING_ENGINE_KAFKA_SASL_MECHANISM"),
-        ("--kafka-user", "RATING_ENGINE_KAFKA_USER"),
-        ("--kafka-password-file", "RATING_ENGINE_KAFKA_PASSWORD_FILE"),
-        ("--kafka-ca-file", "RATING_ENGINE_KAFKA_CA_FILE"),
-    ):
-        if env.get(var):
-            flags += [flag, env[var]]
-    return flags
+    return connection.flags_of_env(role_env(role, environ))
 
 
 def use_broker_identity() -> None:

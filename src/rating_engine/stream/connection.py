@@ -140,6 +140,16 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: str | None) 
     return _build(values)
 
 
+def flags_of_env(environ: Mapping[str, str]) -> list[str]:
+    """The `--broker`/`--kafka-*` flags that say what `environ`'s `RATING_ENGINE_*` variables
+    say: for a child command line that must not inherit the caller's own identity."""
+    flags: list[str] = []
+    for name, (var, _) in _OPTIONS.items():
+        if environ.get(var):
+            flags += ["--" + name.replace("_", "-"), environ[var]]
+    return flags
+
+
 def _build(values: Mapping[str, str | None]) -> KafkaSettings:
     protocol = (values.get("kafka_security_protocol") or "PLAINTEXT").upper()
     if protocol not in PROTOCOLS:
