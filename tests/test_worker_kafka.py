@@ -534,7 +534,22 @@ def _hostile(base_us: int) -> list[tuple[str, bytes | None, bytes, dict]]:
     return out
 
 
-def test_hostile_records_are_dead_lettered_and_the_rest_decided_as_without_them(live_worker):
+@pytest.fixture
+def own_worker(kafka_broker, tmp_path):
+    """A worker on topics of its own: a test that compares everything it reads."""
+    prefix = unique_prefix("own")
+    worker = WorkerProcess(prefix, tmp_path / "worker")
+    worker.start()
+    try:
+        asyncio.run(wait_ready(BROKER, prefix, timeout_s=180))
+    except TimeoutError:
+        pytest.fail("worker did not become ready:\n" + worker.log_tail())
+    yield worker
+    if worker.alive():
+        worker.terminate()
+
+
+def test_hostile_records_are_dead_lettered_and_the_rest_decided_as_without_them(own_worker):
     """Random bytes, a 3 MiB value, invalid UTF-8 in key and value, JSON 10,000 deep, a
     400-digit amount, a 100 KB key, a key of nearly 1 MiB: each is one dead letter with its
     reason and original bytes (a large one's head, size and SHA-256), and the well-formed
@@ -552,14 +567,14 @@ def test_hostile_records_are_dead_lettered_and_the_rest_decided_as_without_them(
         await producer.start()
         try:
             for topic, key, value, _ in hostile:
-                await producer.send(live_worker.prefix + topic, value, key=key)
+                await producer.send(own_worker.prefix + topic, value, key=key)
             await producer.flush()
         finally:
             await producer.stop()
-        return await _run_paced(live_worker.prefix, lines, tail_s=4.0)
+        return await _run_paced(own_worker.prefix, lines, tail_s=4.0)
 
     got = asyncio.run(send_then_run())
-    assert live_worker.alive(), live_worker.log_tail()
+    assert own_worker.alive(), own_worker.log_tail()
     expected_letters = sorted(json.dumps(letter, sort_keys=True) for *_, letter in hostile)
     canonical = _canonical([(t, r) for t, r, _ in got])
     hostile_got = [d for d in canonical.get("dead-letters", []) if d in set(expected_letters)]
