@@ -169,10 +169,10 @@ async def _run_paced(
     return await collector
 
 
-@pytest.fixture(scope="module")
-def live_worker(kafka_broker, tmp_path_factory):
-    prefix = unique_prefix("live")
-    worker = WorkerProcess(prefix, tmp_path_factory.mktemp("worker-live"))
+def _ready_worker(kind: str, state_dir):
+    """A worker on fresh topics, deciding (it answered a probe), terminated afterwards."""
+    prefix = unique_prefix(kind)
+    worker = WorkerProcess(prefix, state_dir)
     worker.start()
     try:
         asyncio.run(wait_ready(BROKER, prefix, timeout_s=180))
@@ -181,6 +181,11 @@ def live_worker(kafka_broker, tmp_path_factory):
     yield worker
     if worker.alive():
         worker.terminate()
+
+
+@pytest.fixture(scope="module")
+def live_worker(kafka_broker, tmp_path_factory):
+    yield from _ready_worker("live", tmp_path_factory.mktemp("worker-live"))
 
 
 def test_worker_gives_the_same_records_as_simulate(live_worker):
@@ -537,16 +542,7 @@ def _hostile(base_us: int) -> list[tuple[str, bytes | None, bytes, dict]]:
 @pytest.fixture
 def own_worker(kafka_broker, tmp_path):
     """A worker on topics of its own: a test that compares everything it reads."""
-    prefix = unique_prefix("own")
-    worker = WorkerProcess(prefix, tmp_path / "worker")
-    worker.start()
-    try:
-        asyncio.run(wait_ready(BROKER, prefix, timeout_s=180))
-    except TimeoutError:
-        pytest.fail("worker did not become ready:\n" + worker.log_tail())
-    yield worker
-    if worker.alive():
-        worker.terminate()
+    yield from _ready_worker("own", tmp_path / "worker")
 
 
 def test_hostile_records_are_dead_lettered_and_the_rest_decided_as_without_them(own_worker):
