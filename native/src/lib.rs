@@ -18,6 +18,7 @@ pub mod clock;
 pub mod deck;
 pub mod engine;
 pub mod events;
+pub mod fields;
 pub mod fxhash;
 pub mod json;
 pub mod money;

@@ -6,6 +6,7 @@
 
 use crate::clock::Instant;
 use crate::deck::Deck;
+use crate::fields::{self, array, boolean, instant, int, opt_instant, opt_int};
 use crate::json::{self, Value};
 use crate::pricing::Kind;
 use crate::records::{Output, Topic};
@@ -203,13 +204,12 @@ impl std::fmt::Display for StateError {
 type R<T> = Result<T, StateError>;
 
 fn err<T>(what: &str) -> R<T> {
-    Err(StateError(format!("tenant state: bad {what}")))
+    Err(StateError::from(fields::Bad(what.to_owned())))
 }
 
-fn int(v: &Value<'_>, what: &str) -> R<i128> {
-    match v {
-        Value::Int(n) => Ok(*n),
-        _ => err(what),
+impl From<fields::Bad> for StateError {
+    fn from(bad: fields::Bad) -> StateError {
+        StateError(format!("tenant state: bad {}", bad.0))
     }
 }
 
@@ -217,54 +217,12 @@ fn uint(v: &Value<'_>, what: &str) -> R<u64> {
     u64::try_from(int(v, what)?).or_else(|_| err(what))
 }
 
-fn opt_int(v: &Value<'_>, what: &str) -> R<Option<i128>> {
-    match v {
-        Value::Null => Ok(None),
-        _ => int(v, what).map(Some),
-    }
-}
-
-fn boolean(v: &Value<'_>, what: &str) -> R<bool> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        _ => err(what),
-    }
-}
-
 fn string(v: &Value<'_>, what: &str) -> R<String> {
-    match v {
-        Value::Str(s) => Ok(s.to_string()),
-        _ => err(what),
-    }
+    Ok(fields::string(v, what)?.to_owned())
 }
 
 fn opt_string(v: &Value<'_>, what: &str) -> R<Option<String>> {
-    match v {
-        Value::Null => Ok(None),
-        _ => string(v, what).map(Some),
-    }
-}
-
-fn instant(v: &Value<'_>, what: &str) -> R<Instant> {
-    match v {
-        Value::Int(n) => Ok(Instant::Us(*n)),
-        Value::Str(s) => Instant::from_state_text(s).map_or_else(|| err(what), Ok),
-        _ => err(what),
-    }
-}
-
-fn opt_instant(v: &Value<'_>, what: &str) -> R<Option<Instant>> {
-    match v {
-        Value::Null => Ok(None),
-        _ => instant(v, what).map(Some),
-    }
-}
-
-fn array<'v, 'a>(v: &'v Value<'a>, what: &str, len: Option<usize>) -> R<&'v [Value<'a>]> {
-    match v {
-        Value::Array(items) if len.is_none_or(|n| items.len() == n) => Ok(items),
-        _ => err(what),
-    }
+    Ok(fields::opt_string(v, what)?.map(str::to_owned))
 }
 
 /// Restore a tenant from state bytes; returns it and its `extra` member as JSON text.

@@ -12,6 +12,7 @@
 //! deck (a live call names its deck row), and the view needs none of the deck's rows.
 
 use crate::clock::Instant;
+use crate::fields::{self, array, boolean, instant, int, opt_instant, opt_int, opt_string, string};
 use crate::json::{self, Object, Value};
 use crate::records::Obj;
 
@@ -27,72 +28,14 @@ impl std::fmt::Display for ViewError {
 
 type R<T> = Result<T, ViewError>;
 
-fn err<T>(what: &str) -> R<T> {
-    Err(ViewError(format!(
-        "account view: bad {what} in the tenant state"
-    )))
+impl From<fields::Bad> for ViewError {
+    fn from(bad: fields::Bad) -> ViewError {
+        ViewError(format!("account view: bad {} in the tenant state", bad.0))
+    }
 }
 
 fn member<'v, 'a>(doc: &'v Object<'a>, key: &str) -> &'v Value<'a> {
     doc.get(key).unwrap_or(&Value::Null)
-}
-
-fn int(v: &Value<'_>, what: &str) -> R<i128> {
-    match v {
-        Value::Int(n) => Ok(*n),
-        _ => err(what),
-    }
-}
-
-fn opt_int(v: &Value<'_>, what: &str) -> R<Option<i128>> {
-    match v {
-        Value::Null => Ok(None),
-        _ => int(v, what).map(Some),
-    }
-}
-
-fn boolean(v: &Value<'_>, what: &str) -> R<bool> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        _ => err(what),
-    }
-}
-
-fn string<'v>(v: &'v Value<'_>, what: &str) -> R<&'v str> {
-    match v {
-        Value::Str(s) => Ok(s),
-        _ => err(what),
-    }
-}
-
-fn opt_string<'v>(v: &'v Value<'_>, what: &str) -> R<Option<&'v str>> {
-    match v {
-        Value::Null => Ok(None),
-        _ => string(v, what).map(Some),
-    }
-}
-
-/// An instant as the state writes it: integer microseconds, or a `"num/den"` rational.
-fn instant(v: &Value<'_>, what: &str) -> R<Instant> {
-    match v {
-        Value::Int(n) => Ok(Instant::Us(*n)),
-        Value::Str(s) => Instant::from_state_text(s).map_or_else(|| err(what), Ok),
-        _ => err(what),
-    }
-}
-
-fn opt_instant(v: &Value<'_>, what: &str) -> R<Option<Instant>> {
-    match v {
-        Value::Null => Ok(None),
-        _ => instant(v, what).map(Some),
-    }
-}
-
-fn array<'v, 'a>(v: &'v Value<'a>, what: &str, len: usize) -> R<&'v [Value<'a>]> {
-    match v {
-        Value::Array(items) if len == 0 || items.len() == len => Ok(items),
-        _ => err(what),
-    }
 }
 
 fn json_bool(b: bool) -> &'static [u8] {
@@ -140,7 +83,7 @@ fn recharge_state(
 pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     let doc = json::parse(state).map_err(|e| ViewError(format!("account view: {e}")))?;
     let Value::Object(doc) = doc else {
-        return err("document");
+        return Err(fields::Bad("document".into()).into());
     };
     if !matches!(member(&doc, "v"), Value::Int(v) if *v == crate::state::FORMAT_VERSION) {
         return Err(ViewError(
@@ -158,8 +101,11 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
         .money("available", (balance - held).max(0));
 
     let mut lots = vec![b'['];
-    for (i, l) in array(member(&doc, "lots"), "lots", 0)?.iter().enumerate() {
-        let f = array(l, "lot", 7)?;
+    for (i, l) in array(member(&doc, "lots"), "lots", None)?
+        .iter()
+        .enumerate()
+    {
+        let f = array(l, "lot", Some(7))?;
         if i > 0 {
             lots.push(b',');
         }
@@ -175,12 +121,15 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     o.raw("lots", &lots);
 
     let mut pools = vec![b'['];
-    for (i, p) in array(member(&doc, "pools"), "pools", 0)?.iter().enumerate() {
-        let f = array(p, "pool", 8)?;
+    for (i, p) in array(member(&doc, "pools"), "pools", None)?
+        .iter()
+        .enumerate()
+    {
+        let f = array(p, "pool", Some(8))?;
         let allowance_us = int(&f[1], "pool allowance")?;
         let settled_at = instant(&f[3], "pool settled_at")?;
         let mut used = instant(&f[4], "pool used")?;
-        let calls = array(&f[5], "pool calls", 0)?.len() as i128;
+        let calls = array(&f[5], "pool calls", None)?.len() as i128;
         if let Some(c) = clock.as_ref() {
             if calls > 0 && *c > settled_at {
                 used = &used + &(c - &settled_at).mul_i128(calls);
@@ -203,12 +152,12 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     pools.push(b']');
     o.raw("pools", &pools);
 
-    let auto = array(member(&doc, "auto"), "auto", 3)?;
+    let auto = array(member(&doc, "auto"), "auto", Some(3))?;
     let enabled = boolean(&auto[0], "auto enabled")?;
     let outstanding = match member(&doc, "outstanding") {
         Value::Null => None,
         v => {
-            let f = array(v, "outstanding", 2)?;
+            let f = array(v, "outstanding", Some(2))?;
             Some((string(&f[0], "request id")?, int(&f[1], "request amount")?))
         }
     };
@@ -233,10 +182,10 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     );
     o.raw("auto_recharge", &ar.finish());
 
-    let mut users: Vec<&str> = array(member(&doc, "licences"), "licences", 0)?
+    let mut users: Vec<&str> = array(member(&doc, "licences"), "licences", None)?
         .iter()
         .map(|u| string(u, "licence"))
-        .collect::<R<_>>()?;
+        .collect::<fields::Read<_>>()?;
     users.sort_unstable();
     let mut list = vec![b'['];
     for (i, u) in users.iter().enumerate() {
@@ -249,8 +198,11 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     o.raw("licensed_users", &list);
 
     let mut live = vec![b'['];
-    for (i, c) in array(member(&doc, "live"), "live", 0)?.iter().enumerate() {
-        let f = array(c, "live call", 14)?;
+    for (i, c) in array(member(&doc, "live"), "live", None)?
+        .iter()
+        .enumerate()
+    {
+        let f = array(c, "live call", Some(14))?;
         let on_pool = boolean(&f[8], "on_pool")?;
         if i > 0 {
             live.push(b',');
