@@ -145,17 +145,10 @@ class Store:
         cursor: str | None = None,
     ) -> tuple[list[bytes], str | None]:
         """One page of a tenant's charges, newest call start first, and the next page's cursor."""
-        where: list[str] = ["tenant_id = ?"]
-        args: list[str | int] = [tenant_id]
+        where, args = _tenant_period(tenant_id, from_us, to_us)
         if user_id is not None:
             where.append("user_id = ?")
             args.append(user_id)
-        if from_us is not None:
-            where.append("start_us >= ?")
-            args.append(from_us)
-        if to_us is not None:
-            where.append("start_us < ?")
-            args.append(to_us)
         if cursor is not None:
             start_us, charge_id = decode_cursor(cursor)
             where.append("(start_us < ? OR (start_us = ? AND charge_id < ?))")
@@ -174,14 +167,7 @@ class Store:
 
     def all_charges(self, tenant_id: str, from_us: int | None, to_us: int | None) -> list[bytes]:
         """Every charge of the tenant in the period, oldest first (for the usage report)."""
-        where: list[str] = ["tenant_id = ?"]
-        args: list[str | int] = [tenant_id]
-        if from_us is not None:
-            where.append("start_us >= ?")
-            args.append(from_us)
-        if to_us is not None:
-            where.append("start_us < ?")
-            args.append(to_us)
+        where, args = _tenant_period(tenant_id, from_us, to_us)
         sql = f"SELECT record FROM charges WHERE {' AND '.join(where)} ORDER BY start_us"
         with self._lock:
             return [bytes(r[0]) for r in self._db.execute(sql, args)]
@@ -229,3 +215,18 @@ def _charge_row(value: bytes | None) -> tuple[str, str, str | None, int, bytes] 
     if user_id is not None and not isinstance(user_id, str):
         user_id = None
     return charge_id, tenant_id, user_id, start_us, value
+
+
+def _tenant_period(
+    tenant_id: str, from_us: int | None, to_us: int | None
+) -> tuple[list[str], list[str | int]]:
+    """The WHERE terms and arguments of one tenant's charges that started in [from, to)."""
+    where: list[str] = ["tenant_id = ?"]
+    args: list[str | int] = [tenant_id]
+    if from_us is not None:
+        where.append("start_us >= ?")
+        args.append(from_us)
+    if to_us is not None:
+        where.append("start_us < ?")
+        args.append(to_us)
+    return where, args
