@@ -183,13 +183,21 @@ class Api:
                 return problem(400, f"bad_field:{name}", f"{name} is not a date or an instant")
         return bounds[0], bounds[1]
 
-    async def charges(self, request: Request) -> Response:
+    def _tenant_period(self, request: Request) -> tuple[str, int | None, int | None] | Response:
+        """The path's tenant (as the grant allows) and the query's period, or the problem."""
         who = self.for_tenant(request)
         if isinstance(who, Response):
             return who
         period = self._period(request)
         if isinstance(period, Response):
             return period
+        return who[0], period[0], period[1]
+
+    async def charges(self, request: Request) -> Response:
+        asked = self._tenant_period(request)
+        if isinstance(asked, Response):
+            return asked
+        tenant_id, from_us, to_us = asked
         q = request.query_params
         try:
             limit = int(q.get("limit", "50"))
@@ -199,7 +207,7 @@ class Api:
             return problem(400, "bad_field:limit", "limit is a whole number from 1 to 500")
         try:
             items, cursor = self.store.charges(
-                who[0], period[0], period[1], q.get("user"), limit, q.get("cursor")
+                tenant_id, from_us, to_us, q.get("user"), limit, q.get("cursor")
             )
         except BadCursor:
             return problem(400, "bad_field:cursor", "not a cursor this API handed out")
@@ -219,17 +227,15 @@ class Api:
         )
 
     async def report(self, request: Request) -> Response:
-        who = self.for_tenant(request)
-        if isinstance(who, Response):
-            return who
-        period = self._period(request)
-        if isinstance(period, Response):
-            return period
-        records = self.store.all_charges(who[0], period[0], period[1])
-        workbook = await asyncio.to_thread(_usage_workbook, who[0], records)
+        asked = self._tenant_period(request)
+        if isinstance(asked, Response):
+            return asked
+        tenant_id, from_us, to_us = asked
+        records = self.store.all_charges(tenant_id, from_us, to_us)
+        workbook = await asyncio.to_thread(_usage_workbook, tenant_id, records)
         return Response(
             workbook,
-            headers={"Content-Disposition": _attachment(f"usage-{who[0]}.xlsx"), **NO_STORE},
+            headers={"Content-Disposition": _attachment(f"usage-{tenant_id}.xlsx"), **NO_STORE},
             media_type=XLSX,
         )
 
