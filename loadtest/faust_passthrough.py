@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -51,6 +52,7 @@ def build(args: argparse.Namespace, result: dict[str, Any]) -> Any:
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=credentials(settings),
         store="memory://",
+        datadir=tempfile.mkdtemp(prefix="faust-pt-"),
         web_enabled=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",

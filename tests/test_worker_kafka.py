@@ -422,6 +422,62 @@ def test_restart_recovers_state_and_charges_each_call_once(kafka_broker, tmp_pat
     assert [r for t, r, _ in got if t == "dead-letters" and not is_probe(t, r)] == []
 
 
+def test_a_worker_taking_over_reads_the_backlog_before_an_overdue_timer(kafka_broker, tmp_path):
+    """A call_end sent while no worker owned the partition, stamped before the call's
+    disconnect instant, ends the call: the new owner must not fire the overdue timer first
+    (accounts.md: the same timeline as `simulate`)."""
+    prefix = unique_prefix("takeover")
+    s = US_PER_S
+    first = WorkerProcess(prefix, tmp_path / "a")
+    first.start()
+    asyncio.run(wait_ready(BROKER, prefix, timeout_s=180))
+    base = now_us() + s
+    # 0.0005 of credit at 0.0001/s in whole seconds: disconnected 5 s after it starts, unless
+    # its call_end (3.007 s, billed 4 s) comes first
+    start_us, end_us = base + s // 10, base + s // 10 + 3 * s + 7_000
+
+    def command(typ: str, cid: str, **kw: object) -> dict:
+        return {"type": typ, "tenant_id": "over", "command_id": cid, "ts": _ts(base), **kw}
+
+    before = [
+        command("add_funds", "f", amount="0.0005", currency="USD"),
+        command("assign_licence", "l", user_id="u"),
+        {
+            "type": "call_start",
+            "call_id": "k1",
+            "tenant_id": "over",
+            "user_id": "u",
+            "kind": "user_outbound",
+            "from": "+14255550100",
+            "to": "+14255550101",
+            "usage_location": "GB",
+            "switch_id": "sw",
+            "ts": _ts(start_us),
+        },
+    ]
+    end = {"type": "call_end", "call_id": "k1", "tenant_id": "over", "ts": _ts(end_us)}
+    asyncio.run(produce_lines(BROKER, prefix, lines_of(before), paced=True))
+    asyncio.run(asyncio.sleep(1.5))
+    assert first.terminate(timeout_s=90) == 0, first.log_tail()
+    asyncio.run(produce_lines(BROKER, prefix, lines_of([end]), paced=True))
+    asyncio.run(asyncio.sleep(max(0.0, (start_us + 5 * s - now_us()) / s) + 1.0))
+    second = WorkerProcess(prefix, tmp_path / "b")
+    second.start()
+    try:
+        asyncio.run(wait_ready(BROKER, prefix, timeout_s=180))
+        got = asyncio.run(collect(BROKER, prefix, idle_s=3.0, max_s=60))
+    finally:
+        second.terminate()
+    expected = _simulate(lines_of([*before, end]))
+    assert _canonical([(t, r) for t, r, _ in got]) == _canonical(expected)
+    charge = next(r for t, r, _ in got if t == "charges")
+    assert (charge["end"], charge["charge"], charge["disconnected"]) == (
+        _ts(end_us),
+        "0.0004",
+        None,
+    )
+
+
 async def _send_raw(prefix: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
     """Send (topic, key, value) records as they are, a null value being a tombstone."""
     from aiokafka import AIOKafkaProducer

@@ -12,7 +12,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating_engine.stream.worker import in_ts_order
+from rating_engine.stream.worker import in_ts_order, undecided_before
 
 Record = tuple[str, int, int, bytes | None, bytes]
 NAMES: dict[int, str] = {}
@@ -124,3 +124,31 @@ def test_the_merge_is_a_permutation_that_keeps_every_partitions_order_and_the_ti
             assert out[i] is e
     for tp in {e[:2] for e in batch}:
         assert [e for e in out if e[:2] == tp] == [e for e in batch if e[:2] == tp]
+
+
+# A due timer waits for the inputs that were on the wire before it (`undecided_before`):
+# offsets below 0 are what the client reports while it does not know them yet.
+UNKNOWN = -1001
+
+
+def test_a_partition_read_up_to_its_end_holds_nothing_back():
+    assert not undecided_before(end=7, position=7, resumed_from=3, low=0)
+
+
+def test_a_partition_read_short_of_its_end_holds_the_timer():
+    assert undecided_before(end=7, position=6, resumed_from=3, low=0)
+
+
+def test_a_partition_not_fetched_since_its_assignment_holds_the_timer():
+    assert undecided_before(end=UNKNOWN, position=UNKNOWN, resumed_from=7, low=0)
+
+
+def test_a_partition_fetched_but_not_read_yet_resumes_at_its_committed_offset():
+    assert undecided_before(end=7, position=UNKNOWN, resumed_from=5, low=0)
+    assert not undecided_before(end=7, position=UNKNOWN, resumed_from=7, low=0)
+
+
+def test_without_a_commit_reading_starts_at_the_log_start():
+    assert undecided_before(end=7, position=UNKNOWN, resumed_from=UNKNOWN, low=2)
+    assert not undecided_before(end=7, position=UNKNOWN, resumed_from=UNKNOWN, low=7)
+    assert not undecided_before(end=0, position=UNKNOWN, resumed_from=UNKNOWN, low=UNKNOWN)

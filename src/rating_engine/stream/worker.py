@@ -17,8 +17,8 @@
 - Timers: a heap of the owned tenants' next due instants; the loop's wait ends exactly at
   the earliest (no polling). A due timer fires inside the worker as a tick record decided
   after the inputs already fetched, and is put off while inputs sent before it are still on
-  the wire for its partition (a backlog), so the tenant gets the same timeline as in
-  `simulate`.
+  the wire for its partition (a backlog, also the one a partition brings when it is
+  assigned), so the tenant gets the same timeline as in `simulate`.
 - Read model: each tenant a batch changed also gets its account view (`core.account_view`)
   on the compacted `<prefix>account-views`, in the same transaction.
 - Failover: range assignment (co-partitioned), optional static membership
@@ -113,6 +113,19 @@ def in_ts_order(batch: list[Record]) -> list[Record]:
     for slot, (_, _, n) in zip(slots, sorted(keys)):
         merged[slot] = batch[slots[n]]
     return merged
+
+
+def undecided_before(end: int, position: int, resumed_from: int, low: int) -> bool:
+    """Does a topic-partition hold an input before offset `end` that is not decided yet?
+
+    Offsets below 0 are unknown to the client: `end` before the first fetch since the
+    assignment (then the answer is yes, to be safe), `position` until a record of it is
+    consumed (reading then resumes at the committed offset `resumed_from`, or at the log's
+    start `low` for a group with no commit)."""
+    if end < 0:
+        return True
+    at = position if position >= 0 else resumed_from if resumed_from >= 0 else max(low, 0)
+    return at < end
 
 
 class TimerHeap:
@@ -236,6 +249,9 @@ class Worker:
         self.held: set[int] = set()  # revoked, tables kept until the next assignment
         self.live_counts: dict[str, int] = {}
         self.waiting: dict[str, tuple[Instant, list[tuple[Any, int]]]] = {}  # deferred ticks
+        # (topic, partition) -> the committed offset its reading resumed from at assignment
+        self.starts: dict[tuple[str, int], int] = {}
+        self.assigned_us: dict[int, int] = {}  # partition -> wall instant of its assignment
         self.stopping = False
         self.in_txn = False
         self.txn_started_us = 0
@@ -298,6 +314,7 @@ class Worker:
             return
         started = time.monotonic()
         restored = self.restore(new - kept)  # a partition back to its holder is current
+        self.note_starts(consumer, new)
         self.owned |= new
         tenants = self.tables["tenants"]
         self.plan_timers(new)
@@ -332,6 +349,7 @@ class Worker:
                     table.drop(partition)
         self.timers.drop_partitions(gone)
         self.waiting.clear()
+        self.starts = {tp: o for tp, o in self.starts.items() if tp[1] not in gone}
         self.driver.forget()
         self.live_counts = {
             tid: n
@@ -468,8 +486,22 @@ class Worker:
         if self.in_txn and (self.txn_urgent or wall_us() - self.txn_started_us >= self.commit_us):
             self.commit()
 
+    def note_starts(self, consumer: Any, partitions: set[int]) -> None:
+        """Where reading the new partitions resumes: until their first record is consumed the
+        client knows no position, and a timer overdue since the handover must still wait for
+        the inputs that were sent before it (the backlog left by the previous owner)."""
+        from confluent_kafka import TopicPartition
+
+        tps = [TopicPartition(t, p) for t in self.inputs for p in sorted(partitions)]
+        for tp in consumer.committed(tps, 30.0):
+            self.starts[(tp.topic, tp.partition)] = tp.offset
+        now = wall_us()
+        for p in partitions:
+            self.assigned_us[p] = now
+
     def input_ends(self, partition: int) -> list[tuple[Any, int]]:
-        """The inputs of `partition` as far as the broker had them (the client's last fetch)."""
+        """The inputs of `partition` as far as the broker had them (the client's last fetch;
+        -1 or below before the first fetch since the assignment)."""
         from confluent_kafka import TopicPartition
 
         ends = []
@@ -480,19 +512,38 @@ class Worker:
         return ends
 
     def behind(self, ends: list[tuple[Any, int]]) -> bool:
-        """Are inputs that were on the wire when the timer came due still undecided?"""
+        """Are inputs that were on the wire when the timer came due still undecided?
+
+        A partition not fetched yet since its assignment counts as behind (its end is not
+        known); one fetched but not read from yet is behind when its end is past the
+        offset its reading resumed from."""
         positions = self.consumer.position([tp for tp, _ in ends])
-        return any(0 <= pos.offset < hi for pos, (_, hi) in zip(positions, ends) if hi >= 0)
+        for pos, (_, end) in zip(positions, ends):
+            resumed = self.starts.get((pos.topic, pos.partition), -1)
+            low, _ = self.consumer.get_watermark_offsets(pos, cached=True)
+            if undecided_before(end, pos.offset, resumed, low):
+                return True
+        return False
+
+    @staticmethod
+    def known(ends: list[tuple[Any, int]]) -> bool:
+        return all(hi >= 0 for _, hi in ends)
 
     def due_ticks(self) -> list[Record]:
         """Ticks of the timers due now, after the inputs that were on the wire when they came
-        due (noted at the first try: later inputs do not hold a timer back)."""
+        due (noted at the first try: later inputs do not hold a timer back). The wait is
+        bounded by `--tick-defer-max-ms` after the due instant, or after the assignment for a
+        timer that came due while its partition had no owner."""
         now = wall_us()
         ticks: list[Record] = []
         for tid, due, partition in self.timers.pop_due(now - self.grace_us):
             noted = self.waiting.pop(tid, None)
-            ends = noted[1] if noted is not None and noted[0] == due else self.input_ends(partition)
-            if now < due + self.defer_max_us and self.behind(ends):
+            if noted is not None and noted[0] == due and self.known(noted[1]):
+                ends = noted[1]
+            else:
+                ends = self.input_ends(partition)
+            since = max(due, self.assigned_us.get(partition, 0))
+            if now < since + self.defer_max_us and self.behind(ends):
                 metrics.TICKS_DEFERRED.inc()
                 self.waiting[tid] = (due, ends)
                 self.timers.defer(tid, due, partition, now + DEFER_RETRY_US)
