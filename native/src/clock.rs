@@ -422,6 +422,9 @@ pub fn format_instant(t: &Instant) -> String {
 
 /// `sign whole . digits` of `scaled / 10^places` with the fraction's trailing zeros dropped.
 fn write_decimal(out: &mut Vec<u8>, scaled: &BigInt, places: usize) {
+    if let Some(small) = scaled.to_i128().filter(|_| places <= 38) {
+        return write_decimal_i128(out, small, places); // 10^38 is the largest u128 power
+    }
     if scaled.is_negative() {
         out.push(b'-');
     }
@@ -440,10 +443,39 @@ fn write_decimal(out: &mut Vec<u8>, scaled: &BigInt, places: usize) {
     }
 }
 
+/// `write_decimal` of a machine integer: the same text without a big-integer detour
+/// (every charge prints two durations this way).
+fn write_decimal_i128(out: &mut Vec<u8>, scaled: i128, places: usize) {
+    if scaled < 0 {
+        out.push(b'-');
+    }
+    let magnitude = scaled.unsigned_abs();
+    let mut buf = itoa::Buffer::new();
+    if places == 0 {
+        out.extend_from_slice(buf.format(magnitude).as_bytes());
+        return;
+    }
+    let unit = 10u128.pow(places as u32);
+    out.extend_from_slice(buf.format(magnitude / unit).as_bytes());
+    let mut part = magnitude % unit;
+    if part == 0 {
+        return;
+    }
+    let mut width = places;
+    while part.is_multiple_of(10) {
+        part /= 10;
+        width -= 1;
+    }
+    let digits = buf.format(part);
+    out.push(b'.');
+    out.extend(std::iter::repeat_n(b'0', width - digits.len()));
+    out.extend_from_slice(digits.as_bytes());
+}
+
 /// A count of seconds as JSON number text: exact when the decimal ends, else 3 places half-up.
 pub fn write_seconds(out: &mut Vec<u8>, t: &Instant) {
     match t {
-        Instant::Us(us) => write_decimal(out, &BigInt::from(*us), 6),
+        Instant::Us(us) => write_decimal_i128(out, *us, 6),
         Instant::Frac(r) => {
             let s = &**r / BigInt::from(US_PER_S);
             let den = s.denom().clone();
@@ -602,6 +634,42 @@ mod tests {
             "1970-01-01T00:00:00.001Z"
         );
         assert_eq!(format_instant(&Instant::Us(-1)), "1969-12-31T23:59:59.999Z");
+    }
+
+    /// The plain big-integer form `write_decimal` had before its machine-integer path.
+    fn decimal_by_bigint(scaled: i128, places: usize) -> String {
+        let big = BigInt::from(scaled);
+        let digits = big.abs().to_string();
+        let sign = if scaled < 0 { "-" } else { "" };
+        if places == 0 {
+            return format!("{sign}{digits}");
+        }
+        let padded = format!("{digits:0>width$}", width = places + 1);
+        let (whole, part) = padded.split_at(padded.len() - places);
+        let part = part.trim_end_matches('0');
+        match part {
+            "" => format!("{sign}{whole}"),
+            _ => format!("{sign}{whole}.{part}"),
+        }
+    }
+
+    #[test]
+    fn machine_integer_decimals_print_like_big_integers() {
+        let mut values = vec![0i128, 1, -1, 9, 10, 100_000, 999_999, 1_000_000, -1_000_001];
+        values.extend([i128::MAX, i128::MIN, i128::MAX - 1, 12_345_678_901_234_567]);
+        for k in 0..60 {
+            values.push(7i128.pow(k % 40) * if k % 2 == 0 { 1 } else { -3 });
+        }
+        for &v in &values {
+            for places in [0usize, 1, 3, 6, 12, 38] {
+                let mut out = Vec::new();
+                write_decimal_i128(&mut out, v, places);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    decimal_by_bigint(v, places)
+                );
+            }
+        }
     }
 
     #[test]

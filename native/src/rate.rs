@@ -7,11 +7,70 @@
 use crate::clock::{parse_instant, Instant};
 use crate::deck::Deck;
 use crate::engine::{is_blank, trim_newline};
-use crate::json::{self, Value};
+use crate::json::{self, Object, Value};
 use crate::pricing::{billed_seconds, is_e164, price_micros, Kind};
 use crate::records::{priced_members, Obj};
 
 pub const REQUIRED_FIELDS: [&str; 6] = ["call_id", "kind", "from", "to", "start", "end"];
+
+/// The members a CDR is priced from, picked out in one pass over its object (its keys are
+/// unique: a repeated key already kept its last value).
+#[derive(Default)]
+struct Cdr<'o, 'a> {
+    call_id: Option<&'o Value<'a>>,
+    tenant_id: Option<&'o Value<'a>>,
+    user_id: Option<&'o Value<'a>>,
+    kind: Option<&'o Value<'a>>,
+    from: Option<&'o Value<'a>>,
+    to: Option<&'o Value<'a>>,
+    start: Option<&'o Value<'a>>,
+    end: Option<&'o Value<'a>>,
+}
+
+impl<'o, 'a> Cdr<'o, 'a> {
+    fn of(obj: &'o Object<'a>) -> Self {
+        let mut cdr = Cdr::default();
+        for (key, value) in obj.iter() {
+            let slot = match key {
+                "call_id" => &mut cdr.call_id,
+                "tenant_id" => &mut cdr.tenant_id,
+                "user_id" => &mut cdr.user_id,
+                "kind" => &mut cdr.kind,
+                "from" => &mut cdr.from,
+                "to" => &mut cdr.to,
+                "start" => &mut cdr.start,
+                "end" => &mut cdr.end,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        cdr
+    }
+
+    /// The first of [`REQUIRED_FIELDS`] the line lacks.
+    fn missing(&self) -> Option<&'static str> {
+        let present = [
+            self.call_id,
+            self.kind,
+            self.from,
+            self.to,
+            self.start,
+            self.end,
+        ];
+        REQUIRED_FIELDS
+            .iter()
+            .zip(present)
+            .find(|(_, v)| v.is_none())
+            .map(|(f, _)| *f)
+    }
+}
+
+fn text<'o>(value: Option<&'o Value<'_>>) -> Option<&'o str> {
+    match value {
+        Some(Value::Str(s)) => Some(s.as_ref()),
+        _ => None,
+    }
+}
 
 /// Price one CDR line: the output record and, when the line is refused, the reason.
 pub fn rate_line(deck: &Deck, raw: &[u8]) -> (Vec<u8>, Option<String>) {
@@ -38,27 +97,22 @@ pub fn rate_line_after(deck: &Deck, raw: &[u8], out: Vec<u8>) -> (Vec<u8>, Optio
             return (o.finish(), Some(reason.to_owned()));
         }
     };
+    let cdr = Cdr::of(&obj);
     let mut o = Obj::after(out);
-    let call_id = match obj.get("call_id") {
-        Some(Value::Str(s)) => Some(s.as_ref()),
-        _ => None,
-    };
+    let call_id = text(cdr.call_id);
     o.opt_str("call_id", call_id);
-    for echoed in ["tenant_id", "user_id"] {
-        if let Some(v) = obj.get(echoed) {
+    for (echoed, value) in [("tenant_id", cdr.tenant_id), ("user_id", cdr.user_id)] {
+        if let Some(v) = value {
             json::write_value(o.key(echoed), v);
         }
     }
-    let kind = match obj.get("kind") {
-        Some(Value::Str(s)) => Kind::parse(s),
-        _ => None,
-    };
+    let kind = text(cdr.kind).and_then(Kind::parse);
     o.opt_str("kind", kind.map(Kind::as_str));
     let refuse = |mut o: Obj, reason: String, duration: Option<&Instant>| {
         invalid(&mut o, &reason, duration);
         (o.finish(), Some(reason))
     };
-    if let Some(missing) = REQUIRED_FIELDS.iter().find(|f| !obj.contains_key(f)) {
+    if let Some(missing) = cdr.missing() {
         return refuse(o, format!("missing_field:{missing}"), None);
     }
     if call_id.is_none() {
@@ -67,14 +121,11 @@ pub fn rate_line_after(deck: &Deck, raw: &[u8], out: Vec<u8>) -> (Vec<u8>, Optio
     let Some(kind) = kind else {
         return refuse(o, "bad_field:kind".into(), None);
     };
-    let instant = |field: &str| match obj.get(field) {
-        Some(Value::Str(s)) => parse_instant(s).ok(),
-        _ => None,
-    };
-    let Some(start) = instant("start") else {
+    let instant = |value| text(value).and_then(|s| parse_instant(s).ok());
+    let Some(start) = instant(cdr.start) else {
         return refuse(o, "bad_field:start".into(), None);
     };
-    let Some(end) = instant("end") else {
+    let Some(end) = instant(cdr.end) else {
         return refuse(o, "bad_field:end".into(), None);
     };
     let duration = &end - &start;
@@ -82,11 +133,8 @@ pub fn rate_line_after(deck: &Deck, raw: &[u8], out: Vec<u8>) -> (Vec<u8>, Optio
         priced_members(&mut o, "free", None, None, Some(&duration), 0, 0, currency);
         return (o.finish(), None);
     };
-    let number = |field: &str| match obj.get(field) {
-        Some(Value::Str(s)) if is_e164(s) => Some(s.as_ref()),
-        _ => None,
-    };
-    let (Some(from), Some(to)) = (number("from"), number("to")) else {
+    let number = |value| text(value).filter(|s| is_e164(s));
+    let (Some(from), Some(to)) = (number(cdr.from), number(cdr.to)) else {
         return refuse(o, "bad_number".into(), Some(&duration));
     };
     let number = if kind == Kind::TollfreeInbound {
