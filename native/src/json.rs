@@ -239,9 +239,59 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A whole document that is one object of scalar members (the shape of every event and
+    /// CDR), read straight into its entries: no frames, no scratch vectors. `None` at the
+    /// first nested container or error, for the general loop to read the input again, so
+    /// what is accepted and every error stay the general loop's.
+    fn flat_object(&mut self) -> Option<Value<'a>> {
+        self.skip_ws();
+        if self.peek() != Some(b'{') {
+            return None;
+        }
+        self.pos += 1;
+        self.skip_ws();
+        let mut entries: Vec<(Cow<'a, str>, Value<'a>)> = Vec::with_capacity(12);
+        let mut index = None;
+        if self.peek() != Some(b'}') {
+            loop {
+                let key = self.key().ok()?;
+                self.skip_ws();
+                let value = match self.peek()? {
+                    b'"' => Value::Str(self.string().ok()?),
+                    b'-' | b'0'..=b'9' => self.number().ok()?,
+                    b't' => self.literal(b"true", Value::Bool(true)).ok()?,
+                    b'f' => self.literal(b"false", Value::Bool(false)).ok()?,
+                    b'n' => self.literal(b"null", Value::Null).ok()?,
+                    _ => return None,
+                };
+                insert_member(&mut entries, 0, &mut index, key, value);
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => {
+                        self.pos += 1;
+                        self.skip_ws();
+                    }
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.pos += 1;
+        self.skip_ws();
+        (self.pos == self.bytes.len()).then_some(Value::Object(Object { entries, index }))
+    }
+
+    fn document(mut self) -> Result<Value<'a>, JsonError> {
+        if let Some(value) = self.flat_object() {
+            return Ok(value);
+        }
+        self.pos = 0;
+        self.general()
+    }
+
     /// The parse loop: values are read in place and containers are open frames on an
     /// explicit stack, so depth costs heap, not call stack.
-    fn document(mut self) -> Result<Value<'a>, JsonError> {
+    fn general(mut self) -> Result<Value<'a>, JsonError> {
         let mut frames: Vec<Frame<'a>> = Vec::new();
         let mut items: Vec<Value<'a>> = Vec::new();
         let mut members: Vec<(Cow<'a, str>, Value<'a>)> = Vec::new();
@@ -874,6 +924,55 @@ mod tests {
 
     fn ok(input: &str) -> String {
         dumps(input.as_bytes()).unwrap_or_else(|| panic!("rejected {input:?}"))
+    }
+
+    /// The general loop alone, without the flat-object path in front of it.
+    fn parse_general(bytes: &[u8]) -> Result<Value<'_>, JsonError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| JsonError {
+            message: "invalid UTF-8",
+            offset: e.valid_up_to(),
+        })?;
+        Parser {
+            text,
+            bytes,
+            pos: 0,
+        }
+        .general()
+    }
+
+    #[test]
+    fn the_flat_object_path_reads_what_the_general_loop_reads() {
+        let many: String = (0..40).map(|i| format!("\"k{}\":{i},", i % 23)).collect();
+        let many = format!("{{{}\"z\":null}}", many);
+        let inputs: Vec<&[u8]> = vec![
+            br#"{"type":"call_end","call_id":"c1","tenant_id":"t","ts":"2026-12-07T00:00:00Z"}"#,
+            br#" { "a" : 1 , "b" : -0 , "c" : 1.5e3 , "d" : true , "e" : false , "f" : null } "#,
+            br#"{"a":1,"a":2,"b":3,"a":4}"#,
+            br#"{"esc":"a\"b\u00e9","n":18446744073709551615,"m":-9223372036854775808}"#,
+            br#"{"big":18446744073709551616,"x":1e400}"#,
+            br#"{}"#,
+            br#"{"a":{"b":1}}"#,
+            br#"{"a":[1,2]}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1} x"#,
+            br#"{"a":01}"#,
+            br#"{"a":tru}"#,
+            br#"{"a" 1}"#,
+            br#"{"a":1"#,
+            br#"{"a":"#,
+            br#"{"#,
+            br#"{"a":""}"#,
+            b"{\"a\":\"\x01\"}",
+            many.as_bytes(),
+        ];
+        for input in inputs {
+            assert_eq!(
+                parse(input),
+                parse_general(input),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
     }
 
     fn rejected(input: &[u8]) -> bool {

@@ -13,6 +13,11 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+/// Every Rust allocation of the core (Python's own objects keep Python's allocator): the
+/// decisions make and drop many small buffers, which glibc's allocator serves slowly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod batch;
 pub mod clock;
 pub mod deck;
