@@ -14,8 +14,9 @@
    alone reading and writing the same JSONL (`pl.read_ndjson` + `write_ndjson`), with the
    peak memory (max RSS) of each process.
 3. Times per-call pricing, the worker's path, on the first `--per-call-n` lines: the core's
-   `rate_line` called once per line from Python, and the same lines in one `rate_text` call
-   on one thread; checks both give the bytes `rate` wrote for those lines.
+   `rate_line` called once per line from Python, and the same lines handed to `rate_text` on
+   one thread in batches of `--per-call-batch` lines (default 1,000, as a stream driver
+   hands them over); checks both give the bytes `rate` wrote for those lines.
 
 Prints CDRs/s for each and the ratio (best of each, and the median of the per-round ratios: the
 host's speed drifts), and appends them to loadtest/results/rate.md.
@@ -373,12 +374,23 @@ def per_call_lines(deck_path: Path, data: bytes, rounds: int) -> tuple[float, fl
     return best_of(rounds, run)
 
 
-def per_call_batch(deck_path: Path, data: bytes, rounds: int) -> tuple[float, float, bytes]:
-    """The same lines priced in one `rate_text` call on one thread (the batch interface)."""
+def per_call_batch(
+    deck_path: Path, data: bytes, rounds: int, batch_lines: int
+) -> tuple[float, float, bytes]:
+    """The same lines priced through the batch interface on one thread, `batch_lines` lines a
+    `rate_text` call, as a driver pricing a stream hands them over (the worker's batches are
+    of this order). One call for the whole sample would measure fresh output pages instead:
+    hundreds of MiB that the kernel zeroes on first touch."""
     from rating_engine.core import load_deck, rate_text
 
     deck = load_deck(str(deck_path))
-    return best_of(rounds, lambda: bytes(rate_text(deck, data, "bench", 1, 1)[0]))
+    rows = data.splitlines(keepends=True)
+    batches = [b"".join(rows[i : i + batch_lines]) for i in range(0, len(rows), batch_lines)]
+
+    def run() -> bytes:
+        return b"".join(bytes(rate_text(deck, b, "bench", 1, 1)[0]) for b in batches)
+
+    return best_of(rounds, run)
 
 
 def machine() -> str:
@@ -398,6 +410,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5_000_000, help="CDR lines (default 5,000,000)")
     ap.add_argument("--per-call-n", type=int, default=1_000_000, help="lines for per-call pricing")
+    ap.add_argument(
+        "--per-call-batch", type=int, default=1000, help="lines a `rate_text` call (per-call)"
+    )
     ap.add_argument("--deck", default=str(ROOT / "rates" / "sample-deck.csv"))
     ap.add_argument("--bad-share", type=float, default=0.001, help="share of odd or broken lines")
     ap.add_argument("--rounds", type=int, default=3, help="alternate runs of each, best kept")
@@ -464,7 +479,7 @@ def main() -> None:
     sample = first_lines(cdrs, args.per_call_n)
     pc_n = sample.count(b"\n")
     pl_wall, pl_cpu, pl_out = per_call_lines(deck, sample, args.rounds)
-    pb_wall, pb_cpu, pb_out = per_call_batch(deck, sample, args.rounds)
+    pb_wall, pb_cpu, pb_out = per_call_batch(deck, sample, args.rounds, args.per_call_batch)
     with (tmp / "rated.jsonl").open("rb") as f:
         head = b"".join(f.readline() for _ in range(pb_out.count(b"\n")))
     same = head == pb_out == pl_out
@@ -478,7 +493,8 @@ def main() -> None:
     lines = [
         f"- {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {machine()}, polars {polars_version}, "
         f"Python {platform.python_version()}, native core. Command: `.venv/bin/python "
-        f"loadtest/bench_rate.py --n {args.n} --per-call-n {args.per_call_n} --rounds {args.rounds}`",
+        f"loadtest/bench_rate.py --n {args.n} --per-call-n {args.per_call_n} "
+        f"--per-call-batch {args.per_call_batch} --rounds {args.rounds}`",
         f"  - input: {args.n:,} CDRs, {size / 2**20:,.0f} MiB, "
         + (f"{bad:,} odd or broken lines " if bad >= 0 else f"file {cdrs} ")
         + f"({invalid:,} reported invalid on stderr)",
@@ -492,7 +508,8 @@ def main() -> None:
         f"{rate.max_rss_mib / pol.max_rss_mib:.2f}x peak memory (best of each); per round (back to back): "
         f"{', '.join(f'{x:.2f}' for x in pairs)}x, median {median:.2f}x",
         f"  - per-call pricing on {pc_n:,} lines, best of {args.rounds}: `rate_line` once per line from "
-        f"Python {pl_wall:.2f} s -> {pc_n / pl_wall:,.0f} CDRs/s; one `rate_text` call on one thread "
+        f"Python {pl_wall:.2f} s -> {pc_n / pl_wall:,.0f} CDRs/s; `rate_text` on one thread, "
+        f"{args.per_call_batch:,} lines a call, "
         f"{pb_wall:.2f} s -> {pc_n / pb_wall:,.0f} CDRs/s; both identical to `rate`'s output: {same}",
     ]
     print("\n".join(lines))

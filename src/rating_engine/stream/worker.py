@@ -731,13 +731,13 @@ def add_arguments(work: argparse.ArgumentParser, env: Any) -> None:
     work.add_argument(
         "--session-timeout-ms",
         type=int,
-        default=int(env("session_timeout_ms", "1500") or 1500),
+        default=int(env("session_timeout_ms", "1000") or 1000),
         help="a worker silent this long loses its partitions to the others",
     )
     work.add_argument(
         "--transaction-timeout-ms",
         type=int,
-        default=int(env("transaction_timeout_ms", "2000") or 2000),
+        default=int(env("transaction_timeout_ms", "1500") or 1500),
         help="the broker aborts a transaction open this long (a dead worker's, so the "
         "partitions' new owner can read past it)",
     )
