@@ -17,10 +17,14 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 pub const US_PER_S: i128 = 1_000_000;
 pub const US_PER_DAY: i128 = 86_400 * US_PER_S;
 
-/// An exact instant (or duration) in microseconds; `Frac` only when not whole.
+/// An exact instant (or duration) in microseconds. One form per value, so the derived
+/// equality and hash are exact: `Us` when whole; `Q(n, d)`, n/d in lowest terms with d > 1,
+/// when both fit machine integers (nearly every fraction the rules make: a pool's rest
+/// shared by a few calls); `Frac` otherwise.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Instant {
     Us(i128),
+    Q(i128, i128),
     Frac(Box<BigRational>),
 }
 
@@ -31,19 +35,31 @@ impl From<i128> for Instant {
 }
 
 impl Instant {
-    /// The normalized instant of a rational number of microseconds.
+    /// The normalized instant of a rational number of microseconds (in lowest terms).
     pub fn from_ratio(r: BigRational) -> Instant {
         if r.is_integer() {
             if let Some(us) = r.to_integer().to_i128() {
                 return Instant::Us(us);
             }
+        } else if let (Some(n), Some(d)) = (r.numer().to_i128(), r.denom().to_i128()) {
+            return Instant::Q(n, d);
         }
         Instant::Frac(Box::new(r))
+    }
+
+    /// The normalized instant of n/d microseconds (d > 0).
+    fn from_parts(n: i128, d: i128) -> Instant {
+        let g = gcd_i128(n, d);
+        match (n / g, d / g) {
+            (n, 1) => Instant::Us(n),
+            (n, d) => Instant::Q(n, d),
+        }
     }
 
     fn ratio(&self) -> BigRational {
         match self {
             Instant::Us(us) => BigRational::from_integer(BigInt::from(*us)),
+            Instant::Q(n, d) => BigRational::new_raw(BigInt::from(*n), BigInt::from(*d)),
             Instant::Frac(r) => (**r).clone(),
         }
     }
@@ -55,6 +71,7 @@ impl Instant {
     pub fn floor_us(&self) -> i128 {
         match self {
             Instant::Us(us) => *us,
+            Instant::Q(n, d) => n.div_euclid(*d),
             Instant::Frac(r) => r.floor().to_integer().to_i128().unwrap_or(i128::MAX),
         }
     }
@@ -62,6 +79,7 @@ impl Instant {
     pub fn ceil_us(&self) -> i128 {
         match self {
             Instant::Us(us) => *us,
+            Instant::Q(n, d) => n.div_euclid(*d) + 1, // never whole
             Instant::Frac(r) => r.ceil().to_integer().to_i128().unwrap_or(i128::MAX),
         }
     }
@@ -70,7 +88,7 @@ impl Instant {
         match self {
             Instant::Us(x) => x.cmp(&us),
             // not whole, so never equal: compare the floor
-            Instant::Frac(_) => {
+            Instant::Q(..) | Instant::Frac(_) => {
                 if self.floor_us() < us {
                     Ordering::Less
                 } else {
@@ -99,6 +117,10 @@ impl Instant {
                 Some(x) => Instant::Us(x),
                 None => Instant::from_ratio(self.ratio() * BigInt::from(n)),
             },
+            Instant::Q(p, d) => match p.checked_mul(n) {
+                Some(x) => Instant::from_parts(x, *d),
+                None => Instant::from_ratio(self.ratio() * BigInt::from(n)),
+            },
             Instant::Frac(r) => Instant::from_ratio(&**r * BigInt::from(n)),
         }
     }
@@ -108,14 +130,12 @@ impl Instant {
         let n = n.max(1);
         match self {
             Instant::Us(us) if us % n == 0 => Instant::Us(us / n),
-            Instant::Us(us) => {
-                // reduced in i128 (n > 1 does not divide us, so the denominator stays > 1)
-                let g = gcd_i128(*us, n);
-                Instant::Frac(Box::new(BigRational::new_raw(
-                    BigInt::from(us / g),
-                    BigInt::from(n / g),
-                )))
-            }
+            // reduced in i128 (n > 1 does not divide us, so the denominator stays > 1)
+            Instant::Us(us) => Instant::from_parts(*us, n),
+            Instant::Q(p, d) => match d.checked_mul(n) {
+                Some(dn) => Instant::from_parts(*p, dn),
+                None => Instant::from_ratio(self.ratio() / BigInt::from(n)),
+            },
             Instant::Frac(_) => Instant::from_ratio(self.ratio() / BigInt::from(n)),
         }
     }
@@ -130,13 +150,37 @@ impl Instant {
         } else {
             scaled + frac.numer()
         };
-        Instant::Frac(Box::new(BigRational::new_raw(numer, den.clone())))
+        Instant::from_ratio(BigRational::new_raw(numer, den.clone()))
+    }
+
+    /// `whole·sw + p/d·sp` (signs ±1) for a machine fraction: in lowest terms as above.
+    fn whole_plus_q(whole: i128, sw: i128, p: i128, d: i128, sp: i128) -> Instant {
+        let sum = whole
+            .checked_mul(d)
+            .and_then(|wd| wd.checked_mul(sw))
+            .and_then(|wd| p.checked_mul(sp).and_then(|ps| wd.checked_add(ps)));
+        match sum {
+            Some(n) => Instant::Q(n, d),
+            None => {
+                let frac =
+                    BigRational::new_raw(BigInt::from(p) * BigInt::from(sp), BigInt::from(d));
+                let whole = BigRational::from_integer(BigInt::from(whole) * BigInt::from(sw));
+                Instant::from_ratio(frac + whole)
+            }
+        }
+    }
+
+    /// p1/d1 + p2/d2 in machine integers, None on overflow.
+    fn q_plus_q(p1: i128, d1: i128, p2: i128, d2: i128) -> Option<Instant> {
+        let n = p1.checked_mul(d2)?.checked_add(p2.checked_mul(d1)?)?;
+        Some(Instant::from_parts(n, d1.checked_mul(d2)?))
     }
 
     /// `"num/den"` for a rational instant (as the state format stores it), None when whole.
     pub fn to_state_text(&self) -> Option<String> {
         match self {
             Instant::Us(_) => None,
+            Instant::Q(n, d) => Some(format!("{n}/{d}")),
             Instant::Frac(r) => Some(format!("{}/{}", r.numer(), r.denom())),
         }
     }
@@ -174,7 +218,14 @@ impl Ord for Instant {
             (Instant::Us(a), Instant::Us(b)) => a.cmp(b),
             (Instant::Us(a), _) => other.cmp_us(*a).reverse(),
             (_, Instant::Us(b)) => self.cmp_us(*b),
+            (Instant::Q(p1, d1), Instant::Q(p2, d2)) => {
+                match (p1.checked_mul(*d2), p2.checked_mul(*d1)) {
+                    (Some(l), Some(r)) => l.cmp(&r),
+                    _ => self.ratio().cmp(&other.ratio()),
+                }
+            }
             (Instant::Frac(a), Instant::Frac(b)) => a.cmp(b),
+            _ => self.ratio().cmp(&other.ratio()),
         }
     }
 }
@@ -184,6 +235,11 @@ impl Add<&Instant> for &Instant {
     fn add(self, other: &Instant) -> Instant {
         match (self, other) {
             (Instant::Us(a), Instant::Us(b)) if a.checked_add(*b).is_some() => Instant::Us(a + b),
+            (Instant::Us(a), Instant::Q(p, d)) | (Instant::Q(p, d), Instant::Us(a)) => {
+                Instant::whole_plus_q(*a, 1, *p, *d, 1)
+            }
+            (Instant::Q(p1, d1), Instant::Q(p2, d2)) => Instant::q_plus_q(*p1, *d1, *p2, *d2)
+                .unwrap_or_else(|| Instant::from_ratio(self.ratio() + other.ratio())),
             (Instant::Us(a), Instant::Frac(r)) | (Instant::Frac(r), Instant::Us(a)) => {
                 Instant::whole_plus_frac(*a, r, false)
             }
@@ -197,12 +253,18 @@ impl Sub<&Instant> for &Instant {
     fn sub(self, other: &Instant) -> Instant {
         match (self, other) {
             (Instant::Us(a), Instant::Us(b)) if a.checked_sub(*b).is_some() => Instant::Us(a - b),
+            (Instant::Us(a), Instant::Q(p, d)) => Instant::whole_plus_q(*a, 1, *p, *d, -1),
+            (Instant::Q(p, d), Instant::Us(b)) => Instant::whole_plus_q(*b, -1, *p, *d, 1),
+            (Instant::Q(p1, d1), Instant::Q(p2, d2)) => p2
+                .checked_neg()
+                .and_then(|n2| Instant::q_plus_q(*p1, *d1, n2, *d2))
+                .unwrap_or_else(|| Instant::from_ratio(self.ratio() - other.ratio())),
             (Instant::Us(a), Instant::Frac(r)) => Instant::whole_plus_frac(*a, r, true),
             (Instant::Frac(r), Instant::Us(b)) => {
                 // p/d - b = (p - b·d)/d, in lowest terms as above
                 let den = r.denom();
                 let numer = r.numer() - BigInt::from(*b) * den;
-                Instant::Frac(Box::new(BigRational::new_raw(numer, den.clone())))
+                Instant::from_ratio(BigRational::new_raw(numer, den.clone()))
             }
             _ => Instant::from_ratio(self.ratio() - other.ratio()),
         }
@@ -476,8 +538,8 @@ fn write_decimal_i128(out: &mut Vec<u8>, scaled: i128, places: usize) {
 pub fn write_seconds(out: &mut Vec<u8>, t: &Instant) {
     match t {
         Instant::Us(us) => write_decimal_i128(out, *us, 6),
-        Instant::Frac(r) => {
-            let s = &**r / BigInt::from(US_PER_S);
+        fraction => {
+            let s = fraction.ratio() / BigInt::from(US_PER_S);
             let den = s.denom().clone();
             let (mut d, mut twos, mut fives) = (den.clone(), 0usize, 0usize);
             let two = BigInt::from(2);
@@ -597,6 +659,66 @@ mod tests {
                     assert_eq!(&w - &q, slow(BigRational::from_integer(b.into()) - &r));
                     assert_eq!(&q - &w, slow(&r - BigRational::from_integer(b.into())));
                 }
+            }
+        }
+    }
+
+    /// Every form an instant takes, and the same value as a plain big rational.
+    fn instants() -> Vec<(Instant, BigRational)> {
+        let big = |n: i128, d: i128| BigRational::new(BigInt::from(n), BigInt::from(d));
+        let mut parts: Vec<(i128, i128)> = vec![(0, 1), (7, 1), (-7, 3), (1, 2), (5, 6)];
+        parts.extend([(1_796_083_200_000_001, 7), (-1_796_083_200_000_001, 12)]);
+        parts.extend([
+            (i128::MAX, 3),
+            (i128::MIN + 1, 5),
+            (i128::MAX, 1),
+            (i128::MIN, 1),
+        ]);
+        parts.extend([(i128::MAX / 2, i128::MAX / 3), (3, i128::MAX)]);
+        let mut out: Vec<(Instant, BigRational)> = parts
+            .iter()
+            .map(|&(n, d)| (Instant::from_ratio(big(n, d)), big(n, d)))
+            .collect();
+        // past the machine integers: the big form
+        let huge = BigRational::new(BigInt::from(i128::MAX) * 5 + 1, BigInt::from(3));
+        out.push((Instant::from_ratio(huge.clone()), huge));
+        out
+    }
+
+    #[test]
+    fn machine_fractions_equal_the_rational_arithmetic() {
+        let slow = |r: BigRational| Instant::from_ratio(r);
+        let all = instants();
+        for (x, rx) in &all {
+            let canonical = match x {
+                Instant::Us(_) => rx.is_integer(),
+                Instant::Q(_, d) => *d > 1 && !rx.is_integer(),
+                Instant::Frac(r) => r.numer().to_i128().is_none() || r.denom().to_i128().is_none(),
+            };
+            assert!(canonical, "{x:?}");
+            assert_eq!(x.ratio(), *rx);
+            assert_eq!(
+                x.to_state_text()
+                    .and_then(|t| Instant::from_state_text(&t))
+                    .unwrap_or_else(|| x.clone()),
+                *x
+            );
+            if let Some(f) = rx.floor().to_integer().to_i128() {
+                assert_eq!(x.floor_us(), f, "{x:?}");
+            }
+            if let Some(c) = rx.ceil().to_integer().to_i128() {
+                assert_eq!(x.ceil_us(), c, "{x:?}");
+            }
+            for n in [-3i128, 1, 2, 6, 1 << 70] {
+                assert_eq!(x.mul_i128(n), slow(rx * BigInt::from(n)), "{x:?} * {n}");
+            }
+            for n in [1i128, 2, 6, 1 << 70] {
+                assert_eq!(x.div_exact(n), slow(rx / BigInt::from(n)), "{x:?} / {n}");
+            }
+            for (y, ry) in &all {
+                assert_eq!(x + y, slow(rx + ry), "{x:?} + {y:?}");
+                assert_eq!(x - y, slow(rx - ry), "{x:?} - {y:?}");
+                assert_eq!(x.cmp(y), rx.cmp(ry), "{x:?} <=> {y:?}");
             }
         }
     }

@@ -125,6 +125,10 @@ fn compile_rows(
 fn instant_to_py(py: Python<'_>, t: &Instant) -> PyResult<Py<PyAny>> {
     match t {
         Instant::Us(us) => Ok(us.into_pyobject(py)?.into_any().unbind()),
+        Instant::Q(n, d) => {
+            let fraction = py.import("fractions")?.getattr("Fraction")?;
+            Ok(fraction.call1((*n, *d))?.unbind())
+        }
         Instant::Frac(r) => {
             let fraction = py.import("fractions")?.getattr("Fraction")?;
             Ok(fraction
