@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 
@@ -98,14 +98,16 @@ async def collect(
     max_s: float = 120.0,
     until: int | None = None,
     stop: asyncio.Event | None = None,
+    topics: Sequence[str] = OUTPUT_TOPICS,
 ) -> list[tuple[str, dict, float]]:
-    """Read every output topic from the start until quiet (and `stop` is set, if given).
+    """Read the output `topics` (all by default) from the start until quiet (and `stop` is
+    set, if given).
 
     Returns (topic, record, receive wall time) in arrival order.
     """
     from aiokafka import AIOKafkaConsumer
 
-    topics = [prefix + t for t in OUTPUT_TOPICS]
+    topics = [prefix + t for t in topics]
     consumer = AIOKafkaConsumer(
         *topics,
         **client_kwargs(broker),
