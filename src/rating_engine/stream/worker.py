@@ -203,10 +203,7 @@ class Table:
         return self.data.get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
-        if key not in self.undo:
-            self.undo[key] = (partition, self.data.get(key))
-        self.data[key] = value
-        self.keys.setdefault(partition, set()).add(key)
+        self.put_all(((partition, key, value),))
 
     def put_all(self, writes: Iterable[tuple[int, bytes, bytes]]) -> None:
         """`put` of each (partition, key, value), in one loop (a batch writes thousands)."""
