@@ -167,6 +167,24 @@ class WorkerProcess:
             return ""
 
 
+def call_start(
+    tenant_id: str, call_id: str, ts: str, to: str = "+14255550101", usage_location: str = "GB"
+) -> dict:
+    """User `u`'s outbound call_start from +14255550100 through switch `sw`."""
+    return {
+        "type": "call_start",
+        "call_id": call_id,
+        "tenant_id": tenant_id,
+        "user_id": "u",
+        "kind": "user_outbound",
+        "from": "+14255550100",
+        "to": to,
+        "usage_location": usage_location,
+        "switch_id": "sw",
+        "ts": ts,
+    }
+
+
 def lines_of(events: list[dict | bytes]) -> list[bytes]:
     return [e if isinstance(e, bytes) else orjson.dumps(e) for e in events]
 

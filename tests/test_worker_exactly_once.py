@@ -21,7 +21,7 @@ from rating_engine.core import US_PER_S, format_instant
 from rating_engine.stream import connection
 from rating_engine.stream.kafkaio import produce_lines, wait_ready
 
-from .kafka_support import BROKER, WorkerProcess, lines_of, now_us, unique_prefix
+from .kafka_support import BROKER, WorkerProcess, call_start, lines_of, now_us, unique_prefix
 
 pytestmark = pytest.mark.kafka
 
@@ -75,20 +75,7 @@ def calls(base_us: int) -> list[bytes]:
         },
     ]
     for i in range(CALLS):
-        events.append(
-            {
-                "type": "call_start",
-                "call_id": f"c{i}",
-                "tenant_id": "eos",
-                "user_id": "u",
-                "kind": "user_outbound",
-                "from": "+14255550100",
-                "to": "+14255550101",
-                "usage_location": "GB",
-                "switch_id": "sw",
-                "ts": format_instant(base_us + s + i * 1000),
-            }
-        )
+        events.append(call_start("eos", f"c{i}", format_instant(base_us + s + i * 1000)))
     for i in range(CALLS):
         events.append(
             {

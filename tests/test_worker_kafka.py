@@ -24,6 +24,7 @@ from .kafka_support import (
     REPO,
     TEST_DECK,
     WorkerProcess,
+    call_start,
     lines_of,
     now_us,
     unique_prefix,
@@ -351,30 +352,8 @@ def test_restart_recovers_state_and_charges_each_call_once(kafka_broker, tmp_pat
                 "country": "US",
                 "minutes": 5,
             },
-            {
-                "type": "call_start",
-                "call_id": "k1",
-                "tenant_id": "kill",
-                "user_id": "u",
-                "kind": "user_outbound",
-                "from": "+14255550100",
-                "to": "+14255550101",
-                "usage_location": "GB",
-                "switch_id": "sw",
-                "ts": _ts(base + s // 10),
-            },
-            {
-                "type": "call_start",
-                "call_id": "k2",
-                "tenant_id": "kill",
-                "user_id": "u",
-                "kind": "user_outbound",
-                "from": "+14255550100",
-                "to": "+14255550102",
-                "usage_location": "US",
-                "switch_id": "sw",
-                "ts": _ts(base + s // 5),
-            },
+            call_start("kill", "k1", _ts(base + s // 10)),
+            call_start("kill", "k2", _ts(base + s // 5), to="+14255550102", usage_location="US"),
         ]
     )
     asyncio.run(produce_lines(BROKER, prefix, before, paced=True))
@@ -442,18 +421,7 @@ def test_a_worker_taking_over_reads_the_backlog_before_an_overdue_timer(kafka_br
     before = [
         command("add_funds", "f", amount="0.0005", currency="USD"),
         command("assign_licence", "l", user_id="u"),
-        {
-            "type": "call_start",
-            "call_id": "k1",
-            "tenant_id": "over",
-            "user_id": "u",
-            "kind": "user_outbound",
-            "from": "+14255550100",
-            "to": "+14255550101",
-            "usage_location": "GB",
-            "switch_id": "sw",
-            "ts": _ts(start_us),
-        },
+        call_start("over", "k1", _ts(start_us)),
     ]
     end = {"type": "call_end", "call_id": "k1", "tenant_id": "over", "ts": _ts(end_us)}
     asyncio.run(produce_lines(BROKER, prefix, lines_of(before), paced=True))
