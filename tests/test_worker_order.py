@@ -12,7 +12,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating_engine.stream.worker import in_ts_order, undecided_before
+from rating_engine.stream.worker import commit_due, in_ts_order, undecided_before
 
 Record = tuple[str, int, int, bytes | None, bytes]
 NAMES: dict[int, str] = {}
@@ -152,3 +152,26 @@ def test_without_a_commit_reading_starts_at_the_log_start():
     assert undecided_before(end=7, position=UNKNOWN, resumed_from=UNKNOWN, low=2)
     assert not undecided_before(end=7, position=UNKNOWN, resumed_from=UNKNOWN, low=7)
     assert not undecided_before(end=0, position=UNKNOWN, resumed_from=UNKNOWN, low=UNKNOWN)
+
+
+# When the open transaction commits (`commit_due`): a disconnect must reach the switch
+# within milliseconds, a charge within the commit interval.
+INTERVAL_US, SPACING_US = 100_000, 20_000
+
+
+def due(now_us: int, *, urgent: bool, last_commit_us: int = -1_000_000) -> bool:
+    return commit_due(now_us, 0, INTERVAL_US, urgent, last_commit_us, SPACING_US)
+
+
+def test_a_transaction_without_a_disconnect_commits_at_the_interval():
+    assert not due(99_999, urgent=False, last_commit_us=0)
+    assert due(100_000, urgent=False, last_commit_us=99_000)
+
+
+def test_a_disconnect_commits_at_once_when_the_last_commit_is_not_recent():
+    assert due(1_000, urgent=True)
+
+
+def test_right_after_a_commit_a_disconnect_waits_at_most_the_spacing():
+    assert not due(20_999, urgent=True, last_commit_us=1_000)
+    assert due(21_000, urgent=True, last_commit_us=1_000)

@@ -3,8 +3,8 @@
 Edge rule 7 (a duplicate changes nothing and re-emits identical records) must hold for
 inputs the switch really sent twice, but an input replayed after a crash whose state was
 never saved is not a duplicate: its effect must be applied. No broker: the core's `Driver`
-over dict stores, the call the Faust agent makes for each batch, with the tables written the
-way the agent writes them (a restarted worker is a new `Driver` over the same tables).
+over dict stores, the call the worker makes for each batch, with the tables written the
+way the worker writes them (a restarted worker is a new `Driver` over the same tables).
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from typing import Any
 
 import orjson
 
-from rating_engine.core import Driver, TenantView, compile_rows, parse_instant, tenant_view
+from rating_engine.core import (
+    Driver,
+    TenantView,
+    account_view,
+    compile_rows,
+    parse_instant,
+    tenant_view,
+)
 from tests.tenant_support import (
     DECK_ROWS,
     HEADER,
@@ -54,8 +61,12 @@ def feed(
     for _, key, value in writes:
         assert value.startswith(b"@%s:%d\n" % (topic.encode(), offset))
         tables.seen[key] = value
+    saved = d.take_unsaved()
+    assert [u[0] for u in saved] == [c[0] for c in changed]
+    for _, _, state, view in saved:  # the view of the tenant in memory is that of its bytes
+        assert view == account_view(state, DECK.currency)
     if save_state:
-        for tid, _, state, _, _ in changed:
+        for tid, _, state, _ in saved:
             tables.tenants[tid.encode()] = state
     return [(name, payload) for _, name, payload, _ in outputs]
 
@@ -132,7 +143,8 @@ def test_one_batch_decides_as_one_input_at_a_time() -> None:
     )  # keyed as another
     records.append(("accounts", 0, 9, b"t1", None))  # a tombstone
     whole, one = Tables(), Tables()
-    batch = Driver(DECK).decide(records, whole.tenants, whole.seen)
+    whole_driver = Driver(DECK)
+    batch = whole_driver.decide(records, whole.tenants, whole.seen)
     d = Driver(DECK)
     parts: list[Any] = [[], [], [], []]
     for rec in records:
@@ -143,5 +155,6 @@ def test_one_batch_decides_as_one_input_at_a_time() -> None:
     assert outputs == parts[0] and writes == parts[1] and kinds == parts[3]
     assert [k for _, k in kinds][-2:] == ["rejected", "rejected"]
     assert changed[-1] == parts[2][-1]
+    assert whole_driver.take_unsaved() == d.take_unsaved()  # the same state, the same view
     assert [c[0] for c in changed] == ["t1"]
     assert any(timed for *_, timed in outputs)  # the tick disconnected the call

@@ -5,8 +5,11 @@
 //! ("seen": the outputs each input emitted, for re-emission when it comes again). The core
 //! stays pure (no I/O, no clock): the driver hands it the batch, in the order to decide it,
 //! with read access to the two tables through [`Store`]; the core hands back every output
-//! record, the seen entries to write, and each tenant the batch changed, with its state
-//! bytes, next wake-up instant and live call count. Timers fire through tick records in the
+//! record, the seen entries to write, and each tenant the batch changed, with its next
+//! wake-up instant and live call count. The changed tenants' state bytes (and account views)
+//! are written when the driver asks for them ([`Driver::take_unsaved`]), once per tenant
+//! however many batches changed it since: the driver asks just before it commits, as only
+//! the last state of a transaction is ever read back. Timers fire through tick records in the
 //! batch (topic `ticks`), so they take their place among the inputs; the driver decides
 //! beforehand which ticks fire now (wall clock and broker offsets are its business).
 //!
@@ -105,15 +108,24 @@ pub struct SeenWrite {
     pub value: Vec<u8>,
 }
 
-/// A tenant the batch changed: its state bytes to store at `partition`, the next instant it
-/// needs the clock (None: no timer) and its live calls.
+/// A tenant the batch changed: its partition, the next instant it needs the clock (None: no
+/// timer) and its live calls.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Changed {
     pub tenant_id: String,
     pub partition: i64,
-    pub state: Vec<u8>,
     pub next_due: Option<Instant>,
     pub live_calls: usize,
+}
+
+/// A tenant changed since the driver last saved: its state bytes to store at `partition`, and
+/// its account view (`view.rs`) of those bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsaved {
+    pub tenant_id: String,
+    pub partition: i64,
+    pub state: Vec<u8>,
+    pub view: Vec<u8>,
 }
 
 /// What one batch did.
@@ -135,6 +147,8 @@ struct Slot {
     partition: i64,
     /// Input topic -> the last offset the state includes (in the order first seen).
     applied: Vec<(String, i64)>,
+    /// Changed since its state was last taken ([`Driver::take_unsaved`]).
+    unsaved: bool,
 }
 
 impl Slot {
@@ -225,6 +239,8 @@ fn tick_of(raw: &[u8]) -> Option<(String, Instant)> {
 pub struct Driver {
     deck: Arc<Deck>,
     tenants: FxHashMap<String, Slot>,
+    /// The tenants whose `unsaved` is set, in order of first change.
+    unsaved: Vec<String>,
 }
 
 /// The state of one `decide` call.
@@ -242,12 +258,37 @@ impl Driver {
         Driver {
             deck,
             tenants: FxHashMap::default(),
+            unsaved: Vec::new(),
         }
     }
 
-    /// Drop every tenant kept in memory (they are read from the store again when needed).
+    /// Drop every tenant kept in memory, saved or not (they are read from the store again
+    /// when needed): the driver's partitions were revoked, or its transaction aborted.
     pub fn forget(&mut self) {
         self.tenants.clear();
+        self.unsaved.clear();
+    }
+
+    /// Each tenant changed since the last call, once, in order of first change: its state
+    /// bytes and account view as of now.
+    pub fn take_unsaved(&mut self) -> Vec<Unsaved> {
+        let currency = self.deck.currency.as_deref();
+        let mut out = Vec::with_capacity(self.unsaved.len());
+        for tenant_id in std::mem::take(&mut self.unsaved) {
+            let Some(slot) = self.tenants.get_mut(&tenant_id) else {
+                continue;
+            };
+            slot.unsaved = false;
+            let state = state::dump_tenant(&slot.tenant, &self.deck, &slot.extra());
+            let view = crate::view::tenant_view(&slot.tenant, currency);
+            out.push(Unsaved {
+                partition: slot.partition,
+                tenant_id,
+                state,
+                view,
+            });
+        }
+        out
     }
 
     /// How many tenants are kept in memory.
@@ -273,11 +314,14 @@ impl Driver {
         }
         let mut changed = std::mem::take(&mut run.out.changed);
         for c in &mut changed {
-            if let Some(slot) = self.tenants.get(&c.tenant_id) {
+            if let Some(slot) = self.tenants.get_mut(&c.tenant_id) {
                 c.partition = slot.partition;
-                c.state = state::dump_tenant(&slot.tenant, &self.deck, &slot.extra());
                 c.next_due = slot.tenant.next_due(&self.deck).map(|d| d.0);
                 c.live_calls = slot.tenant.live.len();
+                if !slot.unsaved {
+                    slot.unsaved = true;
+                    self.unsaved.push(c.tenant_id.clone());
+                }
             }
         }
         run.out.changed = changed;
@@ -296,6 +340,7 @@ impl Driver {
                     tenant: Tenant::new(tid),
                     partition,
                     applied: Vec::new(),
+                    unsaved: false,
                 },
                 Some(data) => {
                     let (tenant, extra) = state::load_tenant(&data, &self.deck)
@@ -304,6 +349,7 @@ impl Driver {
                         tenant,
                         partition,
                         applied: applied_of(&extra),
+                        unsaved: false,
                     }
                 }
             };
@@ -314,7 +360,6 @@ impl Driver {
             run.out.changed.push(Changed {
                 tenant_id: tid.to_owned(),
                 partition,
-                state: Vec::new(),
                 next_due: None,
                 live_calls: 0,
             });
@@ -462,16 +507,15 @@ mod tests {
     }
 
     impl Tables {
-        /// What the driver does with a batch: entries first, then states.
-        fn save(&mut self, d: &Decided, states: bool) {
+        /// What the driver does with a batch: entries first, then (unless killed before)
+        /// the states.
+        fn save(&mut self, d: &Decided, states: Option<&[Unsaved]>) {
             for w in &d.seen {
                 self.seen.insert(w.key.clone(), w.value.clone());
             }
-            if states {
-                for c in &d.changed {
-                    self.tenants
-                        .insert(c.tenant_id.as_bytes().to_vec(), c.state.clone());
-                }
+            for u in states.unwrap_or_default() {
+                self.tenants
+                    .insert(u.tenant_id.as_bytes().to_vec(), u.state.clone());
             }
         }
     }
@@ -525,7 +569,8 @@ mod tests {
         let deck = deck();
         let mut tables = Tables::default();
         let (a, b) = (funds("c1", "10"), funds("c2", "5"));
-        let d = Driver::new(deck.clone())
+        let mut driver = Driver::new(deck.clone());
+        let d = driver
             .decide(&[rec(0, &a), rec(1, &b)], &mut tables)
             .unwrap();
         assert_eq!(d.kinds, vec![(Source::Accounts, "add_funds"); 2]);
@@ -535,9 +580,36 @@ mod tests {
         assert_eq!(d.changed.len(), 1);
         let c = &d.changed[0];
         assert_eq!((c.partition, c.live_calls), (2, 0));
-        assert_eq!(balance(&c.state, &deck), 15_000_000);
-        let (_, extra) = state::load_tenant(&c.state, &deck).unwrap();
+        let saved = driver.take_unsaved();
+        assert_eq!(saved.len(), 1);
+        let u = &saved[0];
+        assert_eq!(u.partition, 2);
+        assert_eq!(balance(&u.state, &deck), 15_000_000);
+        let (_, extra) = state::load_tenant(&u.state, &deck).unwrap();
         assert_eq!(extra, br#"{"partition":2,"applied":{"accounts":1}}"#);
+        assert_eq!(
+            u.view,
+            crate::view::account_view(&u.state, Some("USD")).unwrap()
+        );
+        assert!(driver.take_unsaved().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_tenant_changed_by_many_batches_is_saved_once_as_of_the_last() {
+        let deck = deck();
+        let mut tables = Tables::default();
+        let mut driver = Driver::new(deck.clone());
+        let (a, b) = (funds("c1", "10"), funds("c2", "5"));
+        driver.decide(&[rec(0, &a)], &mut tables).unwrap();
+        driver.decide(&[rec(1, &b)], &mut tables).unwrap();
+        let saved = driver.take_unsaved();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(balance(&saved[0].state, &deck), 15_000_000);
+        driver
+            .decide(&[rec(2, &funds("c3", "1"))], &mut tables)
+            .unwrap();
+        driver.forget();
+        assert!(driver.take_unsaved().is_empty(), "forgotten unsaved");
     }
 
     #[test]
@@ -545,29 +617,28 @@ mod tests {
         let deck = deck();
         let mut tables = Tables::default();
         let a = funds("c1", "10");
-        let first = Driver::new(deck.clone())
-            .decide(&[rec(0, &a)], &mut tables)
-            .unwrap();
-        tables.save(&first, true);
+        let mut driver = Driver::new(deck.clone());
+        let first = driver.decide(&[rec(0, &a)], &mut tables).unwrap();
+        tables.save(&first, Some(&driver.take_unsaved()));
         // sent twice: a duplicate for a restarted worker, nothing added
-        let again = Driver::new(deck.clone())
-            .decide(&[rec(7, &a)], &mut tables)
-            .unwrap();
+        let mut driver = Driver::new(deck.clone());
+        let again = driver.decide(&[rec(7, &a)], &mut tables).unwrap();
         assert_eq!(again.outputs, first.outputs);
         assert!(again.seen.is_empty());
-        assert_eq!(balance(&again.changed[0].state, &deck), 10_000_000);
+        let saved = driver.take_unsaved();
+        assert_eq!(balance(&saved[0].state, &deck), 10_000_000);
         // killed after a batch's entries, before its state: the replay is decided again
         let b = funds("c2", "5");
         let lost = Driver::new(deck.clone())
             .decide(&[rec(1, &b)], &mut tables)
             .unwrap();
-        tables.save(&lost, false);
-        let replay = Driver::new(deck.clone())
-            .decide(&[rec(1, &b)], &mut tables)
-            .unwrap();
+        tables.save(&lost, None);
+        let mut driver = Driver::new(deck.clone());
+        let replay = driver.decide(&[rec(1, &b)], &mut tables).unwrap();
         assert_eq!(replay.outputs, lost.outputs);
         assert_eq!(replay.seen, lost.seen);
-        assert_eq!(balance(&replay.changed[0].state, &deck), 15_000_000);
+        let saved = driver.take_unsaved();
+        assert_eq!(balance(&saved[0].state, &deck), 15_000_000);
     }
 
     #[test]

@@ -456,9 +456,11 @@ type PyRecord = (String, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
 type PyDecided<'py> = (
     Vec<(Option<String>, &'static str, Bound<'py, PyBytes>, bool)>,
     Vec<(i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
-    Vec<(String, i64, Bound<'py, PyBytes>, Option<Py<PyAny>>, usize)>,
+    Vec<(String, i64, Option<Py<PyAny>>, usize)>,
     Vec<(&'static str, &'static str)>,
 );
+
+type PyUnsaved<'py> = Vec<(String, i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
 
 /// A streaming driver's tenants, decided one batch of input records per call.
 ///
@@ -487,7 +489,8 @@ impl PyDriver {
     ///
     /// Returns `(outputs, seen_writes, changed, kinds)`: outputs as `(tenant_id or None,
     /// topic, bytes, timed)`; seen entries to write as `(partition, key, value)`; each changed
-    /// tenant once as `(tenant_id, partition, state, next_due or None, live_calls)`; and per
+    /// tenant once as `(tenant_id, partition, next_due or None, live_calls)` (its state comes
+    /// from `take_unsaved`); and per
     /// calls/accounts record `(topic, its type or "rejected")`. ValueError when a stored state
     /// does not load or a record's topic is unknown (then nothing of the batch is returned).
     fn decide<'py>(
@@ -545,19 +548,33 @@ impl PyDriver {
         let mut changed = Vec::with_capacity(d.changed.len());
         for c in d.changed {
             let due = c.next_due.map(|t| instant_to_py(py, &t)).transpose()?;
-            changed.push((
-                c.tenant_id,
-                c.partition,
-                PyBytes::new(py, &c.state),
-                due,
-                c.live_calls,
-            ));
+            changed.push((c.tenant_id, c.partition, due, c.live_calls));
         }
         let kinds = d.kinds.into_iter().map(|(s, k)| (s.as_str(), k)).collect();
         Ok((outputs, writes, changed, kinds))
     }
 
-    /// Drop the tenants kept in memory (when the driver's partitions are revoked).
+    /// Each tenant changed since the last call, once: `(tenant_id, partition, state,
+    /// account_view)`, as of now. A driver takes them just before it commits: the last state
+    /// of a transaction is the only one ever read back.
+    fn take_unsaved<'py>(&mut self, py: Python<'py>) -> PyResult<PyUnsaved<'py>> {
+        Ok(self
+            .inner
+            .take_unsaved()
+            .into_iter()
+            .map(|u| {
+                (
+                    u.tenant_id,
+                    u.partition,
+                    PyBytes::new(py, &u.state),
+                    PyBytes::new(py, &u.view),
+                )
+            })
+            .collect())
+    }
+
+    /// Drop the tenants kept in memory, and forget which were unsaved (the driver's partitions
+    /// were revoked, or its transaction aborted).
     fn forget(&mut self) {
         self.inner.forget();
     }

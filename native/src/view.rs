@@ -1,20 +1,24 @@
 //! The account view: what a tenant admin reads about their account, computed from the
-//! tenant's state bytes (the changelog format of `state.rs`).
+//! tenant's state bytes (the changelog format of `state.rs`), or from the tenant in memory.
 //!
-//! The worker publishes it on the compacted `account-views` topic whenever a tenant changes,
-//! and the account API serves it as it is. It is a pure function of the state bytes (and the
+//! The worker publishes it on the compacted `account-views` topic whenever a transaction
+//! changed a tenant, and the account API serves it as it is. It is a pure function of the
+//! state bytes (and the
 //! deck's currency, which the state does not carry): money as 4-place strings written by
 //! `money.rs`, seconds as exact JSON numbers and instants as `YYYY-MM-DDTHH:MM:SS.mmmZ`, both
 //! written by `clock.rs`, like every record. Pools are shown as of the tenant's clock: the
 //! talk time of their live calls since the pool was last settled counts as used.
 //!
 //! The state is read here rather than through `state::load_tenant` because that needs the
-//! deck (a live call names its deck row), and the view needs none of the deck's rows.
+//! deck (a live call names its deck row), and the view needs none of the deck's rows. Both
+//! readers fill the same [`Facts`], which one function renders: the worker's path from the
+//! tenant in memory skips parsing the bytes it has just written.
 
 use crate::clock::Instant;
 use crate::fields::{self, array, boolean, instant, int, opt_instant, opt_int, opt_string, string};
 use crate::json::{self, Object, Value};
 use crate::records::Obj;
+use crate::tenant::Tenant;
 
 /// Why state bytes give no view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,71 +83,243 @@ fn recharge_state(
     }
 }
 
+/// What a view shows of a tenant, read from its state bytes ([`Facts::of_state`]) or taken
+/// from the tenant in memory ([`Facts::of_tenant`], the worker's path: no bytes to parse);
+/// [`render`] writes the one view both give.
+struct Facts<'a> {
+    tenant_id: &'a str,
+    clock: Option<Instant>,
+    balance: i128,
+    held: i128,
+    lots: Vec<LotFacts<'a>>,
+    pools: Vec<PoolFacts<'a>>,
+    auto_enabled: bool,
+    trigger: Option<i128>,
+    recharge: Option<i128>,
+    outstanding: Option<(&'a str, i128)>,
+    backoff_until: Option<Instant>,
+    licences: Vec<&'a str>,
+    live: Vec<LiveFacts<'a>>,
+}
+
+struct LotFacts<'a> {
+    lot_id: &'a str,
+    bought_at: Instant,
+    expires_at: Instant,
+    remaining: i128,
+    expired: bool,
+}
+
+struct PoolFacts<'a> {
+    key: &'a str,
+    month: &'a str,
+    allowance_us: i128,
+    settled_at: Instant,
+    used: Instant,
+    calls: usize,
+}
+
+struct LiveFacts<'a> {
+    call_id: &'a str,
+    user_id: Option<&'a str>,
+    kind: &'a str,
+    start: Instant,
+    /// The pool the call talks on, when it does (`on_pool`).
+    pool: Option<&'a str>,
+    held: i128,
+}
+
+impl<'a> Facts<'a> {
+    fn of_state(doc: &'a Object<'a>) -> R<Facts<'a>> {
+        if !matches!(member(doc, "v"), Value::Int(v) if *v == crate::state::FORMAT_VERSION) {
+            return Err(ViewError(
+                "account view: unknown tenant state version".into(),
+            ));
+        }
+        let clock = opt_instant(member(doc, "clock"), "clock")?;
+        let tenant_id = string(member(doc, "tenant_id"), "tenant_id")?;
+        let balance = int(member(doc, "balance"), "balance")?;
+        let held = int(member(doc, "holds"), "holds")?;
+        let mut lots = Vec::new();
+        for l in array(member(doc, "lots"), "lots", None)? {
+            let f = array(l, "lot", Some(7))?;
+            lots.push(LotFacts {
+                lot_id: string(&f[0], "lot id")?,
+                bought_at: instant(&f[2], "lot bought_at")?,
+                expires_at: instant(&f[3], "lot expires_at")?,
+                remaining: int(&f[4], "lot remaining")?,
+                expired: boolean(&f[5], "lot expired")?,
+            });
+        }
+        let mut pools = Vec::new();
+        for p in array(member(doc, "pools"), "pools", None)? {
+            let f = array(p, "pool", Some(8))?;
+            pools.push(PoolFacts {
+                key: string(&f[0], "pool key")?,
+                allowance_us: int(&f[1], "pool allowance")?,
+                month: string(&f[2], "pool month")?,
+                settled_at: instant(&f[3], "pool settled_at")?,
+                used: instant(&f[4], "pool used")?,
+                calls: array(&f[5], "pool calls", None)?.len(),
+            });
+        }
+        let auto = array(member(doc, "auto"), "auto", Some(3))?;
+        let outstanding = match member(doc, "outstanding") {
+            Value::Null => None,
+            v => {
+                let f = array(v, "outstanding", Some(2))?;
+                Some((string(&f[0], "request id")?, int(&f[1], "request amount")?))
+            }
+        };
+        let licences = array(member(doc, "licences"), "licences", None)?
+            .iter()
+            .map(|u| string(u, "licence"))
+            .collect::<fields::Read<_>>()?;
+        let mut live = Vec::new();
+        for c in array(member(doc, "live"), "live", None)? {
+            let f = array(c, "live call", Some(14))?;
+            live.push(LiveFacts {
+                call_id: string(&f[0], "call id")?,
+                user_id: opt_string(&f[2], "user id")?,
+                kind: string(&f[3], "kind")?,
+                start: instant(&f[6], "start")?,
+                pool: if boolean(&f[8], "on_pool")? {
+                    opt_string(&f[7], "pool key")?
+                } else {
+                    None
+                },
+                held: int(&f[13], "hold")?,
+            });
+        }
+        Ok(Facts {
+            tenant_id,
+            clock,
+            balance,
+            held,
+            lots,
+            pools,
+            auto_enabled: boolean(&auto[0], "auto enabled")?,
+            trigger: opt_int(&auto[1], "trigger")?,
+            recharge: opt_int(&auto[2], "recharge")?,
+            outstanding,
+            backoff_until: opt_instant(member(doc, "backoff_until"), "backoff_until")?,
+            licences,
+            live,
+        })
+    }
+
+    fn of_tenant(t: &'a Tenant) -> Facts<'a> {
+        Facts {
+            tenant_id: &t.tenant_id,
+            clock: t.clock.clone(),
+            balance: t.balance_micros,
+            held: t.holds_micros,
+            lots: t
+                .lots
+                .iter()
+                .map(|l| LotFacts {
+                    lot_id: &l.lot_id,
+                    bought_at: l.bought_at.clone(),
+                    expires_at: l.expires_at.clone(),
+                    remaining: l.remaining_micros,
+                    expired: l.expired,
+                })
+                .collect(),
+            pools: t
+                .pools
+                .iter()
+                .map(|p| PoolFacts {
+                    key: &p.key,
+                    month: &p.month,
+                    allowance_us: p.allowance_us,
+                    settled_at: p.settled_at.clone(),
+                    used: p.used_us.clone(),
+                    calls: p.calls.len(),
+                })
+                .collect(),
+            auto_enabled: t.auto_enabled,
+            trigger: t.trigger_micros,
+            recharge: t.recharge_micros,
+            outstanding: t.outstanding.as_ref().map(|(rid, a)| (rid.as_str(), *a)),
+            backoff_until: t.backoff_until.clone(),
+            licences: t.licences.iter().map(String::as_str).collect(),
+            live: t
+                .live
+                .iter()
+                .map(|c| LiveFacts {
+                    call_id: &c.call_id,
+                    user_id: c.user_id.as_deref(),
+                    kind: c.kind.as_str(),
+                    start: c.start.clone(),
+                    pool: c.pool_key.as_deref().filter(|_| c.on_pool),
+                    held: c.hold_micros,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The account view (JSON bytes) of one tenant's state bytes; `currency` is the deck's.
 pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     let doc = json::parse(state).map_err(|e| ViewError(format!("account view: {e}")))?;
     let Value::Object(doc) = doc else {
         return Err(fields::Bad("document".into()).into());
     };
-    if !matches!(member(&doc, "v"), Value::Int(v) if *v == crate::state::FORMAT_VERSION) {
-        return Err(ViewError(
-            "account view: unknown tenant state version".into(),
-        ));
-    }
-    let clock = opt_instant(member(&doc, "clock"), "clock")?;
+    Ok(render(Facts::of_state(&doc)?, currency))
+}
+
+/// The account view of a tenant in memory: the same bytes as [`account_view`] of its state.
+pub fn tenant_view(t: &Tenant, currency: Option<&str>) -> Vec<u8> {
+    render(Facts::of_tenant(t), currency)
+}
+
+fn render(facts: Facts<'_>, currency: Option<&str>) -> Vec<u8> {
+    let Facts {
+        clock,
+        mut licences,
+        ..
+    } = facts;
     let mut o = Obj::new();
-    o.str("tenant_id", string(member(&doc, "tenant_id"), "tenant_id")?)
-        .opt_str("currency", currency);
-    let balance = int(member(&doc, "balance"), "balance")?;
-    let held = int(member(&doc, "holds"), "holds")?;
-    o.money("balance", balance)
-        .money("held", held)
-        .money("available", (balance - held).max(0));
+    o.str("tenant_id", facts.tenant_id)
+        .opt_str("currency", currency)
+        .money("balance", facts.balance)
+        .money("held", facts.held)
+        .money("available", (facts.balance - facts.held).max(0));
 
     let mut lots = vec![b'['];
-    for (i, l) in array(member(&doc, "lots"), "lots", None)?
-        .iter()
-        .enumerate()
-    {
-        let f = array(l, "lot", Some(7))?;
+    for (i, l) in facts.lots.iter().enumerate() {
         if i > 0 {
             lots.push(b',');
         }
         let mut lot = Obj::after(lots);
-        lot.str("lot_id", string(&f[0], "lot id")?)
-            .instant("purchased_at", &instant(&f[2], "lot bought_at")?)
-            .instant("expires_at", &instant(&f[3], "lot expires_at")?)
-            .money("remaining", int(&f[4], "lot remaining")?)
-            .raw("expired", json_bool(boolean(&f[5], "lot expired")?));
+        lot.str("lot_id", l.lot_id)
+            .instant("purchased_at", &l.bought_at)
+            .instant("expires_at", &l.expires_at)
+            .money("remaining", l.remaining)
+            .raw("expired", json_bool(l.expired));
         lots = lot.finish();
     }
     lots.push(b']');
     o.raw("lots", &lots);
 
     let mut pools = vec![b'['];
-    for (i, p) in array(member(&doc, "pools"), "pools", None)?
-        .iter()
-        .enumerate()
-    {
-        let f = array(p, "pool", Some(8))?;
-        let allowance_us = int(&f[1], "pool allowance")?;
-        let settled_at = instant(&f[3], "pool settled_at")?;
-        let mut used = instant(&f[4], "pool used")?;
-        let calls = array(&f[5], "pool calls", None)?.len() as i128;
-        if let Some(c) = clock.as_ref() {
-            if calls > 0 && *c > settled_at {
-                used = &used + &(c - &settled_at).mul_i128(calls);
+    for (i, p) in facts.pools.iter().enumerate() {
+        let calls = p.calls as i128;
+        let used = match clock.as_ref() {
+            Some(c) if calls > 0 && *c > p.settled_at => {
+                &p.used + &(c - &p.settled_at).mul_i128(calls)
             }
-        }
-        let left = &Instant::Us(allowance_us) - &used;
+            _ => p.used.clone(),
+        };
+        let left = &Instant::Us(p.allowance_us) - &used;
         let remaining = if left.gt_us(0) { left } else { Instant::Us(0) };
         if i > 0 {
             pools.push(b',');
         }
         let mut pool = Obj::after(pools);
-        pool.str("pool", string(&f[0], "pool key")?)
-            .str("month", string(&f[2], "pool month")?)
-            .seconds("allowance_seconds", &Instant::Us(allowance_us))
+        pool.str("pool", p.key)
+            .str("month", p.month)
+            .seconds("allowance_seconds", &Instant::Us(p.allowance_us))
             .seconds("used_seconds", &used)
             .seconds("remaining_seconds", &remaining)
             .int("live_calls", calls);
@@ -152,43 +328,32 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     pools.push(b']');
     o.raw("pools", &pools);
 
-    let auto = array(member(&doc, "auto"), "auto", Some(3))?;
-    let enabled = boolean(&auto[0], "auto enabled")?;
-    let outstanding = match member(&doc, "outstanding") {
-        Value::Null => None,
-        v => {
-            let f = array(v, "outstanding", Some(2))?;
-            Some((string(&f[0], "request id")?, int(&f[1], "request amount")?))
-        }
-    };
-    let backoff_until = opt_instant(member(&doc, "backoff_until"), "backoff_until")?;
     let state = recharge_state(
-        enabled,
-        outstanding.is_some(),
-        backoff_until.as_ref(),
+        facts.auto_enabled,
+        facts.outstanding.is_some(),
+        facts.backoff_until.as_ref(),
         clock.as_ref(),
     );
     let mut ar = Obj::new();
-    ar.raw("enabled", json_bool(enabled));
-    opt_money_member(&mut ar, "trigger_amount", opt_int(&auto[1], "trigger")?);
-    opt_money_member(&mut ar, "recharge_amount", opt_int(&auto[2], "recharge")?);
+    ar.raw("enabled", json_bool(facts.auto_enabled));
+    opt_money_member(&mut ar, "trigger_amount", facts.trigger);
+    opt_money_member(&mut ar, "recharge_amount", facts.recharge);
     ar.str("state", state)
-        .opt_str("request_id", outstanding.map(|(rid, _)| rid));
-    opt_money_member(&mut ar, "request_amount", outstanding.map(|(_, a)| a));
+        .opt_str("request_id", facts.outstanding.map(|(rid, _)| rid));
+    opt_money_member(&mut ar, "request_amount", facts.outstanding.map(|(_, a)| a));
     opt_instant_member(
         &mut ar,
         "backoff_until",
-        backoff_until.as_ref().filter(|_| state == "backing_off"),
+        facts
+            .backoff_until
+            .as_ref()
+            .filter(|_| state == "backing_off"),
     );
     o.raw("auto_recharge", &ar.finish());
 
-    let mut users: Vec<&str> = array(member(&doc, "licences"), "licences", None)?
-        .iter()
-        .map(|u| string(u, "licence"))
-        .collect::<fields::Read<_>>()?;
-    users.sort_unstable();
+    licences.sort_unstable();
     let mut list = vec![b'['];
-    for (i, u) in users.iter().enumerate() {
+    for (i, u) in licences.iter().enumerate() {
         if i > 0 {
             list.push(b',');
         }
@@ -198,35 +363,23 @@ pub fn account_view(state: &[u8], currency: Option<&str>) -> R<Vec<u8>> {
     o.raw("licensed_users", &list);
 
     let mut live = vec![b'['];
-    for (i, c) in array(member(&doc, "live"), "live", None)?
-        .iter()
-        .enumerate()
-    {
-        let f = array(c, "live call", Some(14))?;
-        let on_pool = boolean(&f[8], "on_pool")?;
+    for (i, c) in facts.live.iter().enumerate() {
         if i > 0 {
             live.push(b',');
         }
         let mut call = Obj::after(live);
-        call.str("call_id", string(&f[0], "call id")?)
-            .opt_str("user_id", opt_string(&f[2], "user id")?)
-            .str("kind", string(&f[3], "kind")?)
-            .instant("started_at", &instant(&f[6], "start")?)
-            .opt_str(
-                "pool",
-                if on_pool {
-                    opt_string(&f[7], "pool key")?
-                } else {
-                    None
-                },
-            )
-            .money("held", int(&f[13], "hold")?);
+        call.str("call_id", c.call_id)
+            .opt_str("user_id", c.user_id)
+            .str("kind", c.kind)
+            .instant("started_at", &c.start)
+            .opt_str("pool", c.pool)
+            .money("held", c.held);
         live = call.finish();
     }
     live.push(b']');
     o.raw("live_calls", &live);
     opt_instant_member(&mut o, "as_of", clock.as_ref());
-    Ok(o.finish())
+    o.finish()
 }
 
 #[cfg(test)]
@@ -266,10 +419,13 @@ mod tests {
         }
     }
 
+    /// The view of the state bytes, checked against the view of the tenant in memory.
     fn view_of(engine: &Engine) -> String {
         let t = engine.tenant("t1").unwrap();
         let state = crate::state::dump_tenant(t, &engine.deck, b"{}");
-        String::from_utf8(account_view(&state, Some("USD")).unwrap()).unwrap()
+        let view = account_view(&state, Some("USD")).unwrap();
+        assert_eq!(tenant_view(t, Some("USD")), view, "the two paths to a view");
+        String::from_utf8(view).unwrap()
     }
 
     const FUNDS: &str = r#"{"type":"add_funds","tenant_id":"t1","command_id":"f1","ts":"2026-11-24T10:00:00.000Z","amount":"12.5","currency":"USD"}"#;

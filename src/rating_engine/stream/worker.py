@@ -13,14 +13,17 @@
   batches go in one Kafka transaction, its offsets bound to the consumer group's metadata,
   so a `read_committed` consumer sees each record once even when the worker dies between
   produce and commit. A transaction is committed at the latest `--commit-interval-ms` after
-  it began, and at once when it holds a disconnect (the switch must see it now).
+  it began; one that holds a disconnect (the switch must see it now) at once, unless the
+  last commit ended less than `--disconnect-commit-ms` ago: then when it is that long ago
+  (under load, one commit for many batches: a commit costs milliseconds of round trips).
 - Timers: a heap of the owned tenants' next due instants; the loop's wait ends exactly at
   the earliest (no polling). A due timer fires inside the worker as a tick record decided
   after the inputs already fetched, and is put off while inputs sent before it are still on
   the wire for its partition (a backlog, also the one a partition brings when it is
   assigned), so the tenant gets the same timeline as in `simulate`.
-- Read model: each tenant a batch changed also gets its account view (`core.account_view`)
-  on the compacted `<prefix>account-views`, in the same transaction.
+- Tenant states are written once per transaction, when it commits (`save_tenants`): each
+  tenant it changed, as it stands then, to the tenants table and changelog, and its account
+  view (computed by the core from those bytes) to the compacted `<prefix>account-views`.
 - Failover: range assignment (co-partitioned), optional static membership
   (`--instance-id`), short session timeouts; the transactional id follows the instance id, so a restarted
   instance fences its predecessor and aborts its open transaction at once.
@@ -48,7 +51,6 @@ from ..core import (
     Driver,
     Instant,
     Tenant,
-    account_view,
     load_deck,
     parse_instant,
     stamp_of,
@@ -128,6 +130,26 @@ def undecided_before(end: int, position: int, resumed_from: int, low: int) -> bo
         return True
     at = position if position >= 0 else resumed_from if resumed_from >= 0 else max(low, 0)
     return at < end
+
+
+def commit_due(
+    now_us: int,
+    started_us: int,
+    interval_us: int,
+    urgent: bool,
+    last_commit_us: int,
+    spacing_us: int,
+) -> bool:
+    """Is the open transaction to be committed now?
+
+    `interval_us` after it began; when it holds a disconnect (`urgent`), at once, unless the
+    last commit ended less than `spacing_us` ago: then as soon as it is that long ago. Under
+    load a commit per batch would leave the loop waiting on commits (each costs milliseconds
+    of round trips to the coordinators) while the input backs up behind it; spaced, a
+    disconnect waits at most `spacing_us` and one commit carries the batches of that time."""
+    if now_us - started_us >= interval_us:
+        return True
+    return urgent and now_us - last_commit_us >= spacing_us
 
 
 class TimerHeap:
@@ -266,7 +288,9 @@ class Worker:
         self.stopping = False
         self.in_txn = False
         self.txn_started_us = 0
-        self.txn_urgent = False
+        self.txn_urgent = False  # the open transaction holds a disconnect
+        self.last_commit_us = 0  # wall instant the last commit ended
+        self.spacing_us = args.disconnect_commit_ms * 1000
         self.txn_disconnects: list[bytes] = []
         self.txn_ids = f"{app}-{args.instance_id or uuid.uuid4().hex[:12]}"
         self.out_topics = {name: self.prefix + name for name in OUTPUT_TOPICS}
@@ -463,6 +487,8 @@ class Worker:
             until.append(nxt + self.grace_us)
         if self.in_txn:
             until.append(self.txn_started_us + self.commit_us)
+            if self.txn_urgent:
+                until.append(self.last_commit_us + self.spacing_us)
         if not until:
             return IDLE_WAIT_S
         return min(IDLE_WAIT_S, max(0.0, float(min(until) - now) / US_PER_S))
@@ -500,7 +526,14 @@ class Worker:
                 self.producer.begin_transaction()
                 self.in_txn, self.txn_started_us, self.txn_urgent = True, wall_us(), False
             self.decide(records)
-        if self.in_txn and (self.txn_urgent or wall_us() - self.txn_started_us >= self.commit_us):
+        if self.in_txn and commit_due(
+            wall_us(),
+            self.txn_started_us,
+            self.commit_us,
+            self.txn_urgent,
+            self.last_commit_us,
+            self.spacing_us,
+        ):
             self.commit()
 
     def note_starts(self, consumer: Any, partitions: set[int]) -> None:
@@ -605,16 +638,23 @@ class Worker:
                 produce(topic, value, key, partition)
             except BufferError:
                 self._send(produce, topic, value, key, partition)
-        views, currency = self.prefix + VIEWS, self.deck.currency
-        for tid, partition, data, due, live in changed:
-            key = tid.encode()
-            tenants.put(partition, key, data)
-            self._send(produce, tenants.topic, data, key, partition)
-            self._send(produce, views, account_view(data, currency), key)
+        for tid, partition, due, live in changed:
             self.timers.set(tid, due, partition)
             if self.live_counts.get(tid, 0) != live:
                 self.live_counts[tid] = live
                 metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+
+    def save_tenants(self) -> None:
+        """Write each tenant the transaction changed, once: its state to the table and its
+        changelog, its account view to `account-views`. Only a transaction's last state is ever
+        read back (its commit is atomic), so the states of the batches before it are not
+        written at all: a tenant touched by every batch costs one state per commit."""
+        tenants, produce, views = self.tables["tenants"], self.producer.produce, self.prefix + VIEWS
+        for tid, partition, data, view in self.driver.take_unsaved():
+            key = tid.encode()
+            tenants.put(partition, key, data)
+            self._send(produce, tenants.topic, data, key, partition)
+            self._send(produce, views, view, key)
         metrics.TENANTS.set(len(tenants.data))
 
     def _send(
@@ -634,6 +674,7 @@ class Worker:
 
         started = time.perf_counter()
         try:
+            self.save_tenants()
             positions = [
                 tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
             ]
@@ -654,7 +695,8 @@ class Worker:
             return
         finally:
             self.in_txn = False
-        now = wall_us()
+            self.last_commit_us = wall_us()
+        now = self.last_commit_us
         for payload in self.txn_disconnects:
             at = parse_instant(orjson.loads(payload)["at"])
             metrics.DISCONNECT_LATENESS.observe(float(max(0, now - at) / US_PER_S))
@@ -750,8 +792,15 @@ def add_arguments(work: argparse.ArgumentParser, env: Any) -> None:
         "--commit-interval-ms",
         type=int,
         default=int(env("commit_interval_ms", "100") or 100),
-        help="commit a transaction at the latest this long after it began (at once when it "
-        "holds a disconnect)",
+        help="commit a transaction at the latest this long after it began (sooner when it "
+        "holds a disconnect: --disconnect-commit-ms)",
+    )
+    work.add_argument(
+        "--disconnect-commit-ms",
+        type=int,
+        default=int(env("disconnect_commit_ms", "20") or 20),
+        help="a transaction holding a disconnect commits at once, unless the last commit "
+        "ended less than this long ago (then when it is that long ago)",
     )
     work.add_argument(
         "--session-timeout-ms",
