@@ -23,7 +23,8 @@
   assigned), so the tenant gets the same timeline as in `simulate`.
 - Tenant states are written once per transaction, when it commits (`save_tenants`): each
   tenant it changed, as it stands then, to the tenants table and changelog, and its account
-  view (computed by the core from those bytes) to the compacted `<prefix>account-views`.
+  view (rendered by the core from the tenant in memory: the bytes `core.account_view` gives
+  of that state) to the compacted `<prefix>account-views`.
 - Failover: range assignment (co-partitioned), optional static membership
   (`--instance-id`), short session timeouts; the transactional id follows the instance id, so a restarted
   instance fences its predecessor and aborts its open transaction at once.
@@ -672,9 +673,9 @@ class Worker:
         abort it and go back to the last commit (tables undone, inputs read again)."""
         from confluent_kafka import KafkaException
 
-        started = time.perf_counter()
         try:
-            self.save_tenants()
+            self.save_tenants()  # into this transaction, not counted as the commit's time
+            started = time.perf_counter()
             positions = [
                 tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
             ]
