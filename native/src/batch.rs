@@ -454,7 +454,12 @@ impl Driver {
             }
         }
         let applied = slot.tenant.apply(&deck, &ev);
-        if applied.reject.is_none() && !applied.duplicate {
+        if let Some(key) = &applied.remember {
+            slot.tenant
+                .seen
+                .insert(key.clone(), applied.outputs.clone());
+        }
+        if applied.remember.is_some() {
             let mut value = format!("@{topic}:{}\n", rec.offset).into_bytes();
             value.extend_from_slice(&state::dump_outputs(&applied.outputs));
             let full = [prefix.as_bytes(), ev.seen_key().as_bytes()].concat();

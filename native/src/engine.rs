@@ -25,6 +25,8 @@ pub struct Engine {
     heap: BinaryHeap<Reverse<(Instant, u8, usize)>>,
     queued: FxHashMap<usize, Due>,
     pub clock: Option<Instant>,
+    /// The records of the timers being fired (kept for its capacity).
+    scratch: Vec<Output>,
 }
 
 impl Engine {
@@ -36,6 +38,7 @@ impl Engine {
             heap: BinaryHeap::new(),
             queued: FxHashMap::default(),
             clock: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -77,7 +80,8 @@ impl Engine {
     }
 
     /// Fire every tenant's timers due before (until, phase), globally in time order.
-    pub fn run_until(&mut self, until: &Instant, phase: u8, out: &mut Vec<Output>) {
+    pub fn run_until(&mut self, until: &Instant, phase: u8, emit: &mut impl FnMut(Topic, &[u8])) {
+        let mut fired = std::mem::take(&mut self.scratch);
         while let Some(Reverse((at, ph, _))) = self.heap.peek() {
             if (at, *ph) >= (until, phase) {
                 break;
@@ -90,40 +94,45 @@ impl Engine {
                 _ => continue, // stale entry: the tenant was re-planned since
             }
             self.queued.remove(&ti);
-            self.tenants[ti].fire(&self.deck, &at, ph, out);
+            self.tenants[ti].fire(&self.deck, &at, ph, &mut fired);
+            for (topic, payload) in fired.drain(..) {
+                emit(topic, &payload);
+            }
             self.reschedule(ti);
         }
+        self.scratch = fired;
     }
 
-    /// One input line: validate, move the clock (firing timers), apply.
-    pub fn feed(&mut self, raw: &[u8], line: i128, out: &mut Vec<Output>) {
+    /// One input line: validate, move the clock (firing timers), apply. Each record goes to
+    /// `emit` as it is made; what the input emitted is then moved into its tenant's
+    /// duplicate memory (not copied: `simulate` keeps every input's outputs for good).
+    pub fn feed(&mut self, raw: &[u8], line: i128, emit: &mut impl FnMut(Topic, &[u8])) {
         let ev = match parse_event(raw, self.deck.currency.as_deref()) {
             Ok(ev) => ev,
             Err(rej) => {
-                out.push((
-                    Topic::DeadLetters,
-                    dead_letter_json(&rej.reason, raw, Some(line), rej.tenant_id.as_deref()),
-                ));
+                let dead = dead_letter_json(&rej.reason, raw, Some(line), rej.tenant_id.as_deref());
+                emit(Topic::DeadLetters, &dead);
                 return;
             }
         };
         if self.clock.as_ref().is_some_and(|c| ev.ts < *c) {
-            out.push((
-                Topic::DeadLetters,
-                dead_letter_json("out_of_order", raw, Some(line), Some(&ev.tenant_id)),
-            ));
+            let dead = dead_letter_json("out_of_order", raw, Some(line), Some(&ev.tenant_id));
+            emit(Topic::DeadLetters, &dead);
             return;
         }
-        self.run_until(&ev.ts, EVENTS, out);
+        self.run_until(&ev.ts, EVENTS, emit);
         self.clock = Some(ev.ts.clone());
         let ti = self.tenant_index(&ev.tenant_id);
         let applied = self.tenants[ti].apply(&self.deck, &ev);
-        out.extend(applied.outputs);
+        for (topic, payload) in &applied.outputs {
+            emit(*topic, payload);
+        }
         if let Some(reason) = applied.reject {
-            out.push((
-                Topic::DeadLetters,
-                dead_letter_json(reason, raw, Some(line), Some(&ev.tenant_id)),
-            ));
+            let dead = dead_letter_json(reason, raw, Some(line), Some(&ev.tenant_id));
+            emit(Topic::DeadLetters, &dead);
+        }
+        if let Some(key) = applied.remember {
+            self.tenants[ti].seen.insert(key, applied.outputs);
         }
         self.reschedule(ti);
     }
@@ -134,9 +143,9 @@ impl Engine {
         self.index.get(tenant_id).map(|&i| &self.tenants[i])
     }
 
-    pub fn finish(&mut self, out: &mut Vec<Output>) {
+    pub fn finish(&mut self, emit: &mut impl FnMut(Topic, &[u8])) {
         if let Some(clock) = self.clock.clone() {
-            self.run_until(&clock, AFTER, out);
+            self.run_until(&clock, AFTER, emit);
         }
     }
 }
@@ -160,7 +169,12 @@ pub fn trim_newline(line: &[u8]) -> &[u8] {
 pub struct Simulation {
     pub engine: Engine,
     line: i128,
-    outputs: Vec<Output>,
+}
+
+/// Append one simulate line: the record with `"topic"` first.
+fn write_line(sink: &mut Vec<u8>, topic: Topic, payload: &[u8]) {
+    with_topic(sink, topic, payload);
+    sink.push(b'\n');
 }
 
 impl Simulation {
@@ -168,36 +182,24 @@ impl Simulation {
         Simulation {
             engine: Engine::new(deck),
             line: 0,
-            outputs: Vec::new(),
-        }
-    }
-
-    fn drain(&mut self, sink: &mut Vec<u8>) {
-        for (topic, payload) in self.outputs.drain(..) {
-            with_topic(sink, topic, &payload);
-            sink.push(b'\n');
         }
     }
 
     /// Feed whole lines (a text whose last line ends with `\n`, or the file's last piece).
     pub fn feed_lines(&mut self, text: &[u8], sink: &mut Vec<u8>) {
+        let mut emit = |topic: Topic, payload: &[u8]| write_line(sink, topic, payload);
         for piece in text.split_inclusive(|&b| b == b'\n') {
             self.line += 1;
             let raw = trim_newline(piece);
             if is_blank(raw) {
                 continue;
             }
-            let mut outputs = std::mem::take(&mut self.outputs);
-            self.engine.feed(raw, self.line, &mut outputs);
-            self.outputs = outputs;
-            self.drain(sink);
+            self.engine.feed(raw, self.line, &mut emit);
         }
     }
 
     pub fn finish(&mut self, sink: &mut Vec<u8>) {
-        let mut outputs = std::mem::take(&mut self.outputs);
-        self.engine.finish(&mut outputs);
-        self.outputs = outputs;
-        self.drain(sink);
+        self.engine
+            .finish(&mut |topic: Topic, payload: &[u8]| write_line(sink, topic, payload));
     }
 }

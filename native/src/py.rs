@@ -18,7 +18,7 @@ use crate::engine::{Engine, Simulation};
 use crate::events;
 use crate::money;
 use crate::rate;
-use crate::records::Output;
+use crate::records::{Output, Topic};
 use crate::state;
 
 create_exception!(
@@ -227,6 +227,8 @@ fn rate_line<'py>(
 #[pyclass(name = "Simulation", module = "rating_engine._core")]
 pub struct PySimulation {
     inner: Simulation,
+    /// The records of one `feed`, kept between calls so its pages stay mapped and warm.
+    sink: Vec<u8>,
 }
 
 #[pymethods]
@@ -235,14 +237,15 @@ impl PySimulation {
     fn new(deck: &PyDeck) -> Self {
         PySimulation {
             inner: Simulation::new(deck.inner.clone()),
+            sink: Vec::new(),
         }
     }
 
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
-        let mut sink = Vec::with_capacity(data.len() * 2);
-        let inner = &mut self.inner;
-        py.detach(|| inner.feed_lines(data, &mut sink));
-        PyBytes::new(py, &sink)
+        let (inner, sink) = (&mut self.inner, &mut self.sink);
+        sink.clear();
+        py.detach(|| inner.feed_lines(data, sink));
+        PyBytes::new(py, sink)
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -283,13 +286,16 @@ impl PyEngine {
         line: i128,
     ) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
         let mut out = Vec::new();
-        self.inner.feed(raw, line, &mut out);
+        self.inner.feed(raw, line, &mut |t: Topic, p: &[u8]| {
+            out.push((t, p.to_vec()))
+        });
         outputs_to_py(py, out)
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
         let mut out = Vec::new();
-        self.inner.finish(&mut out);
+        self.inner
+            .finish(&mut |t: Topic, p: &[u8]| out.push((t, p.to_vec())));
         outputs_to_py(py, out)
     }
 
@@ -336,8 +342,11 @@ impl PyEngine {
         phase: u8,
     ) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
         let mut out = Vec::new();
-        self.inner
-            .run_until(&instant_from_py(until)?, phase, &mut out);
+        self.inner.run_until(
+            &instant_from_py(until)?,
+            phase,
+            &mut |t: Topic, p: &[u8]| out.push((t, p.to_vec())),
+        );
         Ok(outputs_to_py(py, out))
     }
 

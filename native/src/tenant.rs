@@ -125,6 +125,10 @@ pub struct Applied {
     pub reject: Option<&'static str>,
     /// The input was a duplicate: `outputs` are the remembered ones, re-emitted.
     pub duplicate: bool,
+    /// The key to remember `outputs` under (edge rule 7), when the input was decided anew:
+    /// the caller stores them (`seen`, or its own table) after it has written them out, so
+    /// they are moved there rather than copied.
+    pub remember: Option<String>,
 }
 
 /// All state of one tenant and the rules that change it.
@@ -334,6 +338,7 @@ impl Tenant {
                 outputs: previous.clone(),
                 reject: None,
                 duplicate: true,
+                remember: None,
             };
         }
         let reject = Ctx {
@@ -342,13 +347,11 @@ impl Tenant {
             out: &mut out,
         }
         .dispatch(ev, &at);
-        if reject.is_none() {
-            self.seen.insert(seen_key, out.clone());
-        }
         Applied {
             outputs: out,
             reject,
             duplicate: false,
+            remember: reject.is_none().then_some(seen_key),
         }
     }
 }
