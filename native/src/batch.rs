@@ -455,20 +455,18 @@ impl Driver {
         }
         let applied = slot.tenant.apply(&deck, &ev);
         if let Some(key) = &applied.remember {
-            slot.tenant
-                .seen
-                .insert(key.clone(), applied.outputs.clone());
-        }
-        if applied.remember.is_some() {
             let mut value = format!("@{topic}:{}\n", rec.offset).into_bytes();
             value.extend_from_slice(&state::dump_outputs(&applied.outputs));
-            let full = [prefix.as_bytes(), ev.seen_key().as_bytes()].concat();
+            let full = [prefix.as_bytes(), key.as_bytes()].concat();
             run.written.insert(full.clone(), run.out.seen.len());
             run.out.seen.push(SeenWrite {
                 partition: rec.partition,
                 key: full,
                 value,
             });
+            slot.tenant
+                .seen
+                .insert(key.clone(), applied.outputs.clone());
         }
         if rec.offset > slot.applied(topic) {
             // a replay of an older input must not lower it

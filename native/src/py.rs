@@ -255,6 +255,11 @@ impl PySimulation {
     }
 }
 
+/// An engine's record callback that keeps a copy of each record in `out`.
+fn collect(out: &mut Vec<Output>) -> impl FnMut(Topic, &[u8]) + '_ {
+    |topic, payload| out.push((topic, payload.to_vec()))
+}
+
 fn outputs_to_py<'py>(
     py: Python<'py>,
     out: Vec<Output>,
@@ -286,16 +291,13 @@ impl PyEngine {
         line: i128,
     ) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
         let mut out = Vec::new();
-        self.inner.feed(raw, line, &mut |t: Topic, p: &[u8]| {
-            out.push((t, p.to_vec()))
-        });
+        self.inner.feed(raw, line, &mut collect(&mut out));
         outputs_to_py(py, out)
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
         let mut out = Vec::new();
-        self.inner
-            .finish(&mut |t: Topic, p: &[u8]| out.push((t, p.to_vec())));
+        self.inner.finish(&mut collect(&mut out));
         outputs_to_py(py, out)
     }
 
@@ -342,11 +344,8 @@ impl PyEngine {
         phase: u8,
     ) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
         let mut out = Vec::new();
-        self.inner.run_until(
-            &instant_from_py(until)?,
-            phase,
-            &mut |t: Topic, p: &[u8]| out.push((t, p.to_vec())),
-        );
+        self.inner
+            .run_until(&instant_from_py(until)?, phase, &mut collect(&mut out));
         Ok(outputs_to_py(py, out))
     }
 

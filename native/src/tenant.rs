@@ -123,9 +123,8 @@ pub struct Applied {
     pub outputs: Vec<Output>,
     /// The dead-letter reason when the input was refused (then nothing is remembered).
     pub reject: Option<&'static str>,
-    /// The input was a duplicate: `outputs` are the remembered ones, re-emitted.
-    pub duplicate: bool,
-    /// The key to remember `outputs` under (edge rule 7), when the input was decided anew:
+    /// The key to remember `outputs` under (edge rule 7), when the input was decided anew
+    /// (None for a duplicate, whose `outputs` are the remembered ones, re-emitted):
     /// the caller stores them (`seen`, or its own table) after it has written them out, so
     /// they are moved there rather than copied.
     pub remember: Option<String>,
@@ -337,7 +336,6 @@ impl Tenant {
             return Applied {
                 outputs: previous.clone(),
                 reject: None,
-                duplicate: true,
                 remember: None,
             };
         }
@@ -350,7 +348,6 @@ impl Tenant {
         Applied {
             outputs: out,
             reject,
-            duplicate: false,
             remember: reject.is_none().then_some(seen_key),
         }
     }
