@@ -3,8 +3,8 @@
 Edge rule 7 (a duplicate changes nothing and re-emits identical records) must hold for
 inputs the switch really sent twice, but an input replayed after a crash whose state was
 never saved is not a duplicate: its effect must be applied. No broker: the core's `Driver`
-over dict stores, the call the worker makes for each batch, with the tables written the
-way the worker writes them (a restarted worker is a new `Driver` over the same tables).
+over the worker's `Table`s, the call the worker makes for each batch, with the tables written
+the way the worker writes them (a restarted worker is a new `Driver` over the same tables).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import orjson
 
 from rating_engine.core import (
     Driver,
+    Table,
     TenantView,
     account_view,
     compile_rows,
@@ -36,11 +37,11 @@ DECK = compile_rows("tests/literal-deck.csv", HEADER, DECK_ROWS)
 
 
 class Tables:
-    """The worker's `tenants` and `seen` stores (what the core reads through `.get`)."""
+    """The worker's `tenants` and `seen` tables."""
 
     def __init__(self) -> None:
-        self.tenants: dict[bytes, bytes] = {}
-        self.seen: dict[bytes, bytes] = {}
+        self.tenants = Table("tenants-changelog")
+        self.seen = Table("seen-changelog")
 
 
 def feed(
@@ -51,7 +52,8 @@ def feed(
     ev: dict[str, Any],
     save_state: bool = True,
 ) -> list[Any]:
-    """One input as a batch: its seen entries stored, then (unless killed before) its state."""
+    """One input as a batch: its seen entries stored (by `decide`), then (unless killed
+    before) its state."""
     raw = orjson.dumps(ev)
     outputs, writes, changed, kinds = d.decide(
         [(topic, 0, offset, ev["tenant_id"].encode(), raw)], tables.tenants, tables.seen
@@ -60,23 +62,23 @@ def feed(
     assert all(name != "dead-letters" for _, name, _, _ in outputs)
     for _, key, value in writes:
         assert value.startswith(b"@%s:%d\n" % (topic.encode(), offset))
-        tables.seen[key] = value
+        assert tables.seen.get(key) == value
     saved = d.take_unsaved()
     assert [u[0] for u in saved] == [c[0] for c in changed]
     for _, _, state, view in saved:  # the view of the tenant in memory is that of its bytes
         assert view == account_view(state, DECK.currency)
     if save_state:
         for tid, _, state, _ in saved:
-            tables.tenants[tid.encode()] = state
+            tables.tenants.put(0, tid.encode(), state)
     return [(name, payload) for _, name, payload, _ in outputs]
 
 
 def view(tables: Tables) -> TenantView:
-    return tenant_view(tables.tenants[b"t1"])
+    return tenant_view(tables.tenants.get(b"t1"))
 
 
 def applied(tables: Tables) -> dict[str, int]:
-    return orjson.loads(tables.tenants[b"t1"])["extra"]["applied"]
+    return orjson.loads(tables.tenants.get(b"t1"))["extra"]["applied"]
 
 
 def provisioned() -> tuple[Tables, Driver]:
@@ -100,11 +102,11 @@ def test_input_replayed_after_lost_state_is_decided_again() -> None:
 def test_duplicate_sent_twice_is_still_a_duplicate_after_restore() -> None:
     tables, d = provisioned()
     first = feed(d, tables, "calls", 5, call_start("k1", T(10)))
-    before = orjson.loads(tables.tenants[b"t1"])
+    before = orjson.loads(tables.tenants.get(b"t1"))
     again = feed(Driver(DECK), tables, "calls", 9, call_start("k1", T(10)))
     assert again == first
     assert len(view(tables).live) == 1
-    assert orjson.loads(tables.tenants[b"t1"])["live"] == before["live"]
+    assert orjson.loads(tables.tenants.get(b"t1"))["live"] == before["live"]
 
 
 def test_replay_of_an_older_input_keeps_later_inputs_duplicates() -> None:

@@ -26,9 +26,10 @@
 //!
 //! Before deciding an input the core looks up the keys it may consult (its own key, and for a
 //! `call_end` its call's `call_start`): first among the entries this batch wrote (the driver
-//! stores them only after the call), then in the store, and hands what it finds to the tenant,
-//! whose in-memory memory keeps what earlier inputs of this process wrote. An entry that is
-//! malformed (a stamp or outputs that do not parse) counts as absent: the input is decided.
+//! stores them only after the call), then in the store, and hands what it finds to the tenant
+//! for that one input. The store is the only memory: the driver writes a batch's entries to
+//! it before the next batch ([`Table`] in the worker). An entry that is malformed (a stamp or
+//! outputs that do not parse) counts as absent: the input is decided.
 //!
 //! A tenant is read from the store the first time a batch touches it and then kept here until
 //! [`Driver::forget`] (the driver calls it when its partitions are revoked).
@@ -42,14 +43,31 @@ use crate::fxhash::FxHashMap;
 use crate::json::{self, Value};
 use crate::records::{dead_letter_json, Topic};
 use crate::state;
+use crate::table::Table;
 use crate::tenant::{Tenant, AFTER, EVENTS};
 
-/// The driver's tables, read by key (what the core writes comes back in [`Decided`]).
+/// The driver's tables, read by key (what the core writes comes back in [`Decided`], and
+/// the driver stores it before its next batch: the core keeps no copy).
 pub trait Store {
     /// A tenant's state bytes (key: the tenant id), or None.
     fn tenant(&mut self, tenant_id: &str) -> Option<Vec<u8>>;
     /// A seen entry (key: `tenant \x1f seen key`), or None.
     fn seen(&mut self, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// The worker's two tables as the driver's store.
+pub struct Tables<'a> {
+    pub tenants: &'a Table,
+    pub seen: &'a Table,
+}
+
+impl Store for Tables<'_> {
+    fn tenant(&mut self, tenant_id: &str) -> Option<Vec<u8>> {
+        self.tenants.get(tenant_id.as_bytes()).map(<[u8]>::to_vec)
+    }
+    fn seen(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.seen.get(key).map(<[u8]>::to_vec)
+    }
 }
 
 /// Where an input record came from.
@@ -464,10 +482,10 @@ impl Driver {
                 key: full,
                 value,
             });
-            slot.tenant
-                .seen
-                .insert(key.clone(), applied.outputs.clone());
         }
+        // The entries it was handed are in the store (or this batch's writes), where the next
+        // lookup finds them: the tenant keeps none, so its memory does not grow with the inputs.
+        slot.tenant.seen.clear();
         if rec.offset > slot.applied(topic) {
             // a replay of an older input must not lower it
             slot.set_applied(topic, rec.offset);

@@ -32,6 +32,7 @@ pub mod pystr;
 pub mod rate;
 pub mod records;
 pub mod state;
+pub mod table;
 pub mod tenant;
 pub mod view;
 

@@ -20,6 +20,7 @@ use crate::money;
 use crate::rate;
 use crate::records::{Output, Topic};
 use crate::state;
+use crate::table;
 
 create_exception!(
     _core,
@@ -421,45 +422,86 @@ impl PyTenant {
     }
 }
 
-/// The driver's tables as Python mappings (`.get(bytes) -> bytes | None`, e.g. a Faust
-/// table's store); the first error a lookup raises is kept and raised after the batch.
-struct PyStore<'a, 'py> {
-    tenants: &'a Bound<'py, PyAny>,
-    seen: &'a Bound<'py, PyAny>,
-    err: Option<PyErr>,
+/// One of the worker's changelog-backed tables (`table.rs`): bytes by key, each key at its
+/// partition, the open transaction's writes undone by `rollback`. The driver reads and writes
+/// them in Rust, so a batch's lookups cost no Python call.
+#[pyclass(name = "Table", module = "rating_engine._core")]
+pub struct PyTable {
+    #[pyo3(get)]
+    topic: String,
+    inner: table::Table,
 }
 
-impl PyStore<'_, '_> {
-    fn get(&mut self, which: bool, key: &[u8]) -> Option<Vec<u8>> {
-        if self.err.is_some() {
-            return None;
-        }
-        let map = if which { self.tenants } else { self.seen };
-        let py = map.py();
-        match map
-            .call_method1("get", (PyBytes::new(py, key),))
-            .and_then(|v| v.extract::<Option<Vec<u8>>>())
-        {
-            Ok(v) => v,
-            Err(e) => {
-                self.err = Some(e);
-                None
-            }
+#[pymethods]
+impl PyTable {
+    /// An empty table whose changelog is `topic`.
+    #[new]
+    fn new(topic: String) -> Self {
+        PyTable {
+            topic,
+            inner: table::Table::new(),
         }
     }
-}
 
-impl batch::Store for PyStore<'_, '_> {
-    fn tenant(&mut self, tenant_id: &str) -> Option<Vec<u8>> {
-        self.get(true, tenant_id.as_bytes())
+    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> Option<Bound<'py, PyBytes>> {
+        self.inner.get(key).map(|v| PyBytes::new(py, v))
     }
-    fn seen(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        self.get(false, key)
+
+    /// Write `key` at `partition` in the open transaction.
+    fn put(&mut self, partition: i64, key: &[u8], value: &[u8]) {
+        self.inner.put(partition, key.into(), value.into());
+    }
+
+    /// A changelog record read back on assignment (`value` None: a tombstone).
+    #[pyo3(signature = (partition, key, value))]
+    fn restored(&mut self, partition: i64, key: &[u8], value: Option<&[u8]>) {
+        self.inner
+            .restored(partition, key.into(), value.map(Into::into));
+    }
+
+    fn committed(&mut self) {
+        self.inner.committed();
+    }
+
+    fn rollback(&mut self) {
+        self.inner.rollback();
+    }
+
+    /// Forget the keys of `partition`.
+    fn drop(&mut self, partition: i64) {
+        self.inner.drop_partition(partition);
+    }
+
+    /// The `(key, value)` pairs of `partition`, in no particular order.
+    fn partition_items<'py>(
+        &self,
+        py: Python<'py>,
+        partition: i64,
+    ) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        self.inner
+            .partition_items(partition)
+            .map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v)))
+            .collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, key: &[u8]) -> bool {
+        self.inner.contains(key)
     }
 }
 
 /// An input record: (topic, partition, offset, key, value).
-type PyRecord = (String, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+/// Borrowed, not copied: the core reads the client's bytes in place.
+type PyRecord<'py> = (
+    Bound<'py, PyString>,
+    i64,
+    i64,
+    Option<Bound<'py, PyBytes>>,
+    Option<Bound<'py, PyBytes>>,
+);
 
 type PyDecided<'py> = (
     Vec<(Option<String>, &'static str, Bound<'py, PyBytes>, bool)>,
@@ -472,8 +514,9 @@ type PyUnsaved<'py> = Vec<(String, i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>
 
 /// A streaming driver's tenants, decided one batch of input records per call.
 ///
-/// The tenant state and the duplicate memory stay in the driver's tables; the core reads them
-/// through the mappings handed to `decide` and hands back what to write. See `batch.rs` (the
+/// The tenant states and the duplicate memory stay in the driver's `Table`s, handed to each
+/// `decide`: the core reads both, writes the batch's seen entries itself, and hands back the
+/// changed tenants (their states come from `take_unsaved`). See `batch.rs` (the
 /// module docs) for the seen entries' stamps and why an entry newer than its tenant's state
 /// is ignored.
 #[pyclass(name = "Driver", module = "rating_engine._core")]
@@ -492,43 +535,41 @@ impl PyDriver {
 
     /// Decide `records`, in order: each `(topic, partition, offset, key, value)` with topic
     /// `calls`, `accounts` or `ticks` (a tick that fires now: `{"tenant_id", "due"}`), key and
-    /// value bytes or None (a value None is a tombstone). `tenants` maps a tenant id (bytes)
-    /// to its state bytes, `seen` a `tenant\x1fkey` (bytes) to a remembered entry.
+    /// value bytes or None (a value None is a tombstone). `tenants` holds tenant states by id,
+    /// `seen` the duplicate memory by `tenant\x1fkey` (both `Table`s); the batch's seen entries
+    /// are written to `seen` (in its open transaction) before this returns.
     ///
     /// Returns `(outputs, seen_writes, changed, kinds)`: outputs as `(tenant_id or None,
-    /// topic, bytes, timed)`; seen entries to write as `(partition, key, value)`; each changed
-    /// tenant once as `(tenant_id, partition, next_due or None, live_calls)` (its state comes
-    /// from `take_unsaved`); and per
-    /// calls/accounts record `(topic, its type or "rejected")`. ValueError when a stored state
-    /// does not load or a record's topic is unknown (then nothing of the batch is returned).
+    /// topic, bytes, timed)`; the seen entries written, for the changelog, as `(partition,
+    /// key, value)`; each changed tenant once as `(tenant_id, partition, next_due or None,
+    /// live_calls)` (its state comes from `take_unsaved`); and per calls/accounts record
+    /// `(topic, its type or "rejected")`. ValueError when a stored state does not load or a
+    /// record's topic is unknown (then nothing of the batch is returned or written).
     fn decide<'py>(
         &mut self,
         py: Python<'py>,
-        records: Vec<PyRecord>,
-        tenants: &Bound<'py, PyAny>,
-        seen: &Bound<'py, PyAny>,
+        records: Vec<PyRecord<'py>>,
+        tenants: PyRef<'py, PyTable>,
+        mut seen: PyRefMut<'py, PyTable>,
     ) -> PyResult<PyDecided<'py>> {
         let mut recs = Vec::with_capacity(records.len());
         for (topic, partition, offset, key, value) in &records {
+            let topic = topic.to_str()?;
             let source = batch::Source::parse(topic)
                 .ok_or_else(|| PyValueError::new_err(format!("unknown input topic {topic:?}")))?;
             recs.push(batch::Record {
                 source,
                 partition: *partition,
                 offset: *offset,
-                key: key.as_deref(),
-                value: value.as_deref(),
+                key: key.as_ref().map(|k| k.as_bytes()),
+                value: value.as_ref().map(|v| v.as_bytes()),
             });
         }
-        let mut store = PyStore {
-            tenants,
-            seen,
-            err: None,
+        let mut store = batch::Tables {
+            tenants: &tenants.inner,
+            seen: &seen.inner,
         };
         let decided = self.inner.decide(&recs, &mut store);
-        if let Some(e) = store.err {
-            return Err(e);
-        }
         let d = decided.map_err(PyValueError::new_err)?;
         let outputs = d
             .outputs
@@ -542,17 +583,19 @@ impl PyDriver {
                 )
             })
             .collect();
-        let writes = d
-            .seen
-            .into_iter()
-            .map(|w| {
-                (
-                    w.partition,
-                    PyBytes::new(py, &w.key),
-                    PyBytes::new(py, &w.value),
-                )
-            })
-            .collect();
+        let mut writes = Vec::with_capacity(d.seen.len());
+        for w in d.seen {
+            writes.push((
+                w.partition,
+                PyBytes::new(py, &w.key),
+                PyBytes::new(py, &w.value),
+            ));
+            seen.inner.put(
+                w.partition,
+                w.key.into_boxed_slice(),
+                w.value.into_boxed_slice(),
+            );
+        }
         let mut changed = Vec::with_capacity(d.changed.len());
         for c in d.changed {
             let due = c.next_due.map(|t| instant_to_py(py, &t)).transpose()?;
@@ -632,6 +675,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PyTenant>()?;
     m.add_class::<PyDriver>()?;
+    m.add_class::<PyTable>()?;
     m.add_function(wrap_pyfunction!(parse_input, m)?)?;
     m.add_function(wrap_pyfunction!(account_view, m)?)?;
     m.add("EVENTS", crate::tenant::EVENTS)?;

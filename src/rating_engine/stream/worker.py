@@ -2,11 +2,12 @@
 
 - One confluent-kafka (librdkafka) consumer reads `calls` and `accounts` (keyed by tenant,
   co-partitioned) in the batches the client has fetched; the core's `Driver` decides a whole
-  batch in one call (`native/src/batch.rs`) with read access to the two tables below, and
-  hands back the outputs, the `seen` entries to write and each changed tenant's state bytes,
-  next due instant and live calls.
+  batch in one call (`native/src/batch.rs`) over the two tables below (it writes the batch's
+  `seen` entries itself), and hands back the outputs, those entries for the changelog and
+  each changed tenant's next due instant and live calls.
 - Tables: tenant state (`tenants`) and remembered outputs for duplicate re-emission (`seen`)
-  live in memory for the partitions this worker owns, each backed by a compacted changelog
+  live in memory for the partitions this worker owns, in the core's `Table` (bytes by key,
+  the open transaction's writes undone when it aborts), each backed by a compacted changelog
   topic co-partitioned with the inputs (`<prefix><app-id>-tenants-changelog`,
   `-seen-changelog`), restored when a partition is assigned.
 - Exactly-once (KIP-447): outputs, changelog writes and the input offsets of a stretch of
@@ -40,7 +41,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from typing import Any, Collection, Iterable
+from typing import Any, Collection
 
 import orjson
 
@@ -51,6 +52,7 @@ from ..core import (
     US_PER_S,
     Driver,
     Instant,
+    Table,
     Tenant,
     load_deck,
     parse_instant,
@@ -212,55 +214,6 @@ class TimerHeap:
         metrics.TIMERS_PENDING.set(len(self.due))
 
 
-class Table:
-    """One changelog-backed table of the owned partitions: `get` for the core, writes undone
-    when their transaction aborts."""
-
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
-        self.data: dict[bytes, bytes] = {}
-        self.keys: dict[int, set[bytes]] = {}  # partition -> its keys
-        self.undo: dict[bytes, tuple[int, bytes | None]] = {}  # key -> (partition, before)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, partition: int, key: bytes, value: bytes) -> None:
-        self.put_all(((partition, key, value),))
-
-    def put_all(self, writes: Iterable[tuple[int, bytes, bytes]]) -> None:
-        """`put` of each (partition, key, value), in one loop (a batch writes thousands)."""
-        data, undo, keys = self.data, self.undo, self.keys
-        for partition, key, value in writes:
-            if key not in undo:
-                undo[key] = (partition, data.get(key))
-            data[key] = value
-            owned = keys.get(partition)
-            if owned is None:
-                owned = keys[partition] = set()
-            owned.add(key)
-
-    def restored(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.data.pop(key, None)
-            self.keys.get(partition, set()).discard(key)
-        else:
-            self.data[key] = value
-            self.keys.setdefault(partition, set()).add(key)
-
-    def committed(self) -> None:
-        self.undo.clear()
-
-    def rollback(self) -> None:
-        for key, (partition, before) in self.undo.items():
-            self.restored(partition, key, before)
-        self.undo.clear()
-
-    def drop(self, partition: int) -> None:
-        for key in self.keys.pop(partition, set()):
-            self.data.pop(key, None)
-
-
 class Worker:
     """Consume -> decide -> produce -> commit, one loop on one thread."""
 
@@ -356,7 +309,7 @@ class Worker:
         self.plan_timers(new)
         took = time.monotonic() - started
         metrics.RESTORE_SECONDS.observe(took)
-        metrics.TENANTS.set(len(tenants.data))
+        metrics.TENANTS.set(len(tenants))
         metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
         log.info(
             "assigned partitions %s: %d table records restored in %.3f s",
@@ -388,11 +341,9 @@ class Worker:
         self.starts = {tp: o for tp, o in self.starts.items() if tp[1] not in gone}
         self.driver.forget()
         self.live_counts = {
-            tid: n
-            for tid, n in self.live_counts.items()
-            if tid.encode() in self.tables["tenants"].data
+            tid: n for tid, n in self.live_counts.items() if tid.encode() in self.tables["tenants"]
         }
-        metrics.TENANTS.set(len(self.tables["tenants"].data))
+        metrics.TENANTS.set(len(self.tables["tenants"]))
         metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
         log.info("revoked partitions %s", sorted(gone))
 
@@ -632,7 +583,6 @@ class Worker:
                 metrics.DEAD_LETTERS.labels(orjson.loads(payload)["reason"]).inc()
         for name, n in out_counts.items():
             metrics.RECORDS_OUT.labels(name).inc(n)
-        seen.put_all(writes)
         topic = seen.topic
         for partition, key, value in writes:
             try:
@@ -656,7 +606,7 @@ class Worker:
             tenants.put(partition, key, data)
             self._send(produce, tenants.topic, data, key, partition)
             self._send(produce, views, view, key)
-        metrics.TENANTS.set(len(tenants.data))
+        metrics.TENANTS.set(len(tenants))
 
     def _send(
         self, produce: Any, topic: str, value: bytes, key: bytes | None, partition: int = -1
@@ -722,8 +672,8 @@ class Worker:
         """Each tenant of `partitions`, as its table holds it: its next timer and live calls."""
         tenants = self.tables["tenants"]
         for partition in partitions:
-            for key in tenants.keys.get(partition, ()):
-                t, _ = Tenant.load(self.deck, tenants.data[key])
+            for _, data in tenants.partition_items(partition):
+                t, _ = Tenant.load(self.deck, data)
                 self.live_counts[t.tenant_id] = t.live_calls
                 due = t.next_due()
                 self.timers.set(t.tenant_id, None if due is None else due[0], partition)
