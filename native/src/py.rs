@@ -467,9 +467,9 @@ impl PyTable {
         self.inner.rollback();
     }
 
-    /// Forget the keys of `partition`.
-    fn drop(&mut self, partition: i64) {
-        self.inner.drop_partition(partition);
+    /// Forget the keys of `partitions` (one pass over the table, whatever their number).
+    fn drop(&mut self, partitions: Vec<i64>) {
+        self.inner.drop_partitions(&partitions);
     }
 
     /// The `(key, value)` pairs of `partition`, in no particular order.

@@ -81,9 +81,11 @@ impl Table {
         }
     }
 
-    /// Forget the keys of `partition` (it went to another worker).
-    pub fn drop_partition(&mut self, partition: i64) {
-        self.data.retain(|_, e| e.partition != partition);
+    /// Forget the keys of `partitions` (they went to another worker).
+    pub fn drop_partitions(&mut self, partitions: &[i64]) {
+        if !partitions.is_empty() {
+            self.data.retain(|_, e| !partitions.contains(&e.partition));
+        }
     }
 
     /// The (key, value) pairs of `partition`, in no particular order.
@@ -134,7 +136,7 @@ mod tests {
         t.put(0, b("a"), b("1"));
         t.put(1, b("b"), b("2"));
         t.committed();
-        t.drop_partition(0);
+        t.drop_partitions(&[0]);
         assert_eq!(t.len(), 1);
         assert_eq!(
             t.partition_items(1).collect::<Vec<_>>(),

@@ -37,6 +37,7 @@ import argparse
 import gc
 import heapq
 import logging
+import math
 import signal
 import time
 import uuid
@@ -163,29 +164,30 @@ class TimerHeap:
     """
 
     def __init__(self) -> None:
-        self.heap: list[tuple[Instant, str]] = []
-        self.due: dict[
-            str, tuple[Instant, int, Instant]
-        ] = {}  # tenant -> (due, partition, fire_at)
+        self.heap: list[tuple[int, str]] = []  # (fire_at µs, tenant), stale ones skipped
+        self.due: dict[str, tuple[Instant, int, int]] = {}  # tenant -> (due, partition, fire_at)
 
     def set(self, tenant_id: str, due: Instant | None, partition: int) -> None:
+        """Plan the tenant's next timer (None: it has none). The pending gauge is the
+        caller's to update, once per batch."""
         current = self.due.get(tenant_id)
         if due is None:
             if current is not None:
                 del self.due[tenant_id]
         elif current is None or current[0] != due:
             self._put(tenant_id, due, partition, due)
-        metrics.TIMERS_PENDING.set(len(self.due))
 
     def defer(self, tenant_id: str, due: Instant, partition: int, fire_at: Instant) -> None:
         """Try the tick of `due` again at `fire_at`, unless the tenant is re-planned before."""
         if tenant_id not in self.due:
             self._put(tenant_id, due, partition, fire_at)
-        metrics.TIMERS_PENDING.set(len(self.due))
 
     def _put(self, tenant_id: str, due: Instant, partition: int, fire_at: Instant) -> None:
-        self.due[tenant_id] = (due, partition, fire_at)
-        heapq.heappush(self.heap, (fire_at, tenant_id))
+        # the wall clock has whole microseconds: a rational instant fires at the next one,
+        # and the heap compares ints (a Fraction's comparison is a Python call)
+        fire_us = fire_at if isinstance(fire_at, int) else math.ceil(fire_at)
+        self.due[tenant_id] = (due, partition, fire_us)
+        heapq.heappush(self.heap, (fire_us, tenant_id))
 
     def pop_due(self, now: Instant) -> list[tuple[str, Instant, int]]:
         fired = []
@@ -235,6 +237,7 @@ class Worker:
         self.owned: set[int] = set()
         self.held: set[int] = set()  # revoked, tables kept until the next assignment
         self.live_counts: dict[str, int] = {}
+        self.live_total = 0  # the sum of live_counts (the live calls gauge)
         self.waiting: dict[str, tuple[Instant, list[tuple[Any, int]]]] = {}  # deferred ticks
         # (topic, partition) -> the committed offset its reading resumed from at assignment
         self.starts: dict[tuple[str, int], int] = {}
@@ -296,8 +299,7 @@ class Worker:
         assigned = {tp.partition for tp in partitions if tp.topic in self.inputs}
         new = assigned - self.owned
         for table in self.tables.values():  # held since the revocation, not ours again
-            for partition in self.held - assigned:
-                table.drop(partition)
+            table.drop(sorted(self.held - assigned))
         kept, self.held = self.held & new, set()
         if not new:
             return
@@ -310,7 +312,7 @@ class Worker:
         took = time.monotonic() - started
         metrics.RESTORE_SECONDS.observe(took)
         metrics.TENANTS.set(len(tenants))
-        metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+        self.count_live_calls()
         log.info(
             "assigned partitions %s: %d table records restored in %.3f s",
             sorted(new),
@@ -334,8 +336,7 @@ class Worker:
             self.held |= gone
         else:
             for table in self.tables.values():
-                for partition in gone:
-                    table.drop(partition)
+                table.drop(sorted(gone))
         self.timers.drop_partitions(gone)
         self.waiting.clear()
         self.starts = {tp: o for tp, o in self.starts.items() if tp[1] not in gone}
@@ -344,8 +345,12 @@ class Worker:
             tid: n for tid, n in self.live_counts.items() if tid.encode() in self.tables["tenants"]
         }
         metrics.TENANTS.set(len(self.tables["tenants"]))
-        metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+        self.count_live_calls()
         log.info("revoked partitions %s", sorted(gone))
+
+    def count_live_calls(self) -> None:
+        self.live_total = sum(self.live_counts.values())
+        metrics.LIVE_CALLS.set(self.live_total)
 
     def on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions taken away without a handover (this worker was too slow or cut off):
@@ -550,10 +555,12 @@ class Worker:
                 self.waiting[tid] = (due, ends)
                 self.timers.defer(tid, due, partition, now + DEFER_RETRY_US)
                 continue
-            metrics.TIMER_FIRES.inc()
-            metrics.EVENTS_IN.labels("ticks", "tick").inc()
             tick = orjson.dumps({"tenant_id": tid, "due": _inst_text(due)})
             ticks.append(("ticks", partition, -1, tid.encode(), tick))
+        if ticks:
+            metrics.TIMER_FIRES.inc(len(ticks))
+            metrics.EVENTS_IN.labels("ticks", "tick").inc(len(ticks))
+        metrics.TIMERS_PENDING.set(len(self.timers.due))
         return ticks
 
     def decide(self, records: list[Record]) -> None:
@@ -589,11 +596,17 @@ class Worker:
                 produce(topic, value, key, partition)
             except BufferError:
                 self._send(produce, topic, value, key, partition)
+        live_counts, timers, moved = self.live_counts, self.timers, 0
         for tid, partition, due, live in changed:
-            self.timers.set(tid, due, partition)
-            if self.live_counts.get(tid, 0) != live:
-                self.live_counts[tid] = live
-                metrics.LIVE_CALLS.set(sum(self.live_counts.values()))
+            timers.set(tid, due, partition)
+            before = live_counts.get(tid, 0)
+            if before != live:
+                live_counts[tid] = live
+                moved += live - before
+        if moved:
+            self.live_total += moved
+            metrics.LIVE_CALLS.set(self.live_total)
+        metrics.TIMERS_PENDING.set(len(timers.due))
 
     def save_tenants(self) -> None:
         """Write each tenant the transaction changed, once: its state to the table and its
@@ -621,14 +634,15 @@ class Worker:
     def commit(self) -> None:
         """Commit the open transaction with the consumed offsets; on an abortable error,
         abort it and go back to the last commit (tables undone, inputs read again)."""
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaException, TopicPartition
 
         try:
             self.save_tenants()  # into this transaction, not counted as the commit's time
             started = time.perf_counter()
-            positions = [
-                tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
-            ]
+            # the owned input partitions are the assignment (asking the client for it is a
+            # round trip through its main thread, which was a few percent of a busy loop)
+            owned = [TopicPartition(t, p) for t in self.inputs for p in sorted(self.owned)]
+            positions = [tp for tp in self.consumer.position(owned) if tp.offset >= 0]
             if positions:
                 self.producer.send_offsets_to_transaction(
                     positions, self.consumer.consumer_group_metadata(), 30.0
@@ -677,6 +691,7 @@ class Worker:
                 self.live_counts[t.tenant_id] = t.live_calls
                 due = t.next_due()
                 self.timers.set(t.tenant_id, None if due is None else due[0], partition)
+        metrics.TIMERS_PENDING.set(len(self.timers.due))
 
 
 def ensure_topics(settings: connection.KafkaSettings, args: argparse.Namespace) -> None:
