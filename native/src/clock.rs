@@ -441,10 +441,23 @@ fn push2(out: &mut Vec<u8>, n: u32) {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, floored to the millisecond.
 pub fn write_instant(out: &mut Vec<u8>, t: &Instant) {
-    let ms = t.floor_us().div_euclid(1000);
-    let days = ms.div_euclid(86_400_000);
-    let of_day = ms.rem_euclid(86_400_000) as u32;
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
+    let us = t.floor_us();
+    // 64-bit arithmetic for every instant of the next 290,000 years (i128 division is slow)
+    let (days, of_day) = match i64::try_from(us) {
+        Ok(us) => {
+            let ms = us.div_euclid(1000);
+            (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) as u32)
+        }
+        Err(_) => {
+            let ms = us.div_euclid(1000);
+            let days = ms.div_euclid(86_400_000);
+            (
+                i64::try_from(days).unwrap_or(i64::MAX / 2),
+                ms.rem_euclid(86_400_000) as u32,
+            )
+        }
+    };
+    let (y, m, d) = civil_from_days(days);
     if (0..10_000).contains(&y) {
         let y = y as u32;
         out.extend_from_slice(&[
@@ -512,14 +525,19 @@ fn write_decimal_i128(out: &mut Vec<u8>, scaled: i128, places: usize) {
         out.push(b'-');
     }
     let magnitude = scaled.unsigned_abs();
-    let mut buf = itoa::Buffer::new();
     if places == 0 {
-        out.extend_from_slice(buf.format(magnitude).as_bytes());
+        crate::json::write_uint(out, magnitude);
         return;
     }
-    let unit = 10u128.pow(places as u32);
-    out.extend_from_slice(buf.format(magnitude / unit).as_bytes());
-    let mut part = magnitude % unit;
+    let (whole, mut part) = match u64::try_from(places).ok().filter(|p| *p <= 19) {
+        // 10^19 is the largest power of ten in 64 bits
+        Some(p) => crate::json::div_rem_u128(magnitude, 10u64.pow(p as u32)),
+        None => {
+            let unit = 10u128.pow(places as u32);
+            (magnitude / unit, magnitude % unit)
+        }
+    };
+    crate::json::write_uint(out, whole);
     if part == 0 {
         return;
     }
@@ -528,6 +546,7 @@ fn write_decimal_i128(out: &mut Vec<u8>, scaled: i128, places: usize) {
         part /= 10;
         width -= 1;
     }
+    let mut buf = itoa::Buffer::new();
     let digits = buf.format(part);
     out.push(b'.');
     out.extend(std::iter::repeat_n(b'0', width - digits.len()));

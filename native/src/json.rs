@@ -681,13 +681,65 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
+/// Writes `n`'s decimal digits, through 64-bit arithmetic when it fits: nearly every amount and
+/// instant does, and 128-bit division is a library call.
+pub fn write_int(out: &mut Vec<u8>, n: i128) {
+    let mut buf = itoa::Buffer::new();
+    let digits = match i64::try_from(n) {
+        Ok(small) => buf.format(small),
+        Err(_) => buf.format(n),
+    };
+    out.extend_from_slice(digits.as_bytes());
+}
+
+/// [`write_int`] of an unsigned magnitude.
+pub fn write_uint(out: &mut Vec<u8>, n: u128) {
+    let mut buf = itoa::Buffer::new();
+    let digits = match u64::try_from(n) {
+        Ok(small) => buf.format(small),
+        Err(_) => buf.format(n),
+    };
+    out.extend_from_slice(digits.as_bytes());
+}
+
+/// `n / d` and `n % d` for a `d` that fits 64 bits, in 64-bit arithmetic when `n` fits too.
+pub fn div_rem_u128(n: u128, d: u64) -> (u128, u128) {
+    match u64::try_from(n) {
+        Ok(small) => (u128::from(small / d), u128::from(small % d)),
+        Err(_) => (n / u128::from(d), n % u128::from(d)),
+    }
+}
+
+/// Does any byte of `word` need escaping (a control character, `"` or `\\`)? Exact: the
+/// subtractions borrow only from a byte below the constant they subtract.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
+    (below_space | zero_byte(quote) | zero_byte(backslash)) & HIGHS != 0
+}
+
 /// Writes `s` as a JSON string literal, escaped exactly as orjson escapes it.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Eight bytes at a time up to the first word holding a byte to escape (most strings
+    // have none): those bytes go out as they are, the rest byte by byte.
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if needs_escape(u64::from_le_bytes(word)) {
+            break;
+        }
+        clean += 8;
+    }
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let e = ESCAPE[usize::from(b)];
         if e == 0 {
             continue;
@@ -853,7 +905,7 @@ fn write_limited(
                     if strict_ints && !(i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(i) {
                         return error("integer exceeds 64-bit range", stack.len());
                     }
-                    out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+                    write_int(out, *i);
                 }
                 Value::Float(f) => write_float(out, *f),
                 Value::Str(s) => write_str(out, s),
@@ -1437,6 +1489,61 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"\\\"\\\\/\u{7f}é\u{2028}\u{2029}\u{feff}\u{1F600}\""
         );
+    }
+
+    #[test]
+    fn write_str_word_scan_escapes_every_byte_wherever_it_is() {
+        let naive = |s: &str| {
+            let mut o = vec![b'"'];
+            for &b in s.as_bytes() {
+                match ESCAPE[usize::from(b)] {
+                    0 => o.push(b),
+                    b'u' => o.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                    e => o.extend_from_slice(&[b'\\', e]),
+                }
+            }
+            o.push(b'"');
+            o
+        };
+        for b in 0u8..0x80 {
+            for at in 0..20 {
+                let mut s = vec![b'a'; 20];
+                s[at] = b;
+                let s = String::from_utf8(s).unwrap();
+                let mut out = Vec::new();
+                write_str(&mut out, &s);
+                assert_eq!(out, naive(&s), "byte {b:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn integers_either_side_of_64_bits() {
+        for n in [
+            0i128,
+            -1,
+            i128::from(i64::MAX),
+            i128::from(i64::MAX) + 1,
+            i128::from(i64::MIN),
+            i128::from(i64::MIN) - 1,
+            i128::MAX,
+            i128::MIN,
+        ] {
+            let mut out = Vec::new();
+            write_int(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        for n in [
+            0u128,
+            u128::from(u64::MAX),
+            u128::from(u64::MAX) + 1,
+            u128::MAX,
+        ] {
+            let mut out = Vec::new();
+            write_uint(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+            assert_eq!(div_rem_u128(n, 10_000), (n / 10_000, n % 10_000));
+        }
     }
 
     #[test]

@@ -105,9 +105,9 @@ pub fn write_money(out: &mut Vec<u8>, micros: i128) {
     if centi < 0 {
         out.push(b'-');
     }
-    let q = centi.unsigned_abs();
-    out.extend_from_slice(itoa::Buffer::new().format(q / 10_000).as_bytes());
-    let part = (q % 10_000) as u32;
+    let (whole, part) = crate::json::div_rem_u128(centi.unsigned_abs(), 10_000);
+    crate::json::write_uint(out, whole);
+    let part = part as u32;
     out.extend_from_slice(&[
         b'.',
         b'0' + (part / 1000) as u8,

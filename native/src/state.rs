@@ -15,7 +15,7 @@ use crate::tenant::{LiveCall, Lot, Pool, Tenant};
 pub const FORMAT_VERSION: i128 = 1;
 
 fn put_int(out: &mut Vec<u8>, n: i128) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    json::write_int(out, n);
 }
 
 fn put_instant(out: &mut Vec<u8>, t: &Instant) {
