@@ -241,6 +241,7 @@ class Worker:
         self.waiting: dict[str, tuple[Instant, list[tuple[Any, int]]]] = {}  # deferred ticks
         # (topic, partition) -> the committed offset its reading resumed from at assignment
         self.starts: dict[tuple[str, int], int] = {}
+        self.assigned_ends: dict[tuple[str, int], int] = {}  # (topic, p) -> end at assignment
         self.assigned_us: dict[int, int] = {}  # partition -> wall instant of its assignment
         self.stopping = False
         self.in_txn = False
@@ -340,6 +341,7 @@ class Worker:
         self.timers.drop_partitions(gone)
         self.waiting.clear()
         self.starts = {tp: o for tp, o in self.starts.items() if tp[1] not in gone}
+        self.assigned_ends = {tp: o for tp, o in self.assigned_ends.items() if tp[1] not in gone}
         self.driver.forget()
         self.live_counts = {
             tid: n for tid, n in self.live_counts.items() if tid.encode() in self.tables["tenants"]
@@ -502,20 +504,26 @@ class Worker:
         tps = [TopicPartition(t, p) for t in self.inputs for p in sorted(partitions)]
         for tp in consumer.committed(tps, 30.0):
             self.starts[(tp.topic, tp.partition)] = tp.offset
+        # The broker's end now, asked for: the client's cached end of a partition this worker
+        # owned before (revoked and given back) is that of its last fetch then, so a timer
+        # that came due in between would otherwise fire before the inputs sent meanwhile.
+        for tp in tps:
+            _, hi = consumer.get_watermark_offsets(tp, timeout=10.0, cached=False)
+            self.assigned_ends[(tp.topic, tp.partition)] = hi
         now = wall_us()
         for p in partitions:
             self.assigned_us[p] = now
 
     def input_ends(self, partition: int) -> list[tuple[Any, int]]:
-        """The inputs of `partition` as far as the broker had them (the client's last fetch;
-        -1 or below before the first fetch since the assignment)."""
+        """The inputs of `partition` as far as the broker had them: at the client's last
+        fetch, and at least at the assignment (-1 or below: not known)."""
         from confluent_kafka import TopicPartition
 
         ends = []
         for topic in self.inputs:
             tp = TopicPartition(topic, partition)
             _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
-            ends.append((tp, hi))
+            ends.append((tp, max(hi, self.assigned_ends.get((topic, partition), -1))))
         return ends
 
     def behind(self, ends: list[tuple[Any, int]]) -> bool:
