@@ -958,40 +958,31 @@ async def saturate(args: argparse.Namespace) -> dict[str, Any]:
             result["worker_cpu_share"] = round((c90 - c10) / (t90 - t10), 2)
     result["timeline"] = samples
     if args.passthrough:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "passthrough.py"),
-                "--topic-prefix",
-                prefix,
-                "--expect",
-                str(len(sched.items) + args.partitions),
-            ],
-            capture_output=True,
-            timeout=args.drain_timeout + 60,
-            cwd=REPO,
-            env={**os.environ, **HARNESS_ENV},
-        )
-        result["passthrough"] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-        pt = result["passthrough"].get("sustained_events_per_s")
-        if pt and result["sustained_events_per_s"]:
-            result["ratio_to_passthrough"] = round(result["sustained_events_per_s"] / pt, 3)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "faust_passthrough.py"),
-                "--topic-prefix",
-                prefix,
-                "--expect",
-                str(len(sched.items)),
-            ],
-            capture_output=True,
-            timeout=args.drain_timeout + 60,
-            cwd=REPO,
-            env={**os.environ, **HARNESS_ENV},
-        )
-        lines = proc.stdout.decode().strip().splitlines()
-        result["faust_passthrough"] = json.loads(lines[-1]) if lines else {}
+
+        def baseline(script: str, expect: int, *flags: str) -> dict[str, Any]:
+            """One baseline's JSON line: it reads the same topics in its own group."""
+            proc = subprocess.run(
+                [sys.executable, str(HERE / script), *flags, "--topic-prefix", prefix]
+                + ["--expect", str(expect)],
+                capture_output=True,
+                timeout=args.drain_timeout + 60,
+                cwd=REPO,
+                env={**os.environ, **HARNESS_ENV},
+            )
+            lines = proc.stdout.decode().strip().splitlines()
+            return json.loads(lines[-1]) if lines else {}
+
+        expect = len(sched.items) + args.partitions
+        # aiokafka, and the worker's own client with no decision (the reference it is held to)
+        for key, ratio, flags in (
+            ("passthrough", "ratio_to_passthrough", ()),
+            ("confluent_passthrough", "ratio_to_confluent_passthrough", ("--client", "confluent")),
+        ):
+            result[key] = baseline("passthrough.py", expect, *flags)
+            pt = result[key].get("sustained_events_per_s")
+            if pt and result["sustained_events_per_s"]:
+                result[ratio] = round(result["sustained_events_per_s"] / pt, 3)
+        result["faust_passthrough"] = baseline("faust_passthrough.py", len(sched.items))
     got = await collect(harness(), prefix, idle_s=3.0, max_s=600.0)
     write_outputs(run_dir / "outputs.jsonl", got)
     result["check"] = check(
@@ -1082,15 +1073,15 @@ def report(args: argparse.Namespace) -> None:
         "",
         "Provision the tenants, then burst the call events into `calls` as fast as one producer goes,",
         "with the workers already running and every partition owned; events/s between 10 % and 90 % of",
-        "the events consumed (worker metric `rating_events_in_total`). The passthrough baseline reads",
-        "the same topics afterwards in its own group. The Faust passthrough (`loadtest/faust_passthrough.py`)",
+        "the events consumed (worker metric `rating_events_in_total`). The passthrough baselines (aiokafka,",
+        "and confluent-kafka, the worker's own client) read the same topics afterwards in their own groups. The Faust passthrough (`loadtest/faust_passthrough.py`)",
         "is the worker's envelope with no decision: a Faust agent with the same `take_events` batches and",
         "`Outbox` forwarding each event unchanged, i.e. the ceiling Faust itself puts on the worker.",
         "",
         "| run | workers | events | sustained ev/s | overall ev/s | worker CPU share | ev per worker CPU-s | "
-        "passthrough ev/s (per CPU-s) | ratio | Faust passthrough ev/s (per CPU-s) | vs 1 worker | checker | "
-        "load avg | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "passthrough ev/s (per CPU-s) | ratio | confluent-kafka passthrough ev/s (per CPU-s) | ratio | "
+        "Faust passthrough ev/s (per CPU-s) | vs 1 worker | checker | load avg | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ones = {series(r): r["sustained_events_per_s"] for r in sat if r["args"]["workers"] == 1}
     for r in sat:
@@ -1103,6 +1094,12 @@ def report(args: argparse.Namespace) -> None:
             else "-"
         )
         ptc = r.get("passthrough", {}).get("events_per_cpu_s")
+        cpt = r.get("confluent_passthrough", {})
+        cp = (
+            f"{cpt.get('sustained_events_per_s', '-')} ({cpt.get('events_per_cpu_s', '-')})"
+            if cpt
+            else "-"
+        )
         fpt = r.get("faust_passthrough", {})
         fp = (
             f"{fpt.get('sustained_events_per_s', '-')} ({fpt.get('events_per_cpu_s', '-')})"
@@ -1113,7 +1110,8 @@ def report(args: argparse.Namespace) -> None:
             f"| {r['name']} | {r['args']['workers']} | {r['events']:,} | {r['sustained_events_per_s']} | "
             f"{r['overall_events_per_s']} | {r.get('worker_cpu_share', '-')} | "
             f"{r.get('events_per_worker_cpu_s', '-')} | {pt or '-'} ({ptc or '-'}) | "
-            f"{r.get('ratio_to_passthrough', '-')} | {fp} | {vs} | "
+            f"{r.get('ratio_to_passthrough', '-')} | {cp} | "
+            f"{r.get('ratio_to_confluent_passthrough', '-')} | {fp} | {vs} | "
             f"{summary_check(c)} | {r['loadavg_before'][0]:.1f} | `{r['command']}` |"
         )
     core = core_ceiling()

@@ -1,8 +1,10 @@
-"""Passthrough baseline: an aiokafka consumer that reads `calls` (and `accounts`) and writes each
-event unchanged, with its key, to `<prefix>passthrough`. What Kafka + one Python process cost
-with no decision at all; the worker's events/s is reported as a ratio to it.
+"""Passthrough baseline: a consumer that reads `calls` (and `accounts`) and writes each event
+unchanged, with its key, to `<prefix>passthrough` (`<prefix>passthrough-confluent`). What Kafka +
+one Python process cost with no decision at all; the worker's events/s is reported as a ratio
+to it. `--client aiokafka` (default) or `confluent` (confluent-kafka, the worker's client:
+`consume` batches, `produce` per record).
 
-    .venv/bin/python loadtest/passthrough.py --topic-prefix P --expect N [--timeout 300]
+    .venv/bin/python loadtest/passthrough.py --topic-prefix P --expect N [--client confluent]
 
 The broker connection comes from `rating_engine.stream.connection` (its flags or
 `RATING_ENGINE_*` variables), so a secure broker's TLS and SCRAM cost is measured too.
@@ -74,6 +76,78 @@ async def run(
     finally:
         await producer.stop()
         await consumer.stop()
+    return summary(count, first, last, marks, cpu, expect)
+
+
+def run_confluent(
+    broker: connection.KafkaSettings,
+    prefix: str,
+    expect: int,
+    timeout_s: float,
+    idle_s: float,
+    inputs: tuple[str, ...] = ("calls", "accounts"),
+) -> dict:
+    from confluent_kafka import Consumer, Producer
+
+    consumer = Consumer(
+        {
+            **broker.librdkafka(),
+            "group.id": prefix + "passthrough-confluent",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": 1000,
+        }
+    )
+    producer = Producer({**broker.librdkafka(), "linger.ms": 5, "acks": 1})
+    consumer.subscribe([prefix + t for t in inputs])
+    out = prefix + "passthrough-confluent"
+    count, first, last = 0, None, None
+    marks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    started = time.monotonic()
+    produce = producer.produce
+    try:
+        while time.monotonic() - started < timeout_s and count < expect:
+            msgs = consumer.consume(2000, 0.2)
+            now = time.time()
+            if not msgs:
+                if first is not None and now - (last or now) > idle_s:
+                    break
+                continue
+            if first is None:
+                first = now
+            for m in msgs:
+                if m.error() is not None:
+                    continue
+                while True:
+                    try:
+                        produce(out, m.value(), m.key())
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                count += 1
+            producer.poll(0)
+            last = time.time()
+            for name, share in (("t10", 0.1), ("t50", 0.5), ("t90", 0.9)):
+                if name not in marks and count >= share * expect:
+                    marks[name] = last
+                    cpu[name] = time.process_time()
+        producer.flush(60.0)
+        last = time.time()
+    finally:
+        consumer.close()
+    return summary(count, first, last, marks, cpu, expect)
+
+
+def summary(
+    count: int,
+    first: float | None,
+    last: float | None,
+    marks: dict[str, float],
+    cpu: dict[str, float],
+    expect: int,
+) -> dict:
+    """Events/s over the whole run and over its 10-90 % stretch (wall and CPU)."""
     result = {"count": count, "first": first, "last": last, **marks}
     if first is not None and last is not None and last > first:
         result["events_per_s"] = round(count / (last - first), 1)
@@ -91,20 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expect", type=int, required=True)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--idle", type=float, default=10.0)
+    ap.add_argument("--client", choices=("aiokafka", "confluent"), default="aiokafka")
     args = ap.parse_args(argv)
     try:
         broker = connection.from_args(args)
     except connection.SettingsError as exc:
         ap.error(str(exc))
-    result = asyncio.run(
-        run(
-            broker,
-            args.topic_prefix,
-            args.expect,
-            args.timeout,
-            args.idle,
-        )
-    )
+    how = (args.topic_prefix, args.expect, args.timeout, args.idle)
+    if args.client == "confluent":
+        result = run_confluent(broker, *how)
+    else:
+        result = asyncio.run(run(broker, *how))
     print(json.dumps(result))
     return 0 if result["count"] >= args.expect else 1
 
