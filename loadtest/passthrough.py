@@ -67,10 +67,7 @@ async def run(
                     await producer.send(out, m.value, key=m.key)
                     count += 1
             last = time.time()
-            for name, share in (("t10", 0.1), ("t50", 0.5), ("t90", 0.9)):
-                if name not in marks and count >= share * expect:
-                    marks[name] = last
-                    cpu[name] = time.process_time()
+            mark(marks, cpu, count, expect, last)
         await producer.flush()
         last = time.time()
     finally:
@@ -128,15 +125,22 @@ def run_confluent(
                 count += 1
             producer.poll(0)
             last = time.time()
-            for name, share in (("t10", 0.1), ("t50", 0.5), ("t90", 0.9)):
-                if name not in marks and count >= share * expect:
-                    marks[name] = last
-                    cpu[name] = time.process_time()
+            mark(marks, cpu, count, expect, last)
         producer.flush(60.0)
         last = time.time()
     finally:
         consumer.close()
     return summary(count, first, last, marks, cpu, expect)
+
+
+def mark(
+    marks: dict[str, float], cpu: dict[str, float], count: int, expect: int, now: float
+) -> None:
+    """Note the wall and CPU instants at which 10, 50 and 90 % of the records were passed."""
+    for name, share in (("t10", 0.1), ("t50", 0.5), ("t90", 0.9)):
+        if name not in marks and count >= share * expect:
+            marks[name] = now
+            cpu[name] = time.process_time()
 
 
 def summary(
