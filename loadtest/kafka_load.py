@@ -67,6 +67,7 @@ from checker import check, write_outputs  # noqa: E402
 from rating_engine.core import DISCONNECTS, OUTPUT_TOPICS, US_PER_S, format_instant  # noqa: E402
 from rating_engine.stream import connection  # noqa: E402
 from rating_engine.stream.kafkaio import collect, route  # noqa: E402
+from rating_engine.stream.worker import produce_waiting  # noqa: E402
 
 BROKER = f"kafka://127.0.0.1:{os.environ.get('RATING_ENGINE_KAFKA_PORT', '9092')}"
 # The connection variables (RATING_ENGINE_BROKER, RATING_ENGINE_KAFKA_*) of the harness
@@ -680,7 +681,6 @@ def _send_blocking(items: list[tuple[int, bytes]], prefix: str, paced: bool) -> 
     routed = [(due, prefix + route(raw)[0], route(raw)[1], raw) for due, raw in items]
     first = time.time()
     max_behind = 0.0
-    produce = producer.produce
     i, n = 0, len(routed)
     while i < n:
         if paced:
@@ -696,12 +696,7 @@ def _send_blocking(items: list[tuple[int, bytes]], prefix: str, paced: bool) -> 
         else:
             j = min(n, i + 2000)
         for _, topic, key, raw in routed[i:j]:
-            while True:
-                try:
-                    produce(topic, raw, key)
-                    break
-                except BufferError:  # the client's queue is full: let it deliver
-                    producer.poll(0.05)
+            produce_waiting(producer, topic, raw, key)
         producer.poll(0)
         i = j
     left = producer.flush(120.0)

@@ -23,6 +23,7 @@ import sys
 import time
 
 from rating_engine.stream import connection
+from rating_engine.stream.worker import produce_waiting
 
 
 async def run(
@@ -102,7 +103,6 @@ def run_confluent(
     marks: dict[str, float] = {}
     cpu: dict[str, float] = {}
     started = time.monotonic()
-    produce = producer.produce
     try:
         while time.monotonic() - started < timeout_s and count < expect:
             msgs = consumer.consume(2000, 0.2)
@@ -116,12 +116,7 @@ def run_confluent(
             for m in msgs:
                 if m.error() is not None:
                     continue
-                while True:
-                    try:
-                        produce(out, m.value(), m.key())
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce_waiting(producer, out, m.value(), m.key())
                 count += 1
             producer.poll(0)
             last = time.time()

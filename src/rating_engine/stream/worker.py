@@ -87,6 +87,18 @@ REFUSALS = frozenset(
 Record = tuple[str, int, int, "bytes | None", "bytes | None"]
 
 
+def produce_waiting(
+    producer: Any, topic: str, value: bytes, key: bytes | None, partition: int = -1
+) -> None:
+    """`producer.produce`, waiting while the client's queue is full (it delivers meanwhile)."""
+    while True:
+        try:
+            producer.produce(topic, value, key, partition)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def wall_us() -> int:
     return time.time_ns() // 1000
 
@@ -185,7 +197,7 @@ class TimerHeap:
     def _put(self, tenant_id: str, due: Instant, partition: int, fire_at: Instant) -> None:
         # the wall clock has whole microseconds: a rational instant fires at the next one,
         # and the heap compares ints (a Fraction's comparison is a Python call)
-        fire_us = fire_at if isinstance(fire_at, int) else math.ceil(fire_at)
+        fire_us = math.ceil(fire_at)
         self.due[tenant_id] = (due, partition, fire_us)
         heapq.heappush(self.heap, (fire_us, tenant_id))
 
@@ -198,7 +210,6 @@ class TimerHeap:
                 continue
             del self.due[tid]
             fired.append((tid, cur[0], cur[1]))
-        metrics.TIMERS_PENDING.set(len(self.due))
         return fired
 
     def next_instant(self) -> Instant | None:
@@ -495,13 +506,17 @@ class Worker:
         ):
             self.commit()
 
+    def input_partitions(self, partitions: Collection[int]) -> list[Any]:
+        """`partitions` of every input topic, as the client's `TopicPartition`s."""
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(t, p) for t in self.inputs for p in sorted(partitions)]
+
     def note_starts(self, consumer: Any, partitions: set[int]) -> None:
         """Where reading the new partitions resumes: until their first record is consumed the
         client knows no position, and a timer overdue since the handover must still wait for
         the inputs that were sent before it (the backlog left by the previous owner)."""
-        from confluent_kafka import TopicPartition
-
-        tps = [TopicPartition(t, p) for t in self.inputs for p in sorted(partitions)]
+        tps = self.input_partitions(partitions)
         for tp in consumer.committed(tps, 30.0):
             self.starts[(tp.topic, tp.partition)] = tp.offset
         # The broker's end now, asked for: the client's cached end of a partition this worker
@@ -517,13 +532,10 @@ class Worker:
     def input_ends(self, partition: int) -> list[tuple[Any, int]]:
         """The inputs of `partition` as far as the broker had them: at the client's last
         fetch, and at least at the assignment (-1 or below: not known)."""
-        from confluent_kafka import TopicPartition
-
         ends = []
-        for topic in self.inputs:
-            tp = TopicPartition(topic, partition)
+        for tp in self.input_partitions([partition]):
             _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
-            ends.append((tp, max(hi, self.assigned_ends.get((topic, partition), -1))))
+            ends.append((tp, max(hi, self.assigned_ends.get((tp.topic, partition), -1))))
         return ends
 
     def behind(self, ends: list[tuple[Any, int]]) -> bool:
@@ -588,7 +600,7 @@ class Worker:
             try:
                 produce(topic, payload, key)
             except BufferError:
-                self._send(produce, topic, payload, key)
+                produce_waiting(self.producer, topic, payload, key)
             out_counts[name] += 1
             if name == DISCONNECTS:
                 self.txn_urgent = True
@@ -603,7 +615,7 @@ class Worker:
             try:
                 produce(topic, value, key, partition)
             except BufferError:
-                self._send(produce, topic, value, key, partition)
+                produce_waiting(self.producer, topic, value, key, partition)
         live_counts, timers, moved = self.live_counts, self.timers, 0
         for tid, partition, due, live in changed:
             timers.set(tid, due, partition)
@@ -621,35 +633,25 @@ class Worker:
         changelog, its account view to `account-views`. Only a transaction's last state is ever
         read back (its commit is atomic), so the states of the batches before it are not
         written at all: a tenant touched by every batch costs one state per commit."""
-        tenants, produce, views = self.tables["tenants"], self.producer.produce, self.prefix + VIEWS
+        tenants, views = self.tables["tenants"], self.prefix + VIEWS
         for tid, partition, data, view in self.driver.take_unsaved():
             key = tid.encode()
             tenants.put(partition, key, data)
-            self._send(produce, tenants.topic, data, key, partition)
-            self._send(produce, views, view, key)
+            produce_waiting(self.producer, tenants.topic, data, key, partition)
+            produce_waiting(self.producer, views, view, key)
         metrics.TENANTS.set(len(tenants))
-
-    def _send(
-        self, produce: Any, topic: str, value: bytes, key: bytes | None, partition: int = -1
-    ) -> None:
-        while True:
-            try:
-                produce(topic, value, key, partition)
-                return
-            except BufferError:  # the client's queue is full: let it deliver, then retry
-                self.producer.poll(0.05)
 
     def commit(self) -> None:
         """Commit the open transaction with the consumed offsets; on an abortable error,
         abort it and go back to the last commit (tables undone, inputs read again)."""
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import KafkaException
 
         try:
             self.save_tenants()  # into this transaction, not counted as the commit's time
             started = time.perf_counter()
             # the owned input partitions are the assignment (asking the client for it is a
             # round trip through its main thread, which was a few percent of a busy loop)
-            owned = [TopicPartition(t, p) for t in self.inputs for p in sorted(self.owned)]
+            owned = self.input_partitions(self.owned)
             positions = [tp for tp in self.consumer.position(owned) if tp.offset >= 0]
             if positions:
                 self.producer.send_offsets_to_transaction(
